@@ -1,0 +1,1 @@
+//! Benchmarks for warden; see `benches/*.rs`.

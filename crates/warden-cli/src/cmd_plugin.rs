@@ -1,0 +1,403 @@
+//! `warden plugin …`: build, list, inspect, call and scaffold plugins.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Subcommand;
+use warden_sandbox::{Plugin, Sandbox, SandboxConfig};
+use warden_types::{CallContext, CapabilityGate};
+
+use crate::output;
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCmd {
+    /// Compile the plugins workspace for wasm32-wasip2, copy the components
+    /// into the plugin directory and precompile them.
+    ///
+    /// Adds the wasm32-wasip2 target with rustup when it is missing.
+    Build {
+        /// The plugins' Cargo workspace.
+        #[arg(long, default_value = "plugins")]
+        source: PathBuf,
+        /// Build with the debug profile (faster to build, slower to run).
+        #[arg(long)]
+        debug: bool,
+    },
+    /// List the plugins in the plugin directory.
+    List,
+    /// Show a plugin's manifest, input and output schemas, and imports.
+    Inspect {
+        /// Plugin name (from the plugin directory) or path to a `.wasm` file.
+        plugin: String,
+    },
+    /// Run one call of a plugin and print its output.
+    ///
+    /// Example: warden plugin call http-probe --input '{"url":"http://127.0.0.1:8080/health"}'
+    Call {
+        /// Plugin name (from the plugin directory) or path to a `.wasm` file.
+        plugin: String,
+        /// Input JSON text.
+        #[arg(long, conflicts_with = "input_file")]
+        input: Option<String>,
+        /// File holding the input JSON (`-` for stdin).
+        #[arg(long)]
+        input_file: Option<PathBuf>,
+        /// Ask a mutating tool to report what it would change, and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Call deadline in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        timeout: f64,
+        /// Task id recorded with the call.
+        #[arg(long, default_value = "cli")]
+        task: String,
+    },
+    /// Scaffold a new plugin crate that builds and passes its own test.
+    New {
+        /// Plugin name: lowercase letters, digits and `-`.
+        name: String,
+        /// Where to create it; a Cargo workspace there gains the new member.
+        #[arg(long, default_value = "plugins")]
+        dir: PathBuf,
+    },
+}
+
+pub fn run(cmd: PluginCmd, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    match cmd {
+        PluginCmd::Build { source, debug } => build(&source, plugin_dir, debug, json),
+        PluginCmd::List => list(plugin_dir, json),
+        PluginCmd::Inspect { plugin } => inspect(plugin_dir, &plugin, json),
+        PluginCmd::Call {
+            plugin,
+            input,
+            input_file,
+            dry_run,
+            timeout,
+            task,
+        } => {
+            let input = read_input(input, input_file)?;
+            call(plugin_dir, &plugin, &input, dry_run, timeout, &task, json)
+        }
+        PluginCmd::New { name, dir } => crate::cmd_plugin_new::scaffold(&name, &dir, json),
+    }
+}
+
+fn cache_dir(plugin_dir: &Path) -> PathBuf {
+    plugin_dir.join(".cache")
+}
+
+fn sandbox(plugin_dir: &Path, timeout: Option<f64>) -> anyhow::Result<Sandbox> {
+    let mut config = SandboxConfig::default();
+    config.cache_dir(cache_dir(plugin_dir));
+    if let Some(t) = timeout {
+        if !(t.is_finite() && t > 0.0) {
+            bail!("--timeout must be a positive number of seconds, got {t}");
+        }
+        config.timeout(Duration::from_secs_f64(t));
+    }
+    Ok(Sandbox::new(&config)?)
+}
+
+fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let entries = match fs_err::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            bail!(
+                "plugin directory {} does not exist\nhint: run `warden plugin build` first, or pass --plugin-dir",
+                dir.display()
+            )
+        }
+        Err(e) => return Err(e.into()),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// Load `name` from the plugin directory, or from a path.
+fn load(sandbox: &Sandbox, plugin_dir: &Path, name: &str) -> anyhow::Result<Plugin> {
+    let as_path = Path::new(name);
+    if name.ends_with(".wasm") || as_path.is_file() {
+        return Ok(sandbox.load_file(as_path)?);
+    }
+    let mut names = Vec::new();
+    for file in wasm_files(plugin_dir)? {
+        // File names follow the crate (`http_probe.wasm`); try the likely
+        // one first so a call loads one plugin, not the whole directory.
+        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        if stem.replace('_', "-") == name {
+            let plugin = sandbox.load_file(&file)?;
+            if plugin.manifest().name == name {
+                return Ok(plugin);
+            }
+        }
+    }
+    for file in wasm_files(plugin_dir)? {
+        let plugin = sandbox.load_file(&file)?;
+        if plugin.manifest().name == name {
+            return Ok(plugin);
+        }
+        names.push(plugin.manifest().name.clone());
+    }
+    bail!(
+        "no plugin named `{name}` in {} (found: {})\nhint: `warden plugin list` shows what is there",
+        plugin_dir.display(),
+        if names.is_empty() { "none".into() } else { names.join(", ") }
+    )
+}
+
+fn read_input(input: Option<String>, file: Option<PathBuf>) -> anyhow::Result<serde_json::Value> {
+    let text = match (input, file) {
+        (Some(text), _) => text,
+        (None, Some(path)) if path.as_os_str() == "-" => {
+            std::io::read_to_string(std::io::stdin()).context("reading input from stdin")?
+        }
+        (None, Some(path)) => fs_err::read_to_string(&path)?,
+        (None, None) => "{}".to_string(),
+    };
+    serde_json::from_str(&text).context("input is not valid JSON")
+}
+
+fn rustup_has_wasm_target() -> bool {
+    Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-wasip2"))
+        .unwrap_or(false)
+}
+
+fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::Result<ExitCode> {
+    let manifest = source.join("Cargo.toml");
+    if !manifest.is_file() {
+        bail!("{} not found\nhint: run from the warden checkout or pass --source", manifest.display());
+    }
+    if !rustup_has_wasm_target() {
+        eprintln!("adding the wasm32-wasip2 target with rustup");
+        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+        if !status.map(|s| s.success()).unwrap_or(false) {
+            bail!("`rustup target add wasm32-wasip2` failed\nhint: install rustup, or add the target by hand");
+        }
+    }
+    let started = Instant::now();
+    eprintln!("building {} for wasm32-wasip2 ({})", source.display(), if debug { "debug" } else { "release" });
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.args(["build", "--target", "wasm32-wasip2", "--manifest-path"]).arg(&manifest);
+    if !debug {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().context("running cargo")?;
+    if !status.success() {
+        bail!("cargo build of {} failed ({status})", source.display());
+    }
+    let target_dir = metadata_target_dir(&manifest)?;
+    let out = target_dir.join("wasm32-wasip2").join(if debug { "debug" } else { "release" });
+    fs_err::create_dir_all(plugin_dir)?;
+    let sandbox = sandbox(plugin_dir, None)?;
+    let mut rows = vec![vec!["NAME".to_string(), "VERSION".into(), "SIZE".into(), "FILE".into()]];
+    let mut built = Vec::new();
+    for member in workspace_cdylibs(&manifest)? {
+        let file = out.join(format!("{}.wasm", member.replace('-', "_")));
+        let dest = plugin_dir.join(file.file_name().unwrap_or_default());
+        fs_err::copy(&file, &dest)?;
+        let plugin = sandbox.load_file(&dest)?;
+        let size = fs_err::metadata(&dest)?.len();
+        rows.push(vec![
+            plugin.manifest().name.clone(),
+            plugin.manifest().version.clone(),
+            format!("{} KiB", size / 1024),
+            dest.display().to_string(),
+        ]);
+        built.push(serde_json::json!({
+            "name": plugin.manifest().name,
+            "version": plugin.manifest().version,
+            "bytes": size,
+            "path": dest,
+        }));
+    }
+    eprintln!("built and precompiled {} plugin(s) in {:.1?}", built.len(), started.elapsed());
+    if json {
+        output::json(&built)?;
+    } else {
+        output::table(&rows)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn metadata_target_dir(manifest: &Path) -> anyhow::Result<PathBuf> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .arg(manifest)
+        .output()
+        .context("running cargo metadata")?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")
+}
+
+/// Names of the workspace's packages that build a `cdylib` (the plugins).
+fn workspace_cdylibs(manifest: &Path) -> anyhow::Result<Vec<String>> {
+    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .arg(manifest)
+        .output()
+        .context("running cargo metadata")?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let mut names = Vec::new();
+    for package in meta["packages"].as_array().into_iter().flatten() {
+        let is_cdylib = package["targets"].as_array().into_iter().flatten().any(|t| {
+            t["crate_types"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c == "cdylib")
+        });
+        if is_cdylib {
+            if let Some(name) = package["name"].as_str() {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+fn list(plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let sandbox = sandbox(plugin_dir, None)?;
+    let mut manifests = Vec::new();
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "VERSION".into(),
+        "EFFECT".into(),
+        "DRY-RUN".into(),
+        "CAPABILITIES".into(),
+        "DESCRIPTION".into(),
+    ]];
+    let mut failures = 0;
+    for file in wasm_files(plugin_dir)? {
+        match sandbox.load_file(&file) {
+            Ok(plugin) => {
+                let m = plugin.manifest();
+                rows.push(vec![
+                    m.name.clone(),
+                    m.version.clone(),
+                    m.effect.to_string(),
+                    if m.supports_dry_run { "yes" } else { "no" }.into(),
+                    capabilities_text(m),
+                    m.description.clone(),
+                ]);
+                manifests.push(serde_json::json!({"path": file, "manifest": m}));
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("warning: skipping {}: {e}", file.display());
+            }
+        }
+    }
+    if json {
+        output::json(&manifests)?;
+    } else if rows.len() == 1 {
+        eprintln!("no plugins in {}\nhint: run `warden plugin build`", plugin_dir.display());
+    } else {
+        output::table(&rows)?;
+    }
+    Ok(if failures > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+fn capabilities_text(m: &warden_types::ToolManifest) -> String {
+    let parts: Vec<String> = m
+        .capabilities
+        .iter()
+        .map(|c| match c {
+            warden_types::Capability::Http { hosts } => format!("http({})", hosts.join(",")),
+            warden_types::Capability::Kv => "kv".into(),
+        })
+        .collect();
+    if parts.is_empty() { "-".into() } else { parts.join(" ") }
+}
+
+fn inspect(plugin_dir: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let sandbox = sandbox(plugin_dir, None)?;
+    let plugin = load(&sandbox, plugin_dir, name)?;
+    let m = plugin.manifest();
+    if json {
+        output::json(&serde_json::json!({
+            "path": plugin.path(),
+            "manifest": m,
+            "imports": plugin.imports(),
+        }))?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut text = String::new();
+    text.push_str(&format!("name:         {}\n", m.name));
+    text.push_str(&format!("version:      {}\n", m.version));
+    text.push_str(&format!("description:  {}\n", m.description));
+    text.push_str(&format!("effect:       {}\n", m.effect));
+    text.push_str(&format!("dry-run:      {}\n", if m.supports_dry_run { "supported" } else { "not supported" }));
+    text.push_str(&format!("capabilities: {}\n", capabilities_text(m)));
+    if let Some(p) = plugin.path() {
+        text.push_str(&format!("file:         {}\n", p.display()));
+    }
+    text.push_str("imports:\n");
+    for i in plugin.imports() {
+        text.push_str(&format!("  {i}\n"));
+    }
+    text.push_str(&format!("input schema:\n{}\n", serde_json::to_string_pretty(&m.input_schema)?));
+    text.push_str(&format!("output schema:\n{}\n", serde_json::to_string_pretty(&m.output_schema)?));
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn call(
+    plugin_dir: &Path,
+    name: &str,
+    input: &serde_json::Value,
+    dry_run: bool,
+    timeout: f64,
+    task: &str,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let sandbox = sandbox(plugin_dir, Some(timeout))?;
+    let plugin = load(&sandbox, plugin_dir, name)?;
+    let gate = crate::gate::cli_gate(plugin.manifest(), task)?;
+    let ctx = CallContext {
+        task_id: task.to_string(),
+        step_id: "1".into(),
+        dry_run,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = runtime.block_on(plugin.invoke(&ctx, input, gate as Arc<dyn CapabilityGate>));
+    match result {
+        Ok(out) => {
+            for d in &out.denials {
+                eprintln!("denied: {}", d.reason);
+            }
+            if json {
+                output::json(&out)?;
+            } else {
+                output::json(&out.output)?;
+                eprintln!("{} finished in {:.1?}", name, out.duration);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                output::json(&serde_json::json!({"error": e.to_string()}))?;
+            }
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `warden`: run and inspect sandboxed infrastructure tools.
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a command-line program: data goes to stdout, hints to stderr"
+)]
+
+mod cmd_plugin;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Sandboxed, policy-gated tools for infrastructure agents.
+///
+/// Tools are WebAssembly components (see `plugins/`); every capability they
+/// use is decided by a Rego policy. Data goes to stdout, logs to stderr.
+#[derive(Debug, Parser)]
+#[command(name = "warden", version, propagate_version = true)]
+struct Cli {
+    /// Print machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    json: bool,
+
+    /// More log output on stderr (-v info, -vv debug, -vvv trace).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    /// Directory of built plugins (`*.wasm`) [env: WARDEN_PLUGIN_DIR] [default: .warden/plugins].
+    #[arg(long, global = true, env = "WARDEN_PLUGIN_DIR", hide_env = true)]
+    plugin_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build, list, inspect, call and scaffold tool plugins.
+    #[command(subcommand)]
+    Plugin(cmd_plugin::PluginCmd),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    let plugin_dir = cli
+        .plugin_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(".warden/plugins"));
+    let result = match cli.command {
+        Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::env::var_os("NO_COLOR").is_none() && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}

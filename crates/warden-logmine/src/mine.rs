@@ -1,0 +1,297 @@
+//! One-shot mining: the online pass, then refinement with every line known.
+
+use std::collections::HashMap;
+
+use crate::config::Config;
+use crate::miner::{Interner, Miner, Tok, WILD};
+use crate::template::{Mining, Template, TemplateId, params_of};
+
+/// A wildcard position whose values are at most this many distinct words is
+/// a candidate for splitting: a template's constants vary little, a
+/// parameter's values usually vary a lot.
+const SPLIT_MAX_DISTINCT: usize = 4;
+/// The same for values that all read like enum constants (`RUNNING`),
+/// which are far more often code constants than data.
+const SPLIT_MAX_DISTINCT_ENUM: usize = 12;
+
+/// Mines templates from `lines` in one go and assigns each line its final
+/// template.
+///
+/// Runs the online [`Miner`] over all lines, then (with
+/// [`Config::refine`]) merges templates that differ only in parameters —
+/// including parameters that span several tokens — and splits templates
+/// whose wildcard hides a few recurring words (at most 4 distinct, or 12
+/// enum-like `UPPER_CASE` ones; a word seen once counts only when its line
+/// also differs in another word, so a lone second user name stays a
+/// parameter). Ids are dense and follow the
+/// order of each template's first line, so the result is deterministic.
+///
+/// ```
+/// use warden_logmine::{Config, mine};
+///
+/// let lines = [
+///     "Accepted password for root from 10.0.0.1 port 22 ssh2",
+///     "Accepted password for admin from 10.0.0.9 port 2222 ssh2",
+///     "Connection closed by 10.0.0.1 [preauth]",
+/// ];
+/// let mining = mine(&lines, &Config::default());
+/// assert_eq!(mining.templates.len(), 2);
+/// assert_eq!(mining.assignments[0], mining.assignments[1]);
+/// assert_eq!(
+///     mining.templates[0].text,
+///     "Accepted password for <*> from <*> port <*> ssh2"
+/// );
+/// ```
+#[must_use]
+pub fn mine<S: AsRef<str>>(lines: &[S], config: &Config) -> Mining {
+    let mut miner = Miner::new(config.clone());
+    let mut line_tokens = Vec::with_capacity(lines.len());
+    let mut cluster_of = Vec::with_capacity(lines.len());
+    for line in lines {
+        let tokens = miner.tokens(line.as_ref());
+        cluster_of.push(miner.add_tokens(tokens.clone()));
+        line_tokens.push(tokens);
+    }
+    let mut groups: Vec<Vec<usize>> = vec![Vec::new(); miner.clusters().len()];
+    for (line, &cluster) in cluster_of.iter().enumerate() {
+        groups[cluster].push(line);
+    }
+    let groups: Vec<Group> = if miner.config().refine {
+        let split: Vec<Vec<usize>> = groups
+            .into_iter()
+            .flat_map(|g| split_group(g, &line_tokens, miner.interner()))
+            .collect();
+        merge_groups(split, &line_tokens, miner.interner())
+    } else {
+        groups
+            .into_iter()
+            .map(|lines| Group {
+                template: agreement(&lines, &line_tokens, miner.interner()),
+                lines,
+            })
+            .collect()
+    };
+    finish(&miner, groups, lines.len())
+}
+
+/// Lines sharing one template.
+struct Group {
+    lines: Vec<usize>,
+    template: Vec<Tok>,
+}
+
+/// Per position: the shared token, or `<*>` where lines disagree.
+fn agreement(lines: &[usize], line_tokens: &[Vec<Tok>], interner: &Interner) -> Vec<Tok> {
+    let Some((&first, rest)) = lines.split_first() else {
+        return Vec::new();
+    };
+    let mut template = line_tokens[first].clone();
+    for &line in rest {
+        for (t, &l) in template.iter_mut().zip(&line_tokens[line]) {
+            *t = interner.generalize(*t, l);
+        }
+    }
+    template
+}
+
+/// Splits a same-length group on a wildcard position that holds a few
+/// recurring words (`stored as bytes` / `stored as values`).
+fn split_group(
+    lines: Vec<usize>,
+    line_tokens: &[Vec<Tok>],
+    interner: &Interner,
+) -> Vec<Vec<usize>> {
+    let Some(&first) = lines.first() else {
+        return vec![lines];
+    };
+    let width = line_tokens[first].len();
+    for pos in 0..width {
+        let mut counts: HashMap<Tok, usize> = HashMap::new();
+        let mut words = true;
+        let mut enums = true;
+        for &line in &lines {
+            let tok = line_tokens[line][pos];
+            if !interner.is_word(tok) {
+                words = false;
+                break;
+            }
+            enums &= interner.is_enum(tok);
+            *counts.entry(tok).or_default() += 1;
+        }
+        let limit = if enums {
+            SPLIT_MAX_DISTINCT_ENUM
+        } else {
+            SPLIT_MAX_DISTINCT
+        };
+        if !words || counts.len() < 2 || counts.len() > limit {
+            continue;
+        }
+        // A word seen once is a constant only if its line also differs from
+        // all others in another word: a second user name alone is data.
+        // Enum-like words need no such support.
+        let supported = enums
+            || counts.iter().all(|(&tok, &count)| {
+                count >= 2
+                    || lines.iter().any(|&l| {
+                        line_tokens[l][pos] == tok
+                            && differs_elsewhere(l, pos, &lines, line_tokens, interner)
+                    })
+            });
+        if !supported {
+            continue;
+        }
+        let mut parts: Vec<(Tok, Vec<usize>)> = Vec::new();
+        for &line in &lines {
+            let tok = line_tokens[line][pos];
+            match parts.iter_mut().find(|(t, _)| *t == tok) {
+                Some((_, part)) => part.push(line),
+                None => parts.push((tok, vec![line])),
+            }
+        }
+        return parts
+            .into_iter()
+            .flat_map(|(_, part)| split_group(part, line_tokens, interner))
+            .collect();
+    }
+    vec![lines]
+}
+
+/// Whether `line` has, at some position other than `pos`, a word that no
+/// other line of the group has there.
+fn differs_elsewhere(
+    line: usize,
+    pos: usize,
+    lines: &[usize],
+    line_tokens: &[Vec<Tok>],
+    interner: &Interner,
+) -> bool {
+    let tokens = &line_tokens[line];
+    tokens.iter().enumerate().any(|(q, &tok)| {
+        q != pos
+            && interner.is_word(tok)
+            && lines
+                .iter()
+                .all(|&other| other == line || line_tokens[other][q] != tok)
+    })
+}
+
+/// Merges groups whose templates have the same constant tokens in the same
+/// order, whatever the number and place of their parameters.
+fn merge_groups(
+    groups: Vec<Vec<usize>>,
+    line_tokens: &[Vec<Tok>],
+    interner: &Interner,
+) -> Vec<Group> {
+    let mut by_skeleton: HashMap<Vec<Tok>, usize> = HashMap::new();
+    let mut merged: Vec<Vec<Group>> = Vec::new();
+    for lines in groups {
+        let template = agreement(&lines, line_tokens, interner);
+        let skeleton = skeleton_of(&template);
+        let group = Group { lines, template };
+        match by_skeleton.get(&skeleton) {
+            Some(&i) => merged[i].push(group),
+            None => {
+                by_skeleton.insert(skeleton, merged.len());
+                merged.push(vec![group]);
+            }
+        }
+    }
+    merged.into_iter().map(combine).collect()
+}
+
+/// One group from several with the same skeleton: the gap before each
+/// constant keeps its wildcard count when all members agree, else holds one.
+fn combine(mut members: Vec<Group>) -> Group {
+    if members.len() == 1
+        && let Some(group) = members.pop()
+    {
+        return group;
+    }
+    let skeleton: Vec<Tok> = members
+        .first()
+        .map(|g| skeleton_of(&g.template))
+        .unwrap_or_default();
+    let gaps: Vec<Vec<usize>> = members
+        .iter()
+        .map(|g| gaps_of(&dedup(&g.template)))
+        .collect();
+    let mut template = Vec::new();
+    for j in 0..=skeleton.len() {
+        let counts = gaps.iter().map(|g| g.get(j).copied().unwrap_or(0));
+        let first = gaps.first().and_then(|g| g.get(j)).copied().unwrap_or(0);
+        let wilds = if counts.clone().all(|c| c == first) {
+            first
+        } else {
+            usize::from(counts.max().unwrap_or(0) > 0)
+        };
+        template.extend(std::iter::repeat_n(WILD, wilds));
+        template.extend(skeleton.get(j));
+    }
+    let mut lines: Vec<usize> = members.into_iter().flat_map(|g| g.lines).collect();
+    lines.sort_unstable();
+    Group { lines, template }
+}
+
+/// A template without repeats of a constant (`blk_<*> blk_<*> blk_<*>`
+/// is a list of one kind of item, whatever its length).
+fn dedup(template: &[Tok]) -> Vec<Tok> {
+    let mut out: Vec<Tok> = Vec::with_capacity(template.len());
+    for &t in template {
+        if t == WILD || out.last() != Some(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// The constants of a template, in order, without repeats.
+fn skeleton_of(template: &[Tok]) -> Vec<Tok> {
+    dedup(template).into_iter().filter(|&t| t != WILD).collect()
+}
+
+/// Wildcards before each constant of a template, and after the last.
+fn gaps_of(template: &[Tok]) -> Vec<usize> {
+    let mut gaps = vec![0];
+    for &t in template {
+        if t == WILD {
+            if let Some(last) = gaps.last_mut() {
+                *last += 1;
+            }
+        } else {
+            gaps.push(0);
+        }
+    }
+    gaps
+}
+
+fn finish(miner: &Miner, mut groups: Vec<Group>, lines: usize) -> Mining {
+    groups.retain(|g| !g.lines.is_empty());
+    groups.sort_by_key(|g| g.lines.first().copied().unwrap_or(usize::MAX));
+    let limit = miner.config().rare_limit(lines);
+    let mut assignments = vec![TemplateId(0); lines];
+    let mut templates = Vec::with_capacity(groups.len());
+    for (index, group) in groups.iter().enumerate() {
+        let id = TemplateId::from_index(index);
+        for &line in &group.lines {
+            assignments[line] = id;
+        }
+        let count = group.lines.len() as u64;
+        let text = group
+            .template
+            .iter()
+            .map(|&t| miner.interner().text(t))
+            .collect::<Vec<_>>()
+            .join(" ");
+        templates.push(Template {
+            id,
+            text,
+            count,
+            params: params_of(&group.template),
+            rare: count <= limit,
+        });
+    }
+    Mining {
+        templates,
+        assignments,
+    }
+}

@@ -1,0 +1,394 @@
+//! HNSW index over record vectors (hnsw_rs), with tombstones and a
+//! checksummed on-disk dump that is only trusted when it matches the store.
+
+use std::collections::HashSet;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::{Path, PathBuf};
+
+use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::MemoryError;
+use crate::embed::dot;
+
+/// Cosine distance for unit vectors, `1 - a.b` clamped at zero.
+///
+/// Not anndists' `DistCosine` (scalar f64, slow) nor `DistDot`, which asserts
+/// `a.b <= 1` and so panics on the last-bit rounding of normalised f32 vectors.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct CosineDistance;
+
+impl Distance<f32> for CosineDistance {
+    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
+        // `f32::max` also maps a NaN to 0, which hnsw_rs's own asserts need.
+        (1.0 - dot(va, vb)).max(0.0)
+    }
+}
+
+/// HNSW construction and search parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HnswParams {
+    pub max_connections: usize,
+    pub ef_construction: usize,
+    pub ef_search: usize,
+}
+
+const BASENAME: &str = "hnsw";
+const META_FILE: &str = "meta.json";
+const FORMAT: u32 = 1;
+
+/// Written last into the dump directory: what the dump reflects and checksums
+/// of the files hnsw_rs wrote.
+#[derive(Debug, Serialize, Deserialize)]
+struct DumpMeta {
+    format: u32,
+    generation: u64,
+    fingerprint: String,
+    dim: usize,
+    points: usize,
+    basename: String,
+    data_sha256: String,
+    graph_sha256: String,
+}
+
+/// The in-memory index: hnsw graph keyed by record slot, plus the slots
+/// whose records were deleted or replaced since the graph was built.
+pub(crate) struct Index {
+    hnsw: Hnsw<'static, f32, CosineDistance>,
+    dim: usize,
+    params: HnswParams,
+    tombstones: HashSet<u64>,
+    points: usize,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index")
+            .field("dim", &self.dim)
+            .field("points", &self.points)
+            .field("tombstones", &self.tombstones.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Index {
+    /// An empty index sized for about `capacity` points.
+    pub(crate) fn new(dim: usize, capacity: usize, params: HnswParams) -> Self {
+        let hnsw = Hnsw::new(
+            params.max_connections,
+            capacity.max(1024),
+            16,
+            params.ef_construction,
+            CosineDistance,
+        );
+        Self {
+            hnsw,
+            dim,
+            params,
+            tombstones: HashSet::new(),
+            points: 0,
+        }
+    }
+
+    /// Builds an index from `(slot, vector)` pairs, inserting in parallel.
+    pub(crate) fn build(dim: usize, items: &[(u64, Vec<f32>)], params: HnswParams) -> Self {
+        let index = Self::new(dim, items.len(), params);
+        let data: Vec<(&Vec<f32>, usize)> = items.iter().map(|(s, v)| (v, slot_id(*s))).collect();
+        // hnsw_rs parallelises with rayon; below a few thousand points the
+        // thread overhead outweighs the gain.
+        if data.len() >= 4096 {
+            index.hnsw.parallel_insert(&data);
+        } else {
+            for (v, id) in &data {
+                index.hnsw.insert((v.as_slice(), *id));
+            }
+        }
+        Self {
+            points: items.len(),
+            ..index
+        }
+    }
+
+    pub(crate) fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Live points.
+    pub(crate) fn len(&self) -> usize {
+        self.points - self.tombstones.len()
+    }
+
+    pub(crate) fn insert(&mut self, slot: u64, v: &[f32]) {
+        self.hnsw.insert((v, slot_id(slot)));
+        self.points += 1;
+    }
+
+    /// Marks `slot` deleted; hnsw_rs cannot remove points from its graph.
+    pub(crate) fn remove(&mut self, slot: u64) {
+        self.tombstones.insert(slot);
+    }
+
+    /// Whether tombstones exceed `fraction` of the graph, so a rebuild pays off.
+    pub(crate) fn needs_rebuild(&self, fraction: f64) -> bool {
+        self.points > 0 && self.tombstones.len() as f64 > fraction * self.points as f64
+    }
+
+    /// The `k` nearest live slots with their cosine similarity, best first.
+    pub(crate) fn search(&self, q: &[f32], k: usize) -> Vec<(u64, f32)> {
+        if k == 0 || self.len() == 0 {
+            return Vec::new();
+        }
+        let want = k.min(self.len());
+        let extra = self.tombstones.len().min(k + 16);
+        let ef = self.params.ef_search.max(k + extra);
+        let mut out = self.collect(self.hnsw.search(q, k + extra, ef), want);
+        if out.len() < want {
+            // Many tombstones near the query: let hnsw_rs skip them while walking.
+            let live = |id: &usize| !self.tombstones.contains(&(*id as u64));
+            out = self.collect(self.hnsw.search_filter(q, want, ef, Some(&live)), want);
+        }
+        out
+    }
+
+    fn collect(&self, hits: Vec<hnsw_rs::prelude::Neighbour>, want: usize) -> Vec<(u64, f32)> {
+        hits.into_iter()
+            .map(|n| (n.d_id as u64, 1.0 - n.distance))
+            .filter(|(slot, _)| !self.tombstones.contains(slot))
+            .take(want)
+            .collect()
+    }
+
+    /// Writes the dump into `dir` atomically enough: a fresh temporary
+    /// directory renamed over the old one; checksums catch the rest.
+    pub(crate) fn save(&self, dir: &Path, generation: u64, fingerprint: &str) -> Result<(), MemoryError> {
+        let tmp = dir.with_extension("tmp");
+        if tmp.exists() {
+            fs_err::remove_dir_all(&tmp).map_err(|e| MemoryError::io(&tmp, e))?;
+        }
+        fs_err::create_dir_all(&tmp).map_err(|e| MemoryError::io(&tmp, e))?;
+        let basename = if self.points == 0 {
+            BASENAME.to_owned()
+        } else {
+            // hnsw_rs panics instead of returning an error when it cannot create its files.
+            let dumped = catch_unwind(AssertUnwindSafe(|| self.hnsw.file_dump(&tmp, BASENAME)));
+            match dumped {
+                Ok(Ok(name)) => name,
+                Ok(Err(e)) => return Err(index_err(&tmp, format!("dump failed: {e}"))),
+                Err(_) => return Err(index_err(&tmp, "dump panicked".to_owned())),
+            }
+        };
+        let (data_sha256, graph_sha256) = if self.points == 0 {
+            (String::new(), String::new())
+        } else {
+            (
+                sha256_file(&tmp.join(format!("{basename}.hnsw.data")))?,
+                sha256_file(&tmp.join(format!("{basename}.hnsw.graph")))?,
+            )
+        };
+        let meta = DumpMeta {
+            format: FORMAT,
+            generation,
+            fingerprint: fingerprint.to_owned(),
+            dim: self.dim,
+            points: self.points,
+            basename,
+            data_sha256,
+            graph_sha256,
+        };
+        let meta_path = tmp.join(META_FILE);
+        let json = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| index_err(&meta_path, e.to_string()))?;
+        fs_err::write(&meta_path, json).map_err(|e| MemoryError::io(&meta_path, e))?;
+        if dir.exists() {
+            fs_err::remove_dir_all(dir).map_err(|e| MemoryError::io(dir, e))?;
+        }
+        fs_err::rename(&tmp, dir).map_err(|e| MemoryError::io(dir, e))?;
+        Ok(())
+    }
+
+    /// Loads the dump in `dir` if it reflects exactly `generation` of a store
+    /// built with `fingerprint`, its checksums match and its points are the
+    /// store's slots (`live`) plus tombstones. Any doubt returns `Err(reason)`
+    /// and the caller rebuilds from the store.
+    pub(crate) fn load(
+        dir: &Path,
+        generation: u64,
+        fingerprint: &str,
+        dim: usize,
+        params: HnswParams,
+        live: &HashSet<u64>,
+    ) -> Result<Self, String> {
+        let meta_path = dir.join(META_FILE);
+        let raw = fs_err::read(&meta_path).map_err(|e| e.to_string())?;
+        let meta: DumpMeta = serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", meta_path.display()))?;
+        if meta.format != FORMAT || meta.fingerprint != fingerprint || meta.dim != dim {
+            return Err(format!("built for {} (d={}), store uses {fingerprint} (d={dim})", meta.fingerprint, meta.dim));
+        }
+        if meta.generation != generation {
+            return Err(format!("stale: index generation {}, store generation {generation}", meta.generation));
+        }
+        if meta.points == 0 {
+            return if live.is_empty() {
+                Ok(Self::new(dim, 0, params))
+            } else {
+                Err("empty index for a non-empty store".to_owned())
+            };
+        }
+        let data = dir.join(format!("{}.hnsw.data", meta.basename));
+        let graph = dir.join(format!("{}.hnsw.graph", meta.basename));
+        if sha256_file(&data).map_err(|e| e.to_string())? != meta.data_sha256
+            || sha256_file(&graph).map_err(|e| e.to_string())? != meta.graph_sha256
+        {
+            return Err("checksum mismatch".to_owned());
+        }
+        // hnsw_rs ties the loaded graph's lifetime to its loader; the loader is
+        // a few hundred bytes without mmap, so one is leaked per load.
+        let io = Box::new(HnswIo::new(dir, &meta.basename));
+        let loaded = catch_unwind(AssertUnwindSafe(move || {
+            let io: &'static mut HnswIo = Box::leak(io);
+            io.load_hnsw::<f32, CosineDistance>()
+        }));
+        let hnsw = match loaded {
+            Ok(Ok(h)) => h,
+            Ok(Err(e)) => return Err(format!("load failed: {e}")),
+            Err(_) => return Err("load panicked".to_owned()),
+        };
+        let mut slots = HashSet::with_capacity(meta.points);
+        for p in hnsw.get_point_indexation() {
+            slots.insert(p.get_origin_id() as u64);
+        }
+        if slots.len() != meta.points || hnsw.get_nb_point() != meta.points {
+            return Err("point count differs from its metadata".to_owned());
+        }
+        if !live.is_subset(&slots) {
+            return Err("store has records the index lacks".to_owned());
+        }
+        let tombstones = slots.difference(live).copied().collect();
+        Ok(Self {
+            hnsw,
+            dim,
+            params,
+            tombstones,
+            points: meta.points,
+        })
+    }
+}
+
+fn slot_id(slot: u64) -> usize {
+    // Slots count records ever stored; they fit a usize on every supported target.
+    usize::try_from(slot).unwrap_or(usize::MAX)
+}
+
+fn index_err(path: &Path, reason: String) -> MemoryError {
+    MemoryError::Index {
+        path: PathBuf::from(path),
+        reason,
+    }
+}
+
+fn sha256_file(path: &Path) -> Result<String, MemoryError> {
+    use std::io::Read;
+    let mut file = fs_err::File::open(path).map_err(|e| MemoryError::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| MemoryError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embed::l2_normalize;
+
+    const PARAMS: HnswParams = HnswParams {
+        max_connections: 16,
+        ef_construction: 100,
+        ef_search: 64,
+    };
+
+    fn vectors(n: usize, dim: usize) -> Vec<(u64, Vec<f32>)> {
+        // Deterministic pseudo-random unit vectors (xorshift).
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        (0..n as u64)
+            .map(|slot| {
+                let mut v: Vec<f32> = (0..dim)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        (x % 2000) as f32 / 1000.0 - 1.0
+                    })
+                    .collect();
+                l2_normalize(&mut v);
+                (slot, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn finds_each_point_as_its_own_nearest_neighbour() {
+        let items = vectors(300, 32);
+        let index = Index::build(32, &items, PARAMS);
+        for (slot, v) in &items {
+            let hits = index.search(v, 1);
+            assert_eq!(hits[0].0, *slot);
+            assert!((hits[0].1 - 1.0).abs() < 1e-4);
+        }
+    }
+
+    #[test]
+    fn tombstoned_points_are_never_returned() {
+        let items = vectors(200, 16);
+        let mut index = Index::build(16, &items, PARAMS);
+        for slot in 0..150 {
+            index.remove(slot);
+        }
+        assert_eq!(index.len(), 50);
+        assert!(index.needs_rebuild(0.5));
+        let hits = index.search(&items[3].1, 10);
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|(s, _)| *s >= 150));
+    }
+
+    #[test]
+    fn dump_round_trips_and_is_rejected_when_stale_or_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let items = vectors(100, 16);
+        let mut index = Index::build(16, &items, PARAMS);
+        index.remove(7);
+        index.save(&path, 5, "fp").unwrap();
+        let live: HashSet<u64> = (0..100).filter(|s| *s != 7).collect();
+
+        let loaded = Index::load(&path, 5, "fp", 16, PARAMS, &live).unwrap();
+        assert_eq!(loaded.len(), 99);
+        assert_eq!(loaded.search(&items[42].1, 1)[0].0, 42);
+
+        let stale = Index::load(&path, 6, "fp", 16, PARAMS, &live).unwrap_err();
+        assert!(stale.contains("stale"), "{stale}");
+        let other = Index::load(&path, 5, "other", 16, PARAMS, &live).unwrap_err();
+        assert!(other.contains("built for"), "{other}");
+
+        let graph = path.join("hnsw.hnsw.graph");
+        let mut bytes = fs_err::read(&graph).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        fs_err::write(&graph, bytes).unwrap();
+        let corrupt = Index::load(&path, 5, "fp", 16, PARAMS, &live).unwrap_err();
+        assert!(corrupt.contains("checksum"), "{corrupt}");
+    }
+
+    #[test]
+    fn a_missing_dump_is_an_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Index::load(&dir.path().join("nope"), 1, "fp", 8, PARAMS, &HashSet::new());
+        assert!(err.is_err());
+    }
+}

@@ -1,0 +1,78 @@
+//! Rego policy decisions for warden.
+//!
+//! Every tool call (`data.warden.call`), every capability a plugin uses
+//! inside a call (`data.warden.capability`) and every plan
+//! (`data.warden.plan`) is decided by a Rego bundle: a folder of `*.rego`
+//! files plus `data.json` / `data.yaml` files (mounted at their folder's
+//! path, as in OPA bundles). `*_test.rego` files hold `test_*` rules for
+//! [`run_tests`] and are not loaded for decisions. Each entry returns
+//! `{allow, deny: [reason], approval: [reason], obligations: {...}}`, read
+//! into a [`Decision`](warden_types::Decision).
+//!
+//! Policies fail closed. A bundle that does not parse or compile (including
+//! a recursive function, which OPA also rejects) is a load error naming the
+//! file, line and column: the agent refuses to start. At decision time, an
+//! evaluation error, an undefined or malformed result, a rule conflict or an
+//! evaluation over its wall-clock budget (regorus's cooperative execution
+//! timer, 100 ms by default) denies with a reason starting `policy error:`.
+//! Nothing allows by default.
+//!
+//! The engine is [`regorus`], a Rego interpreter in Rust; its types never
+//! appear in this crate's API. OPA's own `opa-wasm` route is not offered:
+//! it needs the `opa` CLI to compile Rego to WebAssembly, and that CLI cannot
+//! be obtained from the registries this project builds from.
+//!
+//! ```
+//! use warden_policy::{Entry, PolicyContext, PolicyEngine, PolicyInput};
+//! use warden_types::{Effect, ToolManifest, Verdict};
+//!
+//! let policies = concat!(env!("CARGO_MANIFEST_DIR"), "/../../policies");
+//! let engine = PolicyEngine::load(policies)?;
+//!
+//! let mut ctx = PolicyContext::default();
+//! ctx.agent.name = "edge-01".into();
+//! ctx.agent.env = "prod".into();
+//! let restart = ToolManifest {
+//!     name: "restart-service".into(),
+//!     version: "0.1.0".into(),
+//!     description: "Restart a systemd unit".into(),
+//!     input_schema: serde_json::json!({"type": "object"}),
+//!     output_schema: serde_json::json!({"type": "object"}),
+//!     effect: Effect::Mutating,
+//!     supports_dry_run: false,
+//!     capabilities: vec![],
+//! };
+//! let input = PolicyInput::call(&ctx, &restart, serde_json::json!({"unit": "nginx"}), "s1", false);
+//! let record = engine.decide(Entry::Call, &input);
+//! assert_eq!(record.decision.verdict, Verdict::NeedsApproval);
+//! assert_eq!(record.bundle_hash, engine.summary().hash);
+//! # Ok::<(), warden_policy::PolicyError>(())
+//! ```
+//!
+//! Long-running agents reload the folder with [`PolicyEngine::reload`] or
+//! [`PolicyEngine::watch`]; a broken new bundle is rejected and the old one
+//! stays. [`PolicyGate`] puts the engine behind the sandbox's
+//! [`CapabilityGate`](warden_types::CapabilityGate).
+#![deny(missing_docs)]
+
+mod analysis;
+mod bundle;
+mod decision;
+mod engine;
+mod error;
+mod explain;
+mod gate;
+mod input;
+mod testing;
+
+pub use bundle::BundleSummary;
+pub use decision::{DecisionRecord, Entry, POLICY_ERROR_PREFIX};
+pub use engine::{DEFAULT_TIMEOUT, DecisionSink, PolicyEngine, PolicyEngineBuilder, Watcher};
+pub use error::PolicyError;
+pub use explain::{Explanation, ReasonSource, RuleSource};
+pub use gate::PolicyGate;
+pub use input::{
+    AgentInfo, CallInfo, History, PlanInfo, PlanStep, PolicyContext, PolicyInput, Principal,
+    TaskInfo, ToolInfo,
+};
+pub use testing::{TestOutcome, TestReport, TestResult, check, run_tests};

@@ -1,0 +1,112 @@
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Limits and engine settings of a [`Sandbox`](crate::Sandbox).
+///
+/// Long-lived configuration with `&mut self` setters; each setter documents
+/// its default.
+///
+/// ```
+/// use std::time::Duration;
+/// use warden_sandbox::SandboxConfig;
+///
+/// let mut config = SandboxConfig::default();
+/// config.timeout(Duration::from_secs(2)).memory_limit(64 << 20);
+/// assert_eq!(config.get_timeout(), Duration::from_secs(2));
+/// ```
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    pub(crate) timeout: Duration,
+    pub(crate) memory_limit: usize,
+    pub(crate) output_limit: usize,
+    pub(crate) fuel: Option<u64>,
+    pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) max_instances: u32,
+    pub(crate) epoch_tick: Duration,
+    pub(crate) log_records_per_call: usize,
+    pub(crate) kv_max_keys: usize,
+    pub(crate) kv_max_value: usize,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            memory_limit: 128 << 20,
+            output_limit: 4 << 20,
+            fuel: None,
+            cache_dir: None,
+            max_instances: 64,
+            epoch_tick: Duration::from_millis(5),
+            log_records_per_call: 1000,
+            kv_max_keys: 1024,
+            kv_max_value: 64 << 10,
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// Wall-time deadline of one call, enforced by epoch interruption (and by
+    /// a host-side timer while the guest waits on the host). Default: 10 s.
+    pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The configured call deadline.
+    pub fn get_timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Cap on a guest's linear memory, in bytes. Default: 128 MiB.
+    pub fn memory_limit(&mut self, bytes: usize) -> &mut Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// Cap on the size of a call's JSON output, in bytes. Default: 4 MiB.
+    pub fn output_limit(&mut self, bytes: usize) -> &mut Self {
+        self.output_limit = bytes;
+        self
+    }
+
+    /// Fuel metering: `Some(units)` per call stops a guest after that much
+    /// work. Default: `None` (off), because metering roughly halves guest
+    /// speed and the epoch deadline already stops runaway guests.
+    pub fn fuel(&mut self, fuel: Option<u64>) -> &mut Self {
+        self.fuel = fuel;
+        self
+    }
+
+    /// Directory for precompiled `.cwasm` files, keyed by content hash and
+    /// engine configuration. Default: none (compile on every load).
+    pub fn cache_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.cache_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Instances that can run at once (pooling allocator slots). Default: 64.
+    pub fn max_instances(&mut self, n: u32) -> &mut Self {
+        self.max_instances = n.max(1);
+        self
+    }
+
+    /// Log records a guest may emit per call before the rest are dropped.
+    /// Default: 1000.
+    pub fn log_records_per_call(&mut self, n: usize) -> &mut Self {
+        self.log_records_per_call = n;
+        self
+    }
+
+    /// Keys a plugin may keep in its key-value store. Default: 1024.
+    pub fn kv_max_keys(&mut self, n: usize) -> &mut Self {
+        self.kv_max_keys = n;
+        self
+    }
+
+    /// Largest value a plugin may store under one key, in bytes. Default: 64 KiB.
+    pub fn kv_max_value(&mut self, bytes: usize) -> &mut Self {
+        self.kv_max_value = bytes;
+        self
+    }
+}

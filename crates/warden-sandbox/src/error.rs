@@ -1,0 +1,175 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that can go wrong loading or calling a plugin.
+///
+/// Each limit violation is its own variant, so callers can tell a guest that
+/// ran too long from one that ran out of memory; after any of them the
+/// sandbox keeps serving other calls.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SandboxError {
+    /// Reading a plugin file, or the compilation cache, failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// File involved.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// The bytes are not WebAssembly at all, or are truncated or corrupt.
+    #[error("{origin}: not a valid WebAssembly file: {message}")]
+    InvalidWasm {
+        /// File or name the bytes came from.
+        origin: String,
+        /// What the parser said.
+        message: String,
+    },
+    /// The bytes are a core WebAssembly module, not a component.
+    #[error(
+        "{origin}: is a core WebAssembly module, not a component; build the plugin for wasm32-wasip2 (or wrap it with `wasm-tools component new`)"
+    )]
+    NotAComponent {
+        /// File or name the bytes came from.
+        origin: String,
+    },
+    /// The component does not export the warden plugin interface.
+    #[error("{origin}: is not a warden plugin: {reason}")]
+    NotAPlugin {
+        /// File or name the bytes came from.
+        origin: String,
+        /// What is missing.
+        reason: String,
+    },
+    /// The component targets an ABI version this host does not speak.
+    #[error("{origin}: built for plugin ABI {found}, but this host speaks {expected}")]
+    IncompatibleAbi {
+        /// File or name the bytes came from.
+        origin: String,
+        /// The interface name the component exports.
+        found: String,
+        /// The interface name this host expects.
+        expected: String,
+    },
+    /// The component imports something the host does not provide.
+    #[error("{origin}: cannot be linked: {message}")]
+    Link {
+        /// File or name the bytes came from.
+        origin: String,
+        /// What wasmtime said (names the missing import).
+        message: String,
+    },
+    /// The plugin's `describe()` returned something unusable.
+    #[error("{origin}: invalid manifest: {message}")]
+    InvalidManifest {
+        /// File or name the bytes came from.
+        origin: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The input does not satisfy the plugin's input schema; the guest did not run.
+    #[error("{plugin}: input does not match the tool's schema: {}", errors.join("; "))]
+    InvalidInput {
+        /// Plugin name.
+        plugin: String,
+        /// One entry per violation, with its JSON pointer.
+        errors: Vec<String>,
+    },
+    /// The call ran past its wall-time deadline and was interrupted.
+    #[error("{plugin}: call exceeded its deadline of {limit:?} and was stopped")]
+    Timeout {
+        /// Plugin name.
+        plugin: String,
+        /// The deadline.
+        limit: Duration,
+    },
+    /// The guest tried to grow its memory past the cap.
+    #[error("{plugin}: call exceeded the memory limit of {limit} bytes")]
+    MemoryLimit {
+        /// Plugin name.
+        plugin: String,
+        /// Cap on linear memory, in bytes.
+        limit: usize,
+    },
+    /// The guest returned more output than allowed.
+    #[error("{plugin}: output of {size} bytes exceeds the limit of {limit} bytes")]
+    OutputTooLarge {
+        /// Plugin name.
+        plugin: String,
+        /// Size the guest returned.
+        size: usize,
+        /// Cap on output size.
+        limit: usize,
+    },
+    /// The guest trapped (a panic, an abort, an out-of-bounds access).
+    #[error("{plugin}: guest trapped: {message}")]
+    Trapped {
+        /// Plugin name.
+        plugin: String,
+        /// The trap, with the guest's last stderr lines (a Rust panic message) when present.
+        message: String,
+    },
+    /// The guest returned output that is not JSON.
+    #[error("{plugin}: output is not valid JSON: {message}")]
+    InvalidOutput {
+        /// Plugin name.
+        plugin: String,
+        /// Parser message.
+        message: String,
+    },
+    /// The tool ran and reported an error of its own.
+    #[error("{plugin}: {kind}: {message}")]
+    Tool {
+        /// Plugin name.
+        plugin: String,
+        /// `invalid input`, `denied` or `failed`.
+        kind: ToolErrorKind,
+        /// The tool's message.
+        message: String,
+    },
+    /// No plugin of that name is loaded.
+    #[error("no plugin named `{name}` (loaded: {})", if available.is_empty() { "none".to_string() } else { available.join(", ") })]
+    UnknownPlugin {
+        /// Requested name.
+        name: String,
+        /// Names that are loaded.
+        available: Vec<String>,
+    },
+    /// Two plugins in one directory have the same tool name.
+    #[error("plugin name `{name}` is declared by both {} and {}", first.display(), second.display())]
+    DuplicatePlugin {
+        /// Tool name.
+        name: String,
+        /// First file.
+        first: PathBuf,
+        /// Second file.
+        second: PathBuf,
+    },
+    /// The engine could not be set up with this configuration.
+    #[error("sandbox configuration: {message}")]
+    Config {
+        /// What wasmtime said.
+        message: String,
+    },
+}
+
+/// The kind of error a tool reported itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolErrorKind {
+    /// Input made no sense to the tool.
+    InvalidInput,
+    /// A capability was denied.
+    Denied,
+    /// The tool failed.
+    Failed,
+}
+
+impl std::fmt::Display for ToolErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ToolErrorKind::InvalidInput => "invalid input",
+            ToolErrorKind::Denied => "denied",
+            ToolErrorKind::Failed => "failed",
+        })
+    }
+}

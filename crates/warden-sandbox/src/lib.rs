@@ -1,0 +1,63 @@
+//! The warden plugin host: runs tool plugins as sandboxed wasmtime
+//! components.
+//!
+//! A plugin is a WebAssembly component built for `wasm32-wasip2` that
+//! exports `warden:plugin/handler@0.1.0` (see `wit/world.wit`). The host
+//!
+//! - refuses files that are not components, do not export the interface, or
+//!   target another ABI version, naming the file and the problem;
+//! - precompiles through an optional cache of checksummed `.cwasm` files
+//!   keyed by content hash and engine fingerprint (a stale or corrupt entry
+//!   is rebuilt, never trusted);
+//! - pre-links each plugin once (`InstancePre`) and gives every call a fresh
+//!   instance from the pooling allocator;
+//! - validates the input against the tool's JSON Schema before the guest
+//!   runs;
+//! - enforces a wall-time deadline (epoch interruption), a memory cap and an
+//!   output cap per call, each with its own error;
+//! - grants no filesystem, environment, arguments or sockets; outgoing HTTP
+//!   (`wasi:http`) and the key-value store are denied unless the manifest
+//!   declares them, and then each use is decided by the embedder's
+//!   [`CapabilityGate`](warden_types::CapabilityGate).
+//!
+//! Plain-HTTP requests are pinned to the address the gate approved, so a
+//! DNS answer that changes between check and connection cannot redirect
+//! them. HTTPS requests keep the host name for TLS verification and are
+//! resolved again when connecting.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), warden_sandbox::SandboxError> {
+//! use std::sync::Arc;
+//! use warden_sandbox::{Sandbox, SandboxConfig};
+//! use warden_types::{CallContext, CapabilityRequest, GateDecision};
+//!
+//! let mut config = SandboxConfig::default();
+//! config.cache_dir("/var/cache/warden");
+//! let sandbox = Sandbox::new(&config)?;
+//! let probe = sandbox.load_file("http_probe.wasm")?;
+//! let gate = Arc::new(|_: &CapabilityRequest| GateDecision::Allow);
+//! let out = probe
+//!     .invoke(
+//!         &CallContext::default(),
+//!         &serde_json::json!({"url": "http://127.0.0.1:8080/health"}),
+//!         gate,
+//!     )
+//!     .await?;
+//! assert!(out.denials.is_empty());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod bindings;
+mod cache;
+mod config;
+mod error;
+mod plugin;
+mod sandbox;
+mod state;
+
+pub use config::SandboxConfig;
+pub use error::{SandboxError, ToolErrorKind};
+pub use plugin::{CallOutput, Plugin};
+pub use sandbox::Sandbox;
+pub use state::Denial;

@@ -1,0 +1,461 @@
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::{Component, Linker, types::ComponentItem};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+
+use crate::bindings::{self, HANDLER_INTERFACE, HANDLER_PREFIX};
+use crate::cache;
+use crate::plugin::{Plugin, PluginInner};
+use crate::state::{CallScope, KvMap, State};
+use crate::{SandboxConfig, SandboxError};
+use warden_types::{CallContext, CapabilityGate, DenyAll, ToolManifest};
+
+/// The component host: one engine, one linker, an epoch ticker, and the
+/// limits every call runs under.
+///
+/// Cheap to clone; clones share the engine.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), warden_sandbox::SandboxError> {
+/// use std::sync::Arc;
+/// use warden_sandbox::{Sandbox, SandboxConfig};
+/// use warden_types::{CallContext, DenyAll};
+///
+/// let sandbox = Sandbox::new(&SandboxConfig::default())?;
+/// let plugin = sandbox.load_file("plugins/log_templates.wasm")?;
+/// let out = plugin
+///     .invoke(
+///         &CallContext::default(),
+///         &serde_json::json!({"lines": ["a 1", "a 2"]}),
+///         Arc::new(DenyAll),
+///     )
+///     .await?;
+/// println!("{}", out.output);
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Sandbox {
+    pub(crate) inner: Arc<SandboxInner>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct SandboxInner {
+    pub engine: Engine,
+    pub linker: Linker<State>,
+    pub config: SandboxConfig,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for SandboxInner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Sandbox {
+    /// Build a sandbox with `config`.
+    pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
+        let cfg_err = |e: wasmtime::Error| SandboxError::Config {
+            message: format!("{e:#}"),
+        };
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(config.max_instances)
+            .total_core_instances(config.max_instances * 4)
+            .total_memories(config.max_instances * 2)
+            .total_tables(config.max_instances * 4)
+            .max_memory_size(config.memory_limit)
+            .max_memories_per_component(4)
+            .max_tables_per_component(8)
+            .max_core_instances_per_component(32);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(config.fuel.is_some())
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(cfg_err)?;
+
+        let mut linker = Linker::<State>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(cfg_err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(cfg_err)?;
+        bindings::warden::plugin::types::add_to_linker::<_, wasmtime::component::HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(cfg_err)?;
+        bindings::warden::plugin::log::add_to_linker::<_, wasmtime::component::HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(cfg_err)?;
+        bindings::warden::plugin::kv::add_to_linker::<_, wasmtime::component::HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(cfg_err)?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone())?;
+        Ok(Sandbox {
+            inner: Arc::new(SandboxInner {
+                engine,
+                linker,
+                config: config.clone(),
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// Load, validate and (through the cache, if configured) compile a
+    /// plugin file; calls its `describe()` to read the manifest.
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Plugin, SandboxError> {
+        let path = path.as_ref();
+        let bytes = fs_err::read(path).map_err(|e| SandboxError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(e.kind(), e.to_string()),
+        })?;
+        let mut plugin = self.load_bytes(&bytes, &path.display().to_string())?;
+        if let Some(inner) = Arc::get_mut(&mut plugin.inner) {
+            inner.path = Some(path.to_path_buf());
+        }
+        Ok(plugin)
+    }
+
+    /// Like [`Sandbox::load_file`], from bytes; `origin` names them in errors.
+    pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Plugin, SandboxError> {
+        check_header(bytes, origin)?;
+        let engine = &self.inner.engine;
+        let compile = |wasm: &[u8]| {
+            Component::new(engine, wasm).map_err(|e| SandboxError::InvalidWasm {
+                origin: origin.to_string(),
+                message: format!("{e:#}"),
+            })
+        };
+        let started = Instant::now();
+        let (component, cache_hit) = match &self.inner.config.cache_dir {
+            Some(dir) => {
+                let loaded = cache::load_cached(engine, dir, bytes, origin, compile)?;
+                (loaded.component, loaded.cache_hit)
+            }
+            None => (compile(bytes)?, false),
+        };
+        check_exports(engine, &component, origin)?;
+        let pre = self
+            .inner
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| SandboxError::Link {
+                origin: origin.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        let pre = bindings::ToolPre::new(pre).map_err(|e| SandboxError::NotAPlugin {
+            origin: origin.to_string(),
+            reason: format!("{e:#}"),
+        })?;
+        let manifest = self.describe(&pre, origin)?;
+        let validator = compile_schema(&manifest, origin)?;
+        tracing::debug!(
+            plugin = %manifest.name,
+            origin,
+            cache_hit,
+            elapsed = ?started.elapsed(),
+            "plugin loaded"
+        );
+        Ok(Plugin {
+            inner: Arc::new(PluginInner {
+                sandbox: self.inner.clone(),
+                pre,
+                manifest: Arc::new(manifest),
+                validator,
+                origin: origin.to_string(),
+                path: None,
+                kv: KvMap::default(),
+                cache_hit,
+            }),
+        })
+    }
+
+    fn describe(
+        &self,
+        pre: &bindings::ToolPre<State>,
+        origin: &str,
+    ) -> Result<ToolManifest, SandboxError> {
+        let placeholder = Arc::new(ToolManifest {
+            name: origin.to_string(),
+            version: String::new(),
+            description: String::new(),
+            input_schema: serde_json::Value::Null,
+            output_schema: serde_json::Value::Null,
+            effect: warden_types::Effect::ReadOnly,
+            supports_dry_run: false,
+            capabilities: Vec::new(),
+        });
+        let raw = run_blocking_on_runtime(async {
+            let mut store = self.new_store(placeholder.clone(), CallContext::default(), Arc::new(DenyAll), KvMap::default());
+            let result = tokio::time::timeout(self.inner.config.timeout * 2, async {
+                let tool = pre.instantiate_async(&mut store).await?;
+                tool.warden_plugin_handler().call_describe(&mut store).await
+            })
+            .await;
+            finish(result, &mut store, &placeholder.name, &self.inner.config)
+        })?;
+        manifest_from_wit(raw, origin)
+    }
+
+    pub(crate) fn new_store(
+        &self,
+        manifest: Arc<ToolManifest>,
+        ctx: CallContext,
+        gate: Arc<dyn CapabilityGate>,
+        kv: KvMap,
+    ) -> Store<State> {
+        self.inner.new_store(manifest, ctx, gate, kv)
+    }
+}
+
+impl SandboxInner {
+    pub(crate) fn new_store(
+        &self,
+        manifest: Arc<ToolManifest>,
+        ctx: CallContext,
+        gate: Arc<dyn CapabilityGate>,
+        kv: KvMap,
+    ) -> Store<State> {
+        let config = &self.config;
+        let scope = Arc::new(CallScope {
+            manifest,
+            gate,
+            ctx,
+            denials: Mutex::new(Vec::new()),
+            kv,
+            kv_max_keys: config.kv_max_keys,
+            kv_max_value: config.kv_max_value,
+            timeout: config.timeout,
+        });
+        let state = State::new(scope, config.memory_limit, config.log_records_per_call);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        let ticks = config.timeout.as_nanos() / config.epoch_tick.as_nanos().max(1);
+        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
+        store.epoch_deadline_trap();
+        if let Some(fuel) = config.fuel {
+            // Fuel is only configured when the engine meters it.
+            let _ = store.set_fuel(fuel);
+        }
+        store
+    }
+}
+
+/// Map the outcome of a guest call (timer, trap, success) to our errors.
+pub(crate) fn finish<T>(
+    result: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    store: &mut Store<State>,
+    plugin: &str,
+    config: &SandboxConfig,
+) -> Result<T, SandboxError> {
+    let err = match result {
+        Err(_) => {
+            return Err(SandboxError::Timeout {
+                plugin: plugin.to_string(),
+                limit: config.timeout,
+            });
+        }
+        Ok(Ok(v)) => return Ok(v),
+        Ok(Err(e)) => e,
+    };
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        if matches!(trap, Trap::Interrupt | Trap::OutOfFuel) {
+            return Err(SandboxError::Timeout {
+                plugin: plugin.to_string(),
+                limit: config.timeout,
+            });
+        }
+    }
+    if store.data().limiter.memory_hit {
+        return Err(SandboxError::MemoryLimit {
+            plugin: plugin.to_string(),
+            limit: config.memory_limit,
+        });
+    }
+    let stderr = store.data().stderr_tail();
+    let mut message = format!("{err:#}");
+    if let Some(trap) = err.downcast_ref::<Trap>() {
+        message = trap.to_string();
+    }
+    if !stderr.is_empty() {
+        message = format!("{message}; guest stderr: {stderr}");
+    }
+    Err(SandboxError::Trapped {
+        plugin: plugin.to_string(),
+        message,
+    })
+}
+
+/// `describe()` runs at load time, which may be outside any runtime (the CLI
+/// loads plugins before it starts one); run it on a small private runtime
+/// then, or in place on the caller's multi-threaded runtime.
+fn run_blocking_on_runtime<T: Send>(
+    fut: impl Future<Output = Result<T, SandboxError>> + Send,
+) -> Result<T, SandboxError> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| handle.block_on(fut))
+        }
+        _ => std::thread::scope(|s| {
+            s.spawn(|| {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| SandboxError::Config {
+                        message: format!("starting a runtime for describe(): {e}"),
+                    })?;
+                rt.block_on(fut)
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(SandboxError::Config {
+                    message: "describe() thread panicked".into(),
+                })
+            })
+        }),
+    }
+}
+
+fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result<(), SandboxError> {
+    std::thread::Builder::new()
+        .name("warden-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .map(|_| ())
+        .map_err(|e| SandboxError::Config {
+            message: format!("starting the epoch ticker: {e}"),
+        })
+}
+
+/// Tell a core module, a component and garbage apart before compiling, so
+/// each gets the error that helps.
+fn check_header(bytes: &[u8], origin: &str) -> Result<(), SandboxError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(SandboxError::InvalidWasm {
+            origin: origin.to_string(),
+            message: if bytes.len() < 8 {
+                format!("file is {} bytes, too short for a WebAssembly header", bytes.len())
+            } else {
+                "missing the `\\0asm` magic number".to_string()
+            },
+        });
+    }
+    // Bytes 4..6: version, 6..8: layer (0 = core module, 1 = component).
+    if bytes[6] == 0 && bytes[7] == 0 {
+        return Err(SandboxError::NotAComponent {
+            origin: origin.to_string(),
+        });
+    }
+    Ok(())
+}
+
+fn check_exports(engine: &Engine, component: &Component, origin: &str) -> Result<(), SandboxError> {
+    let ty = component.component_type();
+    let mut found = Vec::new();
+    for (name, item) in ty.exports(engine) {
+        if name == HANDLER_INTERFACE && matches!(item.ty, ComponentItem::ComponentInstance(_)) {
+            return Ok(());
+        }
+        if name.starts_with(HANDLER_PREFIX) {
+            found.push(name.to_string());
+        }
+    }
+    if let Some(other) = found.into_iter().next() {
+        let compatible = semver_compatible(&other[HANDLER_PREFIX.len()..]);
+        if !compatible {
+            return Err(SandboxError::IncompatibleAbi {
+                origin: origin.to_string(),
+                found: other,
+                expected: HANDLER_INTERFACE.to_string(),
+            });
+        }
+        return Ok(());
+    }
+    Err(SandboxError::NotAPlugin {
+        origin: origin.to_string(),
+        reason: format!("it does not export `{HANDLER_INTERFACE}`"),
+    })
+}
+
+/// 0.1.x is compatible with 0.1.0 (semver for 0.x: same minor).
+fn semver_compatible(version: &str) -> bool {
+    let mut parts = version.split('.');
+    matches!((parts.next(), parts.next()), (Some("0"), Some("1")))
+}
+
+fn manifest_from_wit(
+    raw: bindings::warden::plugin::types::Manifest,
+    origin: &str,
+) -> Result<ToolManifest, SandboxError> {
+    use bindings::warden::plugin::types::{Capability as WitCap, Effect as WitEffect};
+    let bad = |message: String| SandboxError::InvalidManifest {
+        origin: origin.to_string(),
+        message,
+    };
+    if raw.name.is_empty()
+        || !raw
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(bad(format!(
+            "name `{}` must be non-empty lowercase letters, digits, `-` or `_`",
+            raw.name
+        )));
+    }
+    let parse = |what: &str, text: &str| {
+        serde_json::from_str::<serde_json::Value>(text)
+            .map_err(|e| bad(format!("{what} is not valid JSON: {e}")))
+    };
+    let input_schema = parse("input schema", &raw.input_schema)?;
+    let output_schema = parse("output schema", &raw.output_schema)?;
+    Ok(ToolManifest {
+        name: raw.name,
+        version: raw.version,
+        description: raw.description,
+        input_schema,
+        output_schema,
+        effect: match raw.effect {
+            WitEffect::ReadOnly => warden_types::Effect::ReadOnly,
+            WitEffect::Mutating => warden_types::Effect::Mutating,
+            WitEffect::Destructive => warden_types::Effect::Destructive,
+        },
+        supports_dry_run: raw.supports_dry_run,
+        capabilities: raw
+            .capabilities
+            .into_iter()
+            .map(|c| match c {
+                WitCap::Http(hosts) => warden_types::Capability::Http { hosts },
+                WitCap::Kv => warden_types::Capability::Kv,
+            })
+            .collect(),
+    })
+}
+
+fn compile_schema(
+    manifest: &ToolManifest,
+    origin: &str,
+) -> Result<jsonschema::Validator, SandboxError> {
+    jsonschema::validator_for(&manifest.input_schema).map_err(|e| SandboxError::InvalidManifest {
+        origin: origin.to_string(),
+        message: format!("input schema is not a valid JSON Schema: {e}"),
+    })
+}

@@ -1,0 +1,429 @@
+//! Per-call store state: the locked-down WASI context, the gate, the
+//! key-value store and the resource limiter.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use warden_types::{
+    CallContext, CapabilityGate, CapabilityRequest, CapabilityUse, GateDecision, HttpRequestInfo,
+    ToolManifest,
+};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{
+    Error as HttpError, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
+    WasiHttpView,
+};
+
+use crate::bindings::warden::plugin::{kv, log, types};
+
+/// A capability use the host refused during a call.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Denial {
+    /// What the plugin tried.
+    pub capability: CapabilityUse,
+    /// Why it was refused.
+    pub reason: String,
+    /// True when the host refused it because the manifest did not declare it
+    /// (the gate was not asked).
+    pub undeclared: bool,
+}
+
+/// A plugin's key-value store: shared by its calls, bounded in size.
+pub(crate) type KvMap = Arc<Mutex<BTreeMap<String, Vec<u8>>>>;
+
+/// Everything the host functions of one call need to decide and record.
+pub(crate) struct CallScope {
+    pub manifest: Arc<ToolManifest>,
+    pub gate: Arc<dyn CapabilityGate>,
+    pub ctx: CallContext,
+    pub denials: Mutex<Vec<Denial>>,
+    pub kv: KvMap,
+    pub kv_max_keys: usize,
+    pub kv_max_value: usize,
+    pub timeout: Duration,
+}
+
+impl CallScope {
+    fn request(&self, capability: CapabilityUse) -> CapabilityRequest {
+        CapabilityRequest {
+            plugin: self.manifest.name.clone(),
+            plugin_version: self.manifest.version.clone(),
+            effect: self.manifest.effect,
+            task_id: self.ctx.task_id.clone(),
+            step_id: self.ctx.step_id.clone(),
+            dry_run: self.ctx.dry_run,
+            capability,
+        }
+    }
+
+    fn deny(&self, capability: CapabilityUse, reason: String, undeclared: bool) -> String {
+        tracing::warn!(
+            plugin = %self.manifest.name,
+            task = %self.ctx.task_id,
+            step = %self.ctx.step_id,
+            capability = ?capability,
+            undeclared,
+            %reason,
+            "capability denied"
+        );
+        if let Ok(mut d) = self.denials.lock() {
+            d.push(Denial {
+                capability,
+                reason: reason.clone(),
+                undeclared,
+            });
+        }
+        reason
+    }
+
+    /// Ask the gate about a declared capability; `Err(reason)` on denial.
+    fn ask(&self, capability: CapabilityUse) -> Result<(), String> {
+        let decision = self.gate.check(&self.request(capability.clone()));
+        match decision {
+            GateDecision::Allow => {
+                tracing::debug!(plugin = %self.manifest.name, capability = ?capability, "capability allowed");
+                Ok(())
+            }
+            GateDecision::Deny { reason } => Err(self.deny(capability, reason, false)),
+        }
+    }
+
+    fn kv_check(&self, capability: CapabilityUse) -> Result<(), String> {
+        if !self.manifest.declares_kv() {
+            return Err(self.deny(
+                capability,
+                format!(
+                    "plugin `{}` did not declare the key-value capability",
+                    self.manifest.name
+                ),
+                true,
+            ));
+        }
+        self.ask(capability)
+    }
+
+    /// Decide one outgoing HTTP request and pin it to the checked address.
+    async fn authorize_http(
+        &self,
+        request: &mut http::Request<WasiBody>,
+    ) -> Result<HttpRequestInfo, HttpError> {
+        let uri = request.uri().clone();
+        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let host = uri
+            .host()
+            .ok_or(HttpError::HttpRequestUriInvalid)?
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        let mut info = HttpRequestInfo {
+            method: request.method().as_str().to_ascii_uppercase(),
+            scheme: scheme.clone(),
+            host: host.clone(),
+            port,
+            path: uri
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into()),
+            resolved: Vec::new(),
+        };
+        if !self.manifest.declares_http_host(&host) {
+            self.deny(
+                CapabilityUse::Http(info),
+                format!(
+                    "plugin `{}` did not declare HTTP access to host `{host}`",
+                    self.manifest.name
+                ),
+                true,
+            );
+            return Err(HttpError::HttpRequestDenied);
+        }
+        info.resolved = resolve(&host, port, self.timeout).await?;
+        if self.ask(CapabilityUse::Http(info.clone())).is_err() {
+            return Err(HttpError::HttpRequestDenied);
+        }
+        // Connect to the address the gate saw, so a DNS answer that changes
+        // between the check and the connection cannot redirect the request.
+        // TLS needs the name for SNI and certificate checks, so https keeps
+        // the name (see the crate docs).
+        if scheme == "http" {
+            if let Some(ip) = info.resolved.first() {
+                let authority = match ip {
+                    IpAddr::V4(v4) => format!("{v4}:{port}"),
+                    IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+                };
+                let mut parts = uri.into_parts();
+                parts.authority = authority.parse().ok();
+                *request.uri_mut() =
+                    http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+                if !request.headers().contains_key(http::header::HOST) {
+                    let host_header = if uri_has_port(&info) {
+                        format!("{}:{}", bracket(&host), port)
+                    } else {
+                        bracket(&host)
+                    };
+                    if let Ok(v) = http::HeaderValue::from_str(&host_header) {
+                        request.headers_mut().insert(http::header::HOST, v);
+                    }
+                }
+            }
+        }
+        Ok(info)
+    }
+}
+
+fn uri_has_port(info: &HttpRequestInfo) -> bool {
+    !((info.scheme == "http" && info.port == 80) || (info.scheme == "https" && info.port == 443))
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<IpAddr>, HttpError> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let lookup = tokio::net::lookup_host((host, port));
+    let addrs = match tokio::time::timeout(timeout, lookup).await {
+        Err(_) => return Err(HttpError::DnsTimeout),
+        Ok(Err(e)) => {
+            return Err(HttpError::DnsError {
+                rcode: Some(e.to_string()),
+                info_code: None,
+            });
+        }
+        Ok(Ok(a)) => a,
+    };
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for a in addrs {
+        if !ips.contains(&a.ip()) {
+            ips.push(a.ip());
+        }
+    }
+    if ips.is_empty() {
+        return Err(HttpError::DestinationNotFound);
+    }
+    Ok(ips)
+}
+
+/// `wasi:http` hooks that route every outgoing request through the gate.
+pub(crate) struct GateHooks {
+    scope: Arc<CallScope>,
+}
+
+type ResponseFuture = Box<
+    dyn Future<
+            Output = Result<
+                (
+                    http::Response<WasiBody>,
+                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+                ),
+                HttpError,
+            >,
+        > + Send,
+>;
+
+impl WasiHttpHooks for GateHooks {
+    fn send_request(
+        &mut self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+    ) -> ResponseFuture {
+        let scope = self.scope.clone();
+        Box::new(async move {
+            drop(fut);
+            scope.authorize_http(&mut request).await?;
+            let cap = scope.timeout;
+            let options = options.unwrap_or_default();
+            let options = RequestOptions {
+                connect_timeout: Some(options.connect_timeout.unwrap_or(cap).min(cap)),
+                first_byte_timeout: Some(options.first_byte_timeout.unwrap_or(cap).min(cap)),
+                between_bytes_timeout: Some(options.between_bytes_timeout.unwrap_or(cap).min(cap)),
+            };
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
+            ))
+        })
+    }
+}
+
+/// Caps linear memory and remembers whether the cap was hit, so a guest
+/// that aborts after a failed allocation is reported as `MemoryLimit`.
+pub(crate) struct Limiter {
+    pub memory_limit: usize,
+    pub memory_hit: bool,
+}
+
+impl wasmtime::ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_hit = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The `T` of `Store<T>` for one call.
+pub(crate) struct State {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub hooks: GateHooks,
+    pub limiter: Limiter,
+    pub scope: Arc<CallScope>,
+    pub stderr: MemoryOutputPipe,
+    pub logs_left: usize,
+}
+
+impl State {
+    pub fn new(scope: Arc<CallScope>, memory_limit: usize, logs: usize) -> Self {
+        let stderr = MemoryOutputPipe::new(16 << 10);
+        // No preopens, no environment, no arguments, no network: the guest
+        // reaches the outside only through the gated imports.
+        let wasi = WasiCtx::builder()
+            .stdout(MemoryOutputPipe::new(16 << 10))
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .build();
+        State {
+            wasi,
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            hooks: GateHooks {
+                scope: scope.clone(),
+            },
+            limiter: Limiter {
+                memory_limit,
+                memory_hit: false,
+            },
+            scope,
+            stderr,
+            logs_left: logs,
+        }
+    }
+
+    /// The guest's last stderr output (a Rust panic message lands here).
+    pub fn stderr_tail(&self) -> String {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        let start = text
+            .char_indices()
+            .rev()
+            .nth(2000)
+            .map(|(i, _)| i)
+            .unwrap_or(0);
+        text[start..].to_string()
+    }
+}
+
+impl WasiView for State {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for State {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl types::Host for State {}
+
+impl log::Host for State {
+    fn log(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+        if self.logs_left == 0 {
+            return;
+        }
+        self.logs_left -= 1;
+        let plugin = self.scope.manifest.name.as_str();
+        let message: String = message.chars().take(4096).collect();
+        let fields: Vec<(String, String)> = fields.into_iter().take(32).collect();
+        match level {
+            log::Level::Trace => tracing::trace!(target: "warden::plugin", plugin, ?fields, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "warden::plugin", plugin, ?fields, "{message}"),
+            log::Level::Info => tracing::info!(target: "warden::plugin", plugin, ?fields, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "warden::plugin", plugin, ?fields, "{message}"),
+            log::Level::Error => tracing::error!(target: "warden::plugin", plugin, ?fields, "{message}"),
+        }
+    }
+}
+
+impl kv::Host for State {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        let scope = self.scope.clone();
+        scope.kv_check(CapabilityUse::KvRead { key: key.clone() })?;
+        let map = scope.kv.lock().map_err(|_| "key-value store is poisoned")?;
+        Ok(map.get(&key).cloned())
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+        let scope = self.scope.clone();
+        scope.kv_check(CapabilityUse::KvWrite { key: key.clone() })?;
+        if value.len() > scope.kv_max_value {
+            return Err(format!(
+                "value of {} bytes exceeds the key-value limit of {} bytes",
+                value.len(),
+                scope.kv_max_value
+            ));
+        }
+        let mut map = scope.kv.lock().map_err(|_| "key-value store is poisoned")?;
+        if !map.contains_key(&key) && map.len() >= scope.kv_max_keys {
+            return Err(format!(
+                "key-value store is full ({} keys)",
+                scope.kv_max_keys
+            ));
+        }
+        map.insert(key, value);
+        Ok(())
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), String> {
+        let scope = self.scope.clone();
+        scope.kv_check(CapabilityUse::KvWrite { key: key.clone() })?;
+        let mut map = scope.kv.lock().map_err(|_| "key-value store is poisoned")?;
+        map.remove(&key);
+        Ok(())
+    }
+}

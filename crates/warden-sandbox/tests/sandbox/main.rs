@@ -1,0 +1,5 @@
+//! Sandbox integration tests: hostile guests, loading, caching, gating.
+
+mod guests;
+mod loading;
+mod support;

@@ -1,0 +1,79 @@
+# Azure resources in call arguments.
+#
+# A tool that creates Azure resources lists them in its arguments as
+# `resources: [{type, name, location, sku}]` (or ARM's own shape,
+# `properties.hardwareProfile.vmSize`), or passes an ARM template as
+# `template: {resources: [...]}`; an estimate may come as
+# `estimated_monthly_cost_usd`.
+package warden.lib.azure
+
+import data.warden.lib
+
+settings := lib.setting("azure", {})
+
+allowed_regions := {lower(r) | some r in object.get(settings, "allowed_regions", [])}
+
+allowed_vm_skus := {lower(s) | some s in object.get(settings, "allowed_vm_skus", [])}
+
+ceiling := object.get(settings, "monthly_cost_ceiling_usd", 0)
+
+cost_ceiling := {"monthly_usd": ceiling, "currency": "USD"}
+
+vm_types := {"microsoft.compute/virtualmachines", "microsoft.compute/virtualmachinescalesets"}
+
+resources(args) := array.concat(
+	list(object.get(lib.object_or_empty(args), "resources", [])),
+	list(object.get(lib.object_or_empty(object.get(lib.object_or_empty(args), "template", {})), "resources", [])),
+)
+
+list(x) := x if is_array(x)
+
+list(x) := [] if not is_array(x)
+
+touches(tool_name, args) if startswith(tool_name, "azure")
+
+touches(_, args) if count(resources(args)) > 0
+
+name_of(r) := object.get(r, "name", "(unnamed)")
+
+vm_size(r) := s if {
+	s := r.properties.hardwareProfile.vmSize
+} else := s if {
+	lower(object.get(r, "type", "")) in vm_types
+	s := r.sku
+	is_string(s)
+} else := s if {
+	lower(object.get(r, "type", "")) in vm_types
+	s := r.sku.name
+}
+
+violations(args) := region_violations(args) | sku_violations(args) | cost_violations(args)
+
+region_violations(args) := {msg |
+	some r in resources(args)
+	loc := r.location
+	is_string(loc)
+	not startswith(loc, "[")
+	not lower(loc) in allowed_regions
+	msg := sprintf("Azure resource `%s` would be created in region `%s`, which is not an allowed region (%s).", [name_of(r), loc, concat(", ", sort(object.get(settings, "allowed_regions", [])))])
+} | {msg |
+	some r in resources(args)
+	loc := r.location
+	is_string(loc)
+	startswith(loc, "[")
+	msg := sprintf("Azure resource `%s` takes its region from the template expression %s; write the region out so the policy can check it.", [name_of(r), loc])
+}
+
+sku_violations(args) := {msg |
+	some r in resources(args)
+	size := vm_size(r)
+	not lower(size) in allowed_vm_skus
+	msg := sprintf("Azure VM `%s` asks for size `%s`, which is not an allowed VM size (%s).", [name_of(r), size, concat(", ", sort(object.get(settings, "allowed_vm_skus", [])))])
+}
+
+cost_violations(args) := {msg |
+	estimate := args.estimated_monthly_cost_usd
+	is_number(estimate)
+	estimate > ceiling
+	msg := sprintf("The estimated cost of %v USD a month is over the ceiling of %v USD a month.", [estimate, ceiling])
+}

@@ -1,0 +1,50 @@
+# Address classes for the SSRF guard.
+#
+# The ranges are written here, not in data, so a data file cannot switch
+# the guard off; data can only allow private ranges per environment
+# (warden.config.network.allowed_private_cidrs.<env>).
+package warden.lib.net
+
+# Cloud metadata and host-agent endpoints: never reachable from a plugin.
+metadata_ranges := [
+	"169.254.169.254/32", # AWS, Azure, GCP, OCI instance metadata
+	"169.254.170.2/32", # AWS ECS task metadata
+	"fd00:ec2::254/128", # AWS instance metadata over IPv6
+	"168.63.129.16/32", # Azure WireServer
+	"100.100.100.200/32", # Alibaba Cloud metadata
+]
+
+metadata_hosts := {
+	"metadata.google.internal",
+	"metadata.goog",
+	"instance-data",
+	"instance-data.ec2.internal",
+}
+
+# Ranges that reach inside the network: denied unless data allows them.
+internal_ranges := [
+	{"cidr": "127.0.0.0/8", "what": "a loopback address"},
+	{"cidr": "::1/128", "what": "a loopback address"},
+	{"cidr": "0.0.0.0/8", "what": "an unspecified address (it reaches this host)"},
+	{"cidr": "::/128", "what": "an unspecified address (it reaches this host)"},
+	{"cidr": "169.254.0.0/16", "what": "a link-local address"},
+	{"cidr": "fe80::/10", "what": "a link-local address"},
+	{"cidr": "10.0.0.0/8", "what": "a private address"},
+	{"cidr": "172.16.0.0/12", "what": "a private address"},
+	{"cidr": "192.168.0.0/16", "what": "a private address"},
+	{"cidr": "fc00::/7", "what": "a private (unique local) address"},
+	{"cidr": "100.64.0.0/10", "what": "a carrier-grade NAT address"},
+	{"cidr": "::ffff:0:0/96", "what": "an IPv4-mapped IPv6 address"},
+	{"cidr": "64:ff9b::/96", "what": "a NAT64 address (it can reach private IPv4 hosts)"},
+]
+
+is_metadata(addr) if {
+	some cidr in metadata_ranges
+	net.cidr_contains(cidr, addr)
+}
+
+# The internal ranges `addr` falls in, e.g. {"a private address (10.0.0.0/8)"}.
+internal_classes(addr) := {sprintf("%s (%s)", [r.what, r.cidr]) |
+	some r in internal_ranges
+	net.cidr_contains(r.cidr, addr)
+}

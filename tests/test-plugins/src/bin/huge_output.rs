@@ -1,0 +1,28 @@
+//! Test guest `huge_output`.
+use warden_pdk::{Capability, Context, Effect, Tool, ToolError, export_tool};
+use warden_test_plugins::{Input, Output, out};
+
+struct Guest;
+
+impl Tool for Guest {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "huge-output";
+    const VERSION: &'static str = "0.0.0";
+    const DESCRIPTION: &'static str = "test guest";
+    const EFFECT: Effect = Effect::ReadOnly;
+
+    fn capabilities() -> Vec<Capability> {
+        Vec::new()
+    }
+
+    #[allow(unused_variables, unreachable_code)]
+    fn invoke(ctx: &Context, input: Input) -> Result<Output, ToolError> {
+        let n = input.bytes.unwrap_or(64 << 20);
+        Ok(out("x".repeat(n)))
+    }
+}
+
+export_tool!(Guest);
+
+fn main() {}

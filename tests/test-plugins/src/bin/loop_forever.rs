@@ -1,0 +1,30 @@
+//! Test guest `loop_forever`.
+use warden_pdk::{Capability, Context, Effect, Tool, ToolError, export_tool};
+use warden_test_plugins::{Input, Output};
+
+struct Guest;
+
+impl Tool for Guest {
+    type Input = Input;
+    type Output = Output;
+    const NAME: &'static str = "loop-forever";
+    const VERSION: &'static str = "0.0.0";
+    const DESCRIPTION: &'static str = "test guest";
+    const EFFECT: Effect = Effect::ReadOnly;
+
+    fn capabilities() -> Vec<Capability> {
+        Vec::new()
+    }
+
+    #[allow(unused_variables, unreachable_code)]
+    fn invoke(ctx: &Context, input: Input) -> Result<Output, ToolError> {
+        let mut x: u64 = 0;
+        loop {
+            x = std::hint::black_box(x.wrapping_add(1));
+        }
+    }
+}
+
+export_tool!(Guest);
+
+fn main() {}
