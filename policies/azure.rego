@@ -4,12 +4,17 @@
 # `resources: [{type, name, location, sku}]` (or ARM's own shape,
 # `properties.hardwareProfile.vmSize`), or passes an ARM template as
 # `template: {resources: [...]}`; an estimate may come as
-# `estimated_monthly_cost_usd`.
+# `estimated_monthly_cost_usd`. Everything here is a function of the
+# arguments, so call and plan share it.
 package warden.lib.azure
 
-import data.warden.lib
+import data.warden.fn
 
-settings := lib.setting("azure", {})
+settings := data.warden.lib.azure_settings
+
+allowed_regions_text := concat(", ", sort(object.get(settings, "allowed_regions", [])))
+
+allowed_skus_text := concat(", ", sort(object.get(settings, "allowed_vm_skus", [])))
 
 allowed_regions := {lower(r) | some r in object.get(settings, "allowed_regions", [])}
 
@@ -22,15 +27,11 @@ cost_ceiling := {"monthly_usd": ceiling, "currency": "USD"}
 vm_types := {"microsoft.compute/virtualmachines", "microsoft.compute/virtualmachinescalesets"}
 
 resources(args) := array.concat(
-	list(object.get(lib.object_or_empty(args), "resources", [])),
-	list(object.get(lib.object_or_empty(object.get(lib.object_or_empty(args), "template", {})), "resources", [])),
+	fn.list(object.get(fn.object_or_empty(args), "resources", [])),
+	fn.list(object.get(fn.object_or_empty(object.get(fn.object_or_empty(args), "template", {})), "resources", [])),
 )
 
-list(x) := x if is_array(x)
-
-list(x) := [] if not is_array(x)
-
-touches(tool_name, args) if startswith(tool_name, "azure")
+touches(tool_name, _) if startswith(tool_name, "azure")
 
 touches(_, args) if count(resources(args)) > 0
 
@@ -55,7 +56,7 @@ region_violations(args) := {msg |
 	is_string(loc)
 	not startswith(loc, "[")
 	not lower(loc) in allowed_regions
-	msg := sprintf("Azure resource `%s` would be created in region `%s`, which is not an allowed region (%s).", [name_of(r), loc, concat(", ", sort(object.get(settings, "allowed_regions", [])))])
+	msg := sprintf("Azure resource `%s` would be created in region `%s`, which is not an allowed region (%s).", [name_of(r), loc, allowed_regions_text])
 } | {msg |
 	some r in resources(args)
 	loc := r.location
@@ -68,7 +69,7 @@ sku_violations(args) := {msg |
 	some r in resources(args)
 	size := vm_size(r)
 	not lower(size) in allowed_vm_skus
-	msg := sprintf("Azure VM `%s` asks for size `%s`, which is not an allowed VM size (%s).", [name_of(r), size, concat(", ", sort(object.get(settings, "allowed_vm_skus", [])))])
+	msg := sprintf("Azure VM `%s` asks for size `%s`, which is not an allowed VM size (%s).", [name_of(r), size, allowed_skus_text])
 }
 
 cost_violations(args) := {msg |

@@ -3,14 +3,23 @@
 # manifest does not declare; this is the second line.
 package warden.rules.capability
 
-import data.warden.lib
+import data.warden.lib.env
 import data.warden.lib.net as addr
+import data.warden.lib.net.metadata_hosts
+import data.warden.lib.network
+import data.warden.lib.tool_name
 
-cap := lib.object_or_empty(object.get(input, "capability", {}))
+default cap := {}
 
-kind := object.get(cap, "kind", "(none)")
+cap := input.capability if is_object(input.capability)
 
-host := lower(object.get(cap, "host", ""))
+default kind := "(none)"
+
+kind := cap.kind
+
+default host := ""
+
+host := lower(cap.host) if is_string(cap.host)
 
 # Every address the request may reach: what the host resolved to, plus the
 # host itself when it is an IP literal. The sandbox connects only to these.
@@ -20,23 +29,18 @@ default literal_host := set()
 
 literal_host := {host} if regex.match(`^[0-9.]+$|:`, host)
 
-declared_hosts := object.get(lib.tool, "declared_hosts", [])
+default declared_hosts := []
+
+declared_hosts := input.tool.declared_hosts
 
 host_declared if {
 	some pattern in declared_hosts
-	matches_host(trim(lower(pattern), "[]"), host)
+	addr.matches_host(trim(lower(pattern), "[]"), host)
 }
 
-matches_host("*", _) := true
+default allowed_private_cidrs := []
 
-matches_host(pattern, h) if {
-	startswith(pattern, "*.")
-	endswith(h, substring(pattern, 1, -1))
-}
-
-matches_host(pattern, h) if pattern == h
-
-allowed_private_cidrs := object.get(object.get(lib.setting("network", {}), "allowed_private_cidrs", {}), lib.env, [])
+allowed_private_cidrs := network.allowed_private_cidrs[env]
 
 allowed_internal(a) if {
 	some cidr in allowed_private_cidrs
@@ -46,28 +50,28 @@ allowed_internal(a) if {
 # Only capability kinds the policy knows.
 deny contains msg if {
 	not kind in {"http", "kv-read", "kv-write"}
-	msg := sprintf("Plugin `%s` asked for the capability `%v`, which the policy does not know, so it is denied.", [lib.tool_name, kind])
+	msg := sprintf("Plugin `%s` asked for the capability `%v`, which the policy does not know, so it is denied.", [tool_name, kind])
 }
 
 # HTTP only to hosts the plugin declared.
 deny contains msg if {
 	kind == "http"
 	not host_declared
-	msg := sprintf("Plugin `%s` did not declare HTTP access to `%s`.", [lib.tool_name, host])
+	msg := sprintf("Plugin `%s` did not declare HTTP access to `%s`.", [tool_name, host])
 }
 
 # HTTP and HTTPS only.
 deny contains msg if {
 	kind == "http"
 	not lower(object.get(cap, "scheme", "")) in {"http", "https"}
-	msg := sprintf("Plugin `%s` asked for the URL scheme `%v`; only http and https are allowed.", [lib.tool_name, object.get(cap, "scheme", "")])
+	msg := sprintf("Plugin `%s` asked for the URL scheme `%v`; only http and https are allowed.", [tool_name, object.get(cap, "scheme", "")])
 }
 
 # Cloud metadata endpoints, by name.
 deny contains msg if {
 	kind == "http"
-	host in addr.metadata_hosts
-	msg := sprintf("Plugin `%s` may not call `%s`: it is a cloud metadata endpoint, which plugins may never reach.", [lib.tool_name, host])
+	host in metadata_hosts
+	msg := sprintf("Plugin `%s` may not call `%s`: it is a cloud metadata endpoint, which plugins may never reach.", [tool_name, host])
 }
 
 # Cloud metadata endpoints, by address (after DNS, so a friendly name that
@@ -76,7 +80,7 @@ deny contains msg if {
 	kind == "http"
 	some a in addresses
 	addr.is_metadata(a)
-	msg := sprintf("Plugin `%s` may not reach %s (host `%s`): it is a cloud metadata endpoint, which plugins may never reach.", [lib.tool_name, a, host])
+	msg := sprintf("Plugin `%s` may not reach %s (host `%s`): it is a cloud metadata endpoint, which plugins may never reach.", [tool_name, a, host])
 }
 
 # Loopback, link-local and private addresses unless data allows them here.
@@ -87,12 +91,12 @@ deny contains msg if {
 	classes := addr.internal_classes(a)
 	count(classes) > 0
 	not allowed_internal(a)
-	msg := sprintf("Plugin `%s` may not reach %s (host `%s`): it is %s. Such addresses are blocked in `%s` unless warden.config.network.allowed_private_cidrs.%s allows them.", [lib.tool_name, a, host, concat(" and ", sort(classes)), lib.env, lib.env])
+	msg := sprintf("Plugin `%s` may not reach %s (host `%s`): it is %s. Such addresses are blocked in `%s` unless warden.config.network.allowed_private_cidrs.%s allows them.", [tool_name, a, host, concat(" and ", sort(classes)), env, env])
 }
 
 # No address means nothing was checked.
 deny contains msg if {
 	kind == "http"
 	count(addresses) == 0
-	msg := sprintf("Plugin `%s` asked for `%s`, which resolved to no address, so the request cannot be checked.", [lib.tool_name, host])
+	msg := sprintf("Plugin `%s` asked for `%s`, which resolved to no address, so the request cannot be checked.", [tool_name, host])
 }

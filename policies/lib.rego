@@ -1,20 +1,32 @@
-# Helpers shared by every entry: settings with safe defaults, and the
-# checks every input must pass.
+# Facts about the input and settings with safe defaults, shared by every
+# entry, plus the checks every input must pass.
 package warden.lib
 
-default config := {}
+import data.warden.fn
 
-config := data.warden.config
+default approval_envs := ["prod"]
 
-setting(name, fallback) := object.get(config, name, fallback)
+approval_envs := data.warden.config.approval_envs
 
-approval_envs := setting("approval_envs", ["prod"])
+default break_glass_envs := ["prod"]
 
-break_glass_envs := setting("break_glass_envs", ["prod"])
+break_glass_envs := data.warden.config.break_glass_envs
 
-max_mutations_per_hour := setting("max_mutations_per_hour", 20)
+default max_mutations_per_hour := 20
 
-max_plan_steps := setting("max_plan_steps", 50)
+max_mutations_per_hour := data.warden.config.max_mutations_per_hour
+
+default max_plan_steps := 50
+
+max_plan_steps := data.warden.config.max_plan_steps
+
+default network := {}
+
+network := data.warden.config.network
+
+default azure_settings := {}
+
+azure_settings := data.warden.config.azure
 
 default env := ""
 
@@ -28,22 +40,22 @@ default tool := {}
 
 tool := input.tool if is_object(input.tool)
 
-tool_name := object.get(tool, "name", "(unnamed)")
+default tool_name := "(unnamed)"
 
-effect := object.get(tool, "effect", "(none)")
+tool_name := input.tool.name if is_string(input.tool.name)
+
+default effect := "(none)"
+
+effect := input.tool.effect if is_string(input.tool.effect)
 
 known_effects := {"read-only", "mutating", "destructive"}
 
-object_or_empty(x) := x if is_object(x)
-
-object_or_empty(x) := {} if not is_object(x)
-
-changes_state(e) if e in {"mutating", "destructive"}
+changes_state if fn.changes_state(effect)
 
 # A dry run is harmless only when the tool says it honours dry runs.
 dry_run_honoured if {
 	input.call.dry_run == true
-	tool.supports_dry_run == true
+	input.tool.supports_dry_run == true
 }
 
 break_glass_ticket := ticket if {

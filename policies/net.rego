@@ -38,6 +38,15 @@ internal_ranges := [
 	{"cidr": "64:ff9b::/96", "what": "a NAT64 address (it can reach private IPv4 hosts)"},
 ]
 
+matches_host("*", _) := true
+
+matches_host(pattern, h) if {
+	startswith(pattern, "*.")
+	endswith(h, substring(pattern, 1, -1))
+}
+
+matches_host(pattern, h) if pattern == h
+
 is_metadata(addr) if {
 	some cidr in metadata_ranges
 	net.cidr_contains(cidr, addr)

@@ -2,24 +2,42 @@
 #
 # Each returns {allow, deny, approval, obligations}; warden reads deny first,
 # then approval, then allow. The rules live in data.warden.rules.<entry>,
-# shared helpers in data.warden.lib.
+# shared facts in data.warden.lib, functions in data.warden.fn.
 package warden
 
-import data.warden.lib
-import data.warden.rules.call as call_rules
-import data.warden.rules.capability as capability_rules
-import data.warden.rules.plan as plan_rules
+import data.warden.lib.input_errors
+import data.warden.rules.call.approval as call_approval
+import data.warden.rules.call.deny as call_rule_deny
+import data.warden.rules.call.obligations as call_obligations
+import data.warden.rules.capability.deny as capability_rule_deny
+import data.warden.rules.plan.approval as plan_approval
+import data.warden.rules.plan.deny as plan_rule_deny
+import data.warden.rules.plan.obligations as plan_obligations
 
-call := decision(call_rules.deny | lib.input_errors, call_rules.approval, call_rules.obligations)
+call_deny := call_rule_deny | input_errors
+
+call := {
+	"allow": count(call_deny) == 0,
+	"deny": call_deny,
+	"approval": call_approval,
+	"obligations": call_obligations,
+}
+
+capability_deny := capability_rule_deny | input_errors
 
 # A capability is used mid-call and cannot wait for a human: no approvals.
-capability := decision(capability_rules.deny | lib.input_errors, set(), {})
+capability := {
+	"allow": count(capability_deny) == 0,
+	"deny": capability_deny,
+	"approval": set(),
+	"obligations": {},
+}
 
-plan := decision(plan_rules.deny | lib.input_errors, plan_rules.approval, plan_rules.obligations)
+plan_deny := plan_rule_deny | input_errors
 
-decision(deny, approval, obligations) := {
-	"allow": count(deny) == 0,
-	"deny": deny,
-	"approval": approval,
-	"obligations": obligations,
+plan := {
+	"allow": count(plan_deny) == 0,
+	"deny": plan_deny,
+	"approval": plan_approval,
+	"obligations": plan_obligations,
 }

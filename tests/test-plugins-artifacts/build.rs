@@ -20,7 +20,7 @@ fn main() {
     for watched in [
         "tests/test-plugins/src",
         "tests/test-plugins/Cargo.toml",
-        "plugins",
+        "plugins/Cargo.toml",
         "crates/warden-pdk",
         "crates/warden-types/src",
         "crates/warden-logmine/src",
@@ -29,11 +29,23 @@ fn main() {
     ] {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
+    // Each plugin crate, but not plugins/target (rebuilt on every run).
+    for entry in std::fs::read_dir(root.join("plugins")).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.join("Cargo.toml").is_file() {
+            println!("cargo:rerun-if-changed={}", path.join("Cargo.toml").display());
+            println!("cargo:rerun-if-changed={}", path.join("src").display());
+        }
+    }
 
+    // The shipped plugins build into their workspace's own target dir, where
+    // `warden plugin build` finds them fresh.
+    let plugins_target = root.join("plugins").join("target");
     build(&root.join("tests/test-plugins/Cargo.toml"), &target_dir);
-    build(&root.join("plugins/Cargo.toml"), &target_dir);
+    build(&root.join("plugins/Cargo.toml"), &plugins_target);
 
     let out_wasm = target_dir.join("wasm32-wasip2").join("release");
+    let plugins_wasm = plugins_target.join("wasm32-wasip2").join("release");
     let mut code = String::new();
     let mut guests = Vec::new();
     let bins = root.join("tests/test-plugins/src/bin");
@@ -53,9 +65,17 @@ fn main() {
         guests.push(stem.to_string());
     }
     let mut plugins = Vec::new();
-    for member in ["http-probe", "log-templates", "metric-anomaly"] {
+    let mut members: Vec<String> = std::fs::read_dir(root.join("plugins"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("Cargo.toml").is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .collect();
+    members.sort();
+    for member in members {
         let file = member.replace('-', "_");
-        let wasm = out_wasm.join(format!("{file}.wasm"));
+        let wasm = plugins_wasm.join(format!("{file}.wasm"));
         let _ = writeln!(
             code,
             "/// Shipped plugin `{member}`.\npub const PLUGIN_{}: &str = {:?};",

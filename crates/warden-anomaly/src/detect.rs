@@ -196,10 +196,12 @@ impl Detector {
     /// Index of the first point that can raise an alarm, as far as the
     /// config tells before any data is seen.
     fn first_scored(&self) -> usize {
-        let ready = self.min_ready();
+        // Residuals start after one cycle; the drift score needs `min_ready`
+        // of them, then `min_ready` EWMA deviations.
+        let warm = 2 * self.min_ready();
         match self.config.seasonality {
-            Seasonality::Period(p) => self.config.min_history.max(p + ready),
-            _ => self.config.min_history.max(ready),
+            Seasonality::Period(p) => self.config.min_history.max(p + warm),
+            _ => self.config.min_history.max(warm),
         }
     }
 

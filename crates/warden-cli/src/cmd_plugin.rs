@@ -2,13 +2,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
 use warden_sandbox::{Plugin, Sandbox, SandboxConfig};
-use warden_types::{CallContext, CapabilityGate};
+use warden_types::CallContext;
 
 use crate::output;
 
@@ -54,6 +53,8 @@ pub enum PluginCmd {
         /// Task id recorded with the call.
         #[arg(long, default_value = "cli")]
         task: String,
+        #[command(flatten)]
+        policy: crate::gate::PolicyArgs,
     },
     /// Scaffold a new plugin crate that builds and passes its own test.
     New {
@@ -77,9 +78,11 @@ pub fn run(cmd: PluginCmd, plugin_dir: &Path, json: bool) -> anyhow::Result<Exit
             dry_run,
             timeout,
             task,
+            policy,
         } => {
             let input = read_input(input, input_file)?;
-            call(plugin_dir, &plugin, &input, dry_run, timeout, &task, json)
+            let call_args = CallArgs { dry_run, timeout, task, policy };
+            call(plugin_dir, &plugin, &input, &call_args, json)
         }
         PluginCmd::New { name, dir } => crate::cmd_plugin_new::scaffold(&name, &dir, json),
     }
@@ -358,28 +361,41 @@ fn inspect(plugin_dir: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
+struct CallArgs {
+    dry_run: bool,
+    timeout: f64,
+    task: String,
+    policy: crate::gate::PolicyArgs,
+}
+
 fn call(
     plugin_dir: &Path,
     name: &str,
     input: &serde_json::Value,
-    dry_run: bool,
-    timeout: f64,
-    task: &str,
+    args: &CallArgs,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let sandbox = sandbox(plugin_dir, Some(timeout))?;
+    let sandbox = sandbox(plugin_dir, Some(args.timeout))?;
     let plugin = load(&sandbox, plugin_dir, name)?;
-    let gate = crate::gate::cli_gate(plugin.manifest(), task)?;
+    // Fail on a schema violation before asking the policy about the call.
+    plugin.validate_input(input)?;
+    let gate = crate::gate::authorize_call(
+        &args.policy,
+        plugin.manifest(),
+        input,
+        &args.task,
+        args.dry_run,
+    )?;
     let ctx = CallContext {
-        task_id: task.to_string(),
+        task_id: args.task.clone(),
         step_id: "1".into(),
-        dry_run,
+        dry_run: args.dry_run,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = runtime.block_on(plugin.invoke(&ctx, input, gate as Arc<dyn CapabilityGate>));
+    let result = runtime.block_on(plugin.invoke(&ctx, input, gate));
     match result {
         Ok(out) => {
             for d in &out.denials {

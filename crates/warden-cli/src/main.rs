@@ -6,6 +6,8 @@
 )]
 
 mod cmd_plugin;
+mod cmd_plugin_new;
+mod gate;
 mod output;
 
 use std::path::PathBuf;

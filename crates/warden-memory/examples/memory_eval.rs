@@ -23,10 +23,19 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use warden_memory::{ClusterMethod, Columns, Embedder, HashingEmbedder, Incident, Memory, MemoryOptions};
+use warden_memory::{
+    ClusterMethod, Columns, Embedder, HashingEmbedder, Incident, Memory, MemoryOptions,
+};
 
 const SYSTEMS: [&str; 8] = [
-    "HDFS", "Hadoop", "Spark", "Zookeeper", "HealthApp", "Apache", "Proxifier", "OpenSSH",
+    "HDFS",
+    "Hadoop",
+    "Spark",
+    "Zookeeper",
+    "HealthApp",
+    "Apache",
+    "Proxifier",
+    "OpenSSH",
 ];
 
 struct Args {
@@ -96,7 +105,9 @@ fn main() -> Result<()> {
 
 #[cfg(feature = "fastembed")]
 fn fastembed(args: &Args, dir: &Path) -> Result<()> {
-    let make = || -> Result<Box<dyn Embedder>> { Ok(Box::new(warden_memory::FastEmbedder::from_dir(dir)?)) };
+    let make = || -> Result<Box<dyn Embedder>> {
+        Ok(Box::new(warden_memory::FastEmbedder::from_dir(dir)?))
+    };
     duplicates(args, "fastembed all-MiniLM-L6-v2 int8", &make)
 }
 
@@ -113,14 +124,24 @@ fn loghub(args: &Args) -> Result<()> {
         return Ok(());
     }
     println!("\n## Loghub 2k: clustering log lines against ground-truth EventId\n");
-    println!("| system | templates | online clusters | ARI online | batch clusters | ARI | NMI | GA |");
+    println!(
+        "| system | templates | online clusters | ARI online | batch clusters | ARI | NMI | GA |"
+    );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     let (mut sum_ari, mut sum_nmi, mut sum_ga) = (0.0, 0.0, 0.0);
     for system in SYSTEMS {
-        let path = root.join(system).join(format!("{system}_2k.log_structured.csv"));
-        let mut reader = csv::Reader::from_path(&path).with_context(|| path.display().to_string())?;
+        let path = root
+            .join(system)
+            .join(format!("{system}_2k.log_structured.csv"));
+        let mut reader =
+            csv::Reader::from_path(&path).with_context(|| path.display().to_string())?;
         let headers = reader.headers()?.clone();
-        let col = |name: &str| headers.iter().position(|h| h == name).with_context(|| format!("{name} column"));
+        let col = |name: &str| {
+            headers
+                .iter()
+                .position(|h| h == name)
+                .with_context(|| format!("{name} column"))
+        };
         let (content, event) = (col("Content")?, col("EventId")?);
         let mut incidents = Vec::new();
         let mut truth = Vec::new();
@@ -152,7 +173,10 @@ fn loghub(args: &Args) -> Result<()> {
         println!(
             "| {system} | {} | {} | {ari_online:.3} | {} | {ari:.3} | {nmi:.3} | {ga:.3} |",
             truth.iter().max().map_or(0, |m| m + 1),
-            online.iter().collect::<std::collections::HashSet<_>>().len(),
+            online
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len(),
             report.clusters,
         );
     }
@@ -186,7 +210,14 @@ fn dense<T: std::hash::Hash + Eq + Clone>(labels: &[T]) -> Vec<usize> {
         .collect()
 }
 
-fn contingency(a: &[usize], b: &[usize]) -> (HashMap<(usize, usize), f64>, HashMap<usize, f64>, HashMap<usize, f64>) {
+/// Pair counts, then the counts of each side's labels.
+type Contingency = (
+    HashMap<(usize, usize), f64>,
+    HashMap<usize, f64>,
+    HashMap<usize, f64>,
+);
+
+fn contingency(a: &[usize], b: &[usize]) -> Contingency {
     let mut joint = HashMap::new();
     let mut ca = HashMap::new();
     let mut cb = HashMap::new();
@@ -239,11 +270,19 @@ fn grouping_accuracy(truth: &[usize], pred: &[usize]) -> f64 {
     correct / truth.len() as f64
 }
 
-fn duplicates(args: &Args, name: &str, embedder: &dyn Fn() -> Result<Box<dyn Embedder>>) -> Result<()> {
+fn duplicates(
+    args: &Args,
+    name: &str,
+    embedder: &dyn Fn() -> Result<Box<dyn Embedder>>,
+) -> Result<()> {
     let bugs = args.data.join("incidents/hadoop_bugs.csv");
     let pairs_path = args.data.join("incidents/hadoop_bugs-train.csv");
     if !bugs.is_file() || !pairs_path.is_file() {
-        println!("skip duplicates: {} or {} not found", bugs.display(), pairs_path.display());
+        println!(
+            "skip duplicates: {} or {} not found",
+            bugs.display(),
+            pairs_path.display()
+        );
         return Ok(());
     }
     let incidents = warden_memory::read_incidents(&bugs, &Columns::default())?;
@@ -264,7 +303,10 @@ fn duplicates(args: &Args, name: &str, embedder: &dyn Fn() -> Result<Box<dyn Emb
         memory.ingest(chunk.to_vec())?;
     }
     let ingest_s = started.elapsed().as_secs_f64();
-    println!("\n## Hadoop duplicate bug reports ({name}): {n} reports ingested in {ingest_s:.1} s, {} pairs\n", pairs.len());
+    println!(
+        "\n## Hadoop duplicate bug reports ({name}): {n} reports ingested in {ingest_s:.1} s, {} pairs\n",
+        pairs.len()
+    );
     println!("| query -> target | recall@5 | recall@10 | MRR@10 |");
     println!("| --- | ---: | ---: | ---: |");
     let started = Instant::now();
@@ -274,10 +316,19 @@ fn duplicates(args: &Args, name: &str, embedder: &dyn Fn() -> Result<Box<dyn Emb
         for (a, b) in &pairs {
             let (q, target) = if forward { (a, b) } else { (b, a) };
             let (title, body) = &texts[q];
-            let text = if body.is_empty() { title.clone() } else { format!("{title}\n{body}") };
+            let text = if body.is_empty() {
+                title.clone()
+            } else {
+                format!("{title}\n{body}")
+            };
             let hits = memory.similar(&text, 11)?;
             queries += 1;
-            let ranked: Vec<&str> = hits.iter().map(|h| h.id.as_str()).filter(|id| id != q).take(10).collect();
+            let ranked: Vec<&str> = hits
+                .iter()
+                .map(|h| h.id.as_str())
+                .filter(|id| id != q)
+                .take(10)
+                .collect();
             if let Some(pos) = ranked.iter().position(|id| id == target) {
                 at10 += 1;
                 if pos < 5 {

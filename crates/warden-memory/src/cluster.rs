@@ -53,7 +53,7 @@ impl Graph {
                 }
             }
         }
-        edges.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        edges.sort_by_key(|a| (a.0, a.1));
         edges.dedup_by(|a, b| a.0 == b.0 && a.1 == b.1);
         Self { n, edges }
     }
@@ -143,7 +143,8 @@ fn louvain(graph: &Graph) -> Vec<usize> {
                 let gain = |c: usize, w_ic: f64| w_ic - tot[c] * degree[i] / two_m;
                 let mut best = own;
                 let mut best_gain = gain(own, weights.get(&own).copied().unwrap_or(0.0));
-                let mut candidates: Vec<(usize, f64)> = weights.iter().map(|(&c, &w)| (c, w)).collect();
+                let mut candidates: Vec<(usize, f64)> =
+                    weights.iter().map(|(&c, &w)| (c, w)).collect();
                 candidates.sort_by_key(|c| c.0);
                 for (c, w) in candidates {
                     let g = gain(c, w);
@@ -257,7 +258,11 @@ pub(crate) fn label(members: &[&[String]], corpus: &WordStats, n: usize) -> Vec<
         })
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    scored.into_iter().take(n).map(|(_, w)| w.to_owned()).collect()
+    scored
+        .into_iter()
+        .take(n)
+        .map(|(_, w)| w.to_owned())
+        .collect()
 }
 
 /// Indices of the `n` vectors closest to the (unnormalised) centroid `sum`.

@@ -58,9 +58,13 @@ const MAX_TOKENS: usize = 1024;
 const SKETCH_BITS: u32 = 19;
 const SKETCH_WIDTH: usize = 1 << SKETCH_BITS;
 
+// Relative weights of the feature kinds. Character n-grams carry inflections
+// and identifiers split differently (`NameNode`, `namenodes`); bigrams keep a
+// little word order. Chosen once over both evaluation tasks (Loghub and the
+// Hadoop duplicates), not per dataset: see examples/memory_eval.rs.
 const W_WORD: f32 = 1.0;
-const W_BIGRAM: f32 = 0.7;
-const W_CHAR: f32 = 0.25;
+const W_BIGRAM: f32 = 0.3;
+const W_CHAR: f32 = 0.5;
 
 const KIND_WORD: u64 = 0x9e37_79b9_7f4a_7c15;
 const KIND_BIGRAM: u64 = 0xc2b2_ae3d_27d4_eb4f;
@@ -170,7 +174,11 @@ impl Embedder for HashingEmbedder {
                 for &(h, _) in &scratch.feats {
                     for slot in [row0(h), row1(h)] {
                         let c = &mut self.df[slot];
-                        *c = if add { c.saturating_add(1) } else { c.saturating_sub(1) };
+                        *c = if add {
+                            c.saturating_add(1)
+                        } else {
+                            c.saturating_sub(1)
+                        };
                     }
                 }
                 self.docs = if add {
@@ -236,9 +244,10 @@ fn features(text: &str, scratch: &mut Scratch) {
     for tok in scratch.text.split(' ').filter(|t| !t.is_empty()) {
         let h = hash_bytes(tok.as_bytes());
         scratch.feats.push((mix(h ^ KIND_WORD), W_WORD));
-        scratch
-            .feats
-            .push((mix(prev.wrapping_mul(31).wrapping_add(h) ^ KIND_BIGRAM), W_BIGRAM));
+        scratch.feats.push((
+            mix(prev.wrapping_mul(31).wrapping_add(h) ^ KIND_BIGRAM),
+            W_BIGRAM,
+        ));
         prev = h;
         if tok.len() >= 3 && !tok.starts_with('<') {
             scratch.gram.clear();
@@ -334,8 +343,16 @@ mod tests {
     #[test]
     fn related_texts_are_closer_than_unrelated_ones() {
         let e = HashingEmbedder::default();
-        let near = cos(&e, "DataNode disk full on /data1", "datanode disks are full");
-        let far = cos(&e, "DataNode disk full on /data1", "TLS certificate expired for ingress");
+        let near = cos(
+            &e,
+            "DataNode disk full on /data1",
+            "datanode disks are full",
+        );
+        let far = cos(
+            &e,
+            "DataNode disk full on /data1",
+            "TLS certificate expired for ingress",
+        );
         assert!(near > far + 0.2, "near {near} far {far}");
     }
 
@@ -360,7 +377,10 @@ mod tests {
         let state = e.state().unwrap();
         let mut f = HashingEmbedder::default();
         f.restore(&state).unwrap();
-        assert_eq!(e.embed(&["beta alpha"]).unwrap(), f.embed(&["beta alpha"]).unwrap());
+        assert_eq!(
+            e.embed(&["beta alpha"]).unwrap(),
+            f.embed(&["beta alpha"]).unwrap()
+        );
         assert!(f.restore(b"nope").is_err());
     }
 

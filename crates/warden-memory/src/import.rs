@@ -31,13 +31,35 @@ pub struct Columns {
     pub body: Option<String>,
 }
 
-const ID_NAMES: &[&str] = &["id", "issueid", "key", "issuekey", "incidentid", "ticketid", "number"];
+const ID_NAMES: &[&str] = &[
+    "id",
+    "issueid",
+    "key",
+    "issuekey",
+    "incidentid",
+    "ticketid",
+    "number",
+];
 const TITLE_NAMES: &[&str] = &["title", "summary", "subject", "name", "shortdescription"];
-const BODY_NAMES: &[&str] = &["body", "description", "text", "message", "details", "content"];
+const BODY_NAMES: &[&str] = &[
+    "body",
+    "description",
+    "text",
+    "message",
+    "details",
+    "content",
+];
 const SERVICE_NAMES: &[&str] = &["service", "component", "components", "app", "application"];
 const LABEL_NAMES: &[&str] = &["labels", "tags", "label"];
 const SEVERITY_NAMES: &[&str] = &["severity", "priority", "sev"];
-const OPENED_NAMES: &[&str] = &["openedat", "opened", "created", "createdat", "timestamp", "time"];
+const OPENED_NAMES: &[&str] = &[
+    "openedat",
+    "opened",
+    "created",
+    "createdat",
+    "timestamp",
+    "time",
+];
 const RESOLVED_NAMES: &[&str] = &["resolvedat", "resolved", "closedat", "closed"];
 const RESOLUTION_NAMES: &[&str] = &["resolution", "resolutiontext", "fix", "remediation"];
 const PLAN_NAMES: &[&str] = &["plan"];
@@ -175,7 +197,11 @@ fn read_csv(path: &Path, columns: &Columns, tsv: bool) -> Result<Vec<Incident>, 
             malformed(path, line, e.to_string())
         })?;
         let line = record.position().map_or(0, csv::Position::line);
-        let get = |k: Option<usize>| k.and_then(|i| record.get(i)).map(str::trim).filter(|s| !s.is_empty());
+        let get = |k: Option<usize>| {
+            k.and_then(|i| record.get(i))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
         let fields = Fields {
             id: get(Some(lay.id)).map(str::to_owned),
             title: get(lay.title),
@@ -191,7 +217,11 @@ fn read_csv(path: &Path, columns: &Columns, tsv: bool) -> Result<Vec<Incident>, 
                 .transpose()
                 .map_err(|r| malformed(path, line, r))?,
         };
-        out.push(fields.into_incident().map_err(|r| malformed(path, line, r))?);
+        out.push(
+            fields
+                .into_incident()
+                .map_err(|r| malformed(path, line, r))?,
+        );
     }
     Ok(out)
 }
@@ -205,8 +235,8 @@ fn read_jsonl(path: &Path, columns: &Columns) -> Result<Vec<Incident>, MemoryErr
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value =
-            serde_json::from_str(&line).map_err(|e| malformed(path, line_no, format!("invalid JSON: {e}")))?;
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .map_err(|e| malformed(path, line_no, format!("invalid JSON: {e}")))?;
         let serde_json::Value::Object(obj) = value else {
             return Err(malformed(path, line_no, "expected a JSON object"));
         };
@@ -238,7 +268,8 @@ fn read_jsonl(path: &Path, columns: &Columns) -> Result<Vec<Incident>, MemoryErr
         };
         let (id, title, body) = (text(Some(lay.id)), text(lay.title), text(lay.body));
         let (service, severity) = (text(lay.service), text(lay.severity));
-        let (opened, resolved, resolution) = (text(lay.opened), text(lay.resolved), text(lay.resolution));
+        let (opened, resolved, resolution) =
+            (text(lay.opened), text(lay.resolved), text(lay.resolution));
         let fields = Fields {
             id,
             title: title.as_deref(),
@@ -251,7 +282,11 @@ fn read_jsonl(path: &Path, columns: &Columns) -> Result<Vec<Incident>, MemoryErr
             resolution: resolution.as_deref(),
             plan,
         };
-        out.push(fields.into_incident().map_err(|r| malformed(path, line_no, r))?);
+        out.push(
+            fields
+                .into_incident()
+                .map_err(|r| malformed(path, line_no, r))?,
+        );
     }
     Ok(out)
 }
@@ -319,7 +354,11 @@ pub(crate) fn parse_time(s: &str) -> Result<Timestamp, String> {
     let civil = s
         .parse::<jiff::civil::DateTime>()
         .ok()
-        .or_else(|| s.parse::<jiff::civil::Date>().ok().map(|d| d.to_datetime(jiff::civil::Time::midnight())))
+        .or_else(|| {
+            s.parse::<jiff::civil::Date>()
+                .ok()
+                .map(|d| d.to_datetime(jiff::civil::Time::midnight()))
+        })
         .or_else(|| {
             TIME_FORMATS
                 .iter()
@@ -371,7 +410,10 @@ mod tests {
         assert_eq!(got[0].title, "NN crash");
         assert_eq!(got[0].body, "stack\ntrace");
         assert_eq!(got[0].severity.as_deref(), Some("Major"));
-        assert_eq!(got[0].opened_at.unwrap().to_string(), "2021-09-30T17:20:00Z");
+        assert_eq!(
+            got[0].opened_at.unwrap().to_string(),
+            "2021-09-30T17:20:00Z"
+        );
         assert_eq!(got[1].resolution, None);
     }
 
@@ -385,7 +427,10 @@ mod tests {
             body: None,
         };
         let got = read_incidents(&path, &cols).unwrap();
-        assert_eq!((got[0].id.as_str(), got[0].title.as_str()), ("A-1", "hello"));
+        assert_eq!(
+            (got[0].id.as_str(), got[0].title.as_str()),
+            ("A-1", "hello")
+        );
     }
 
     #[test]
@@ -408,7 +453,11 @@ mod tests {
     #[test]
     fn reports_the_line_of_a_malformed_jsonl_record() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(&dir, "bad.jsonl", "{\"id\":1,\"title\":\"a\"}\n{\"id\":2,\"title\":\n");
+        let path = write(
+            &dir,
+            "bad.jsonl",
+            "{\"id\":1,\"title\":\"a\"}\n{\"id\":2,\"title\":\n",
+        );
         let err = read_incidents(&path, &Columns::default()).unwrap_err();
         match err {
             MemoryError::Malformed { line, .. } => assert_eq!(line, 2),
@@ -420,7 +469,9 @@ mod tests {
     fn reports_the_line_of_a_csv_record_without_id() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "bad.csv", "id,title\n1,a\n2,b\n,c\n");
-        let err = read_incidents(&path, &Columns::default()).unwrap_err().to_string();
+        let err = read_incidents(&path, &Columns::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.ends_with("bad.csv:4: the id is empty"), "{err}");
     }
 
@@ -428,7 +479,9 @@ mod tests {
     fn a_file_without_an_id_column_names_the_flag_to_use() {
         let dir = tempfile::tempdir().unwrap();
         let path = write(&dir, "x.csv", "ref,title\n1,a\n");
-        let err = read_incidents(&path, &Columns::default()).unwrap_err().to_string();
+        let err = read_incidents(&path, &Columns::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("--id-col"), "{err}");
     }
 

@@ -161,7 +161,12 @@ impl Index {
 
     /// Writes the dump into `dir` atomically enough: a fresh temporary
     /// directory renamed over the old one; checksums catch the rest.
-    pub(crate) fn save(&self, dir: &Path, generation: u64, fingerprint: &str) -> Result<(), MemoryError> {
+    pub(crate) fn save(
+        &self,
+        dir: &Path,
+        generation: u64,
+        fingerprint: &str,
+    ) -> Result<(), MemoryError> {
         let tmp = dir.with_extension("tmp");
         if tmp.exists() {
             fs_err::remove_dir_all(&tmp).map_err(|e| MemoryError::io(&tmp, e))?;
@@ -197,8 +202,8 @@ impl Index {
             graph_sha256,
         };
         let meta_path = tmp.join(META_FILE);
-        let json = serde_json::to_vec_pretty(&meta)
-            .map_err(|e| index_err(&meta_path, e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&meta).map_err(|e| index_err(&meta_path, e.to_string()))?;
         fs_err::write(&meta_path, json).map_err(|e| MemoryError::io(&meta_path, e))?;
         if dir.exists() {
             fs_err::remove_dir_all(dir).map_err(|e| MemoryError::io(dir, e))?;
@@ -221,12 +226,19 @@ impl Index {
     ) -> Result<Self, String> {
         let meta_path = dir.join(META_FILE);
         let raw = fs_err::read(&meta_path).map_err(|e| e.to_string())?;
-        let meta: DumpMeta = serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", meta_path.display()))?;
+        let meta: DumpMeta =
+            serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", meta_path.display()))?;
         if meta.format != FORMAT || meta.fingerprint != fingerprint || meta.dim != dim {
-            return Err(format!("built for {} (d={}), store uses {fingerprint} (d={dim})", meta.fingerprint, meta.dim));
+            return Err(format!(
+                "built for {} (d={}), store uses {fingerprint} (d={dim})",
+                meta.fingerprint, meta.dim
+            ));
         }
         if meta.generation != generation {
-            return Err(format!("stale: index generation {}, store generation {generation}", meta.generation));
+            return Err(format!(
+                "stale: index generation {}, store generation {generation}",
+                meta.generation
+            ));
         }
         if meta.points == 0 {
             return if live.is_empty() {
@@ -272,6 +284,98 @@ impl Index {
             tombstones,
             points: meta.points,
         })
+    }
+}
+
+/// A cosine HNSW index over unit vectors keyed by `u64`: the index a
+/// [`Memory`](crate::Memory) keeps, for callers with vectors of their own.
+/// Removal leaves a tombstone that searches skip.
+///
+/// ```
+/// use warden_memory::{MemoryOptions, VectorIndex};
+///
+/// let items = vec![(1, vec![1.0, 0.0]), (2, vec![0.0, 1.0]), (3, vec![0.6, 0.8])];
+/// let mut index = VectorIndex::build(2, &items, &MemoryOptions::default())?;
+/// assert_eq!(index.search(&[1.0, 0.0], 1)?[0].0, 1);
+/// index.remove(1);
+/// assert_eq!(index.search(&[1.0, 0.0], 1)?[0].0, 3);
+/// # Ok::<(), warden_memory::MemoryError>(())
+/// ```
+#[derive(Debug)]
+pub struct VectorIndex(Index);
+
+impl VectorIndex {
+    /// Builds an index of `dim`-dimensional unit vectors, inserting in
+    /// parallel; HNSW parameters come from `options`.
+    ///
+    /// # Errors
+    /// [`MemoryError::Dimension`] when a vector has another length.
+    pub fn build(
+        dim: usize,
+        items: &[(u64, Vec<f32>)],
+        options: &crate::MemoryOptions,
+    ) -> Result<Self, MemoryError> {
+        if let Some((_, v)) = items.iter().find(|(_, v)| v.len() != dim) {
+            return Err(MemoryError::Dimension {
+                expected: dim,
+                actual: v.len(),
+            });
+        }
+        Ok(Self(Index::build(dim, items, options.hnsw())))
+    }
+
+    /// Adds a vector under `key` (a key must not be reused after removal).
+    ///
+    /// # Errors
+    /// [`MemoryError::Dimension`] when `v` has another length.
+    pub fn insert(&mut self, key: u64, v: &[f32]) -> Result<(), MemoryError> {
+        self.check(v)?;
+        self.0.insert(key, v);
+        Ok(())
+    }
+
+    /// Removes `key` from search results.
+    pub fn remove(&mut self, key: u64) {
+        self.0.remove(key);
+    }
+
+    /// The `k` nearest keys with their cosine similarity, best first.
+    ///
+    /// # Errors
+    /// [`MemoryError::Dimension`] when `q` has another length.
+    pub fn search(&self, q: &[f32], k: usize) -> Result<Vec<(u64, f32)>, MemoryError> {
+        self.check(q)?;
+        Ok(self.0.search(q, k))
+    }
+
+    /// Live (not removed) vectors.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether no live vector remains.
+    pub fn is_empty(&self) -> bool {
+        self.0.len() == 0
+    }
+
+    /// Writes the index into directory `dir` (replaced if it exists), in the
+    /// format a `Memory` keeps beside its store.
+    ///
+    /// # Errors
+    /// I/O and [`MemoryError::Index`] errors naming the directory.
+    pub fn save(&self, dir: &Path) -> Result<(), MemoryError> {
+        self.0.save(dir, 0, "vector-index")
+    }
+
+    fn check(&self, v: &[f32]) -> Result<(), MemoryError> {
+        if v.len() == self.0.dim() {
+            Ok(())
+        } else {
+            Err(MemoryError::Dimension {
+                expected: self.0.dim(),
+                actual: v.len(),
+            })
+        }
     }
 }
 
@@ -388,7 +492,14 @@ mod tests {
     #[test]
     fn a_missing_dump_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Index::load(&dir.path().join("nope"), 1, "fp", 8, PARAMS, &HashSet::new());
+        let err = Index::load(
+            &dir.path().join("nope"),
+            1,
+            "fp",
+            8,
+            PARAMS,
+            &HashSet::new(),
+        );
         assert!(err.is_err());
     }
 }

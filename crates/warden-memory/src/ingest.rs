@@ -255,7 +255,11 @@ impl Txn<'_, '_> {
         let vectors = self.embedder.embed(&added_refs)?;
         if vectors.len() != added.len() {
             return Err(MemoryError::Embedder {
-                reason: format!("the embedder returned {} vectors for {} texts", vectors.len(), added.len()),
+                reason: format!(
+                    "the embedder returned {} vectors for {} texts",
+                    vectors.len(),
+                    added.len()
+                ),
             });
         }
         let mut fresh = vectors.iter().zip(&added);
@@ -313,9 +317,10 @@ impl Txn<'_, '_> {
         let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
         let vectors = self.embedder.embed(&refs)?;
         let dim = self.index.dim();
-        for row in self.w.clusters()? {
-            let id = row.info.id;
-            self.clusters.insert(id, Some(ClusterRow { sum: vec![0.0; dim], ..row }));
+        for info in self.w.clusters()? {
+            let sum = vec![0.0; dim];
+            self.clusters
+                .insert(info.id, Some(ClusterRow { info, sum }));
         }
         for (row, v) in rows.iter().zip(&vectors) {
             self.check_vector(v)?;
@@ -326,7 +331,10 @@ impl Txn<'_, '_> {
                 cluster.sum.iter_mut().zip(v).for_each(|(s, x)| *s += x);
             }
         }
-        self.w.set_meta_u64(key::EMBEDDED_DOCS, self.w.len()? + self.report.inserted as u64)?;
+        self.w.set_meta_u64(
+            key::EMBEDDED_DOCS,
+            self.w.len()? + self.report.inserted as u64,
+        )?;
         self.report.reembedded = true;
         Ok(())
     }
@@ -383,7 +391,11 @@ impl Txn<'_, '_> {
         for c in candidates {
             if let Some(row) = self.cluster(c)? {
                 let norm = dot(&row.sum, &row.sum).sqrt();
-                let sim = if norm > 0.0 { dot(v, &row.sum) / norm } else { 0.0 };
+                let sim = if norm > 0.0 {
+                    dot(v, &row.sum) / norm
+                } else {
+                    0.0
+                };
                 if best.is_none_or(|(_, b)| sim > b) {
                     best = Some((c, sim));
                 }
@@ -434,7 +446,8 @@ impl Txn<'_, '_> {
         let generation = self.w.meta_u64(key::GENERATION)?.unwrap_or(0) + 1;
         self.w.set_meta_u64(key::GENERATION, generation)?;
         self.w.set_meta_u64(key::NEXT_SLOT, *self.next_slot)?;
-        self.w.set_meta(key::FINGERPRINT, self.embedder.fingerprint().as_bytes())?;
+        self.w
+            .set_meta(key::FINGERPRINT, self.embedder.fingerprint().as_bytes())?;
         self.w.set_meta_u64(key::DIM, self.embedder.dim() as u64)?;
         if self.learns
             && let Some(state) = self.embedder.state()

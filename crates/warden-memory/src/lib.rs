@@ -71,6 +71,8 @@ mod normalize;
 mod recluster;
 mod record;
 mod store;
+#[cfg(test)]
+mod tests;
 
 #[cfg(feature = "fastembed")]
 pub use crate::fastembed::FastEmbedder;
@@ -79,6 +81,7 @@ pub use crate::{
     embed::{DEFAULT_DIM, Embedder, HashingEmbedder},
     error::MemoryError,
     import::{Columns, read_incidents},
+    index::VectorIndex,
     memory::{Memory, MemoryOptions},
-    record::{Cluster, Hit, IncidentView, Incident, IngestReport, RecallHit, ReclusterReport},
+    record::{Cluster, Hit, Incident, IncidentView, IngestReport, RecallHit, ReclusterReport},
 };

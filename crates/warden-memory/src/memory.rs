@@ -28,10 +28,10 @@ const INDEX_DIR: &str = "index";
 pub struct MemoryOptions {
     /// Online assignment joins the nearest cluster whose centroid has at
     /// least this cosine similarity to the new record, else starts a new
-    /// cluster. Default `0.6`.
+    /// cluster. Default `0.7`.
     pub online_threshold: f32,
     /// Batch re-clustering keeps graph edges of at least this similarity.
-    /// Default `0.6`.
+    /// Default `0.75`.
     pub edge_threshold: f32,
     /// Neighbours searched per record to build the similarity graph. This
     /// bounds the graph's degree, not the number of clusters. Default `10`.
@@ -52,8 +52,8 @@ pub struct MemoryOptions {
 impl Default for MemoryOptions {
     fn default() -> Self {
         Self {
-            online_threshold: 0.6,
-            edge_threshold: 0.6,
+            online_threshold: 0.7,
+            edge_threshold: 0.75,
             graph_neighbours: 10,
             method: ClusterMethod::Components,
             max_connections: 16,
@@ -110,7 +110,11 @@ impl Memory {
     /// [`MemoryError::Locked`] when another process has it open, I/O and
     /// store errors naming the file.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, MemoryError> {
-        Self::open_with(dir, MemoryOptions::default(), Box::new(HashingEmbedder::default()))
+        Self::open_with(
+            dir,
+            MemoryOptions::default(),
+            Box::new(HashingEmbedder::default()),
+        )
     }
 
     /// Opens the memory in `dir` with a given embedder and options.
@@ -170,7 +174,14 @@ impl Memory {
         let live: HashSet<u64> = vectors.iter().map(|(s, _)| *s).collect();
         let fingerprint = self.embedder.fingerprint();
         let dir = self.dir.join(INDEX_DIR);
-        match Index::load(&dir, generation, &fingerprint, self.embedder.dim(), self.options.hnsw(), &live) {
+        match Index::load(
+            &dir,
+            generation,
+            &fingerprint,
+            self.embedder.dim(),
+            self.options.hnsw(),
+            &live,
+        ) {
             Ok(index) => {
                 self.index = index;
                 self.index_dirty = false;
@@ -205,8 +216,11 @@ impl Memory {
             return Ok(());
         }
         let generation = self.store.read()?.meta_u64(key::GENERATION)?.unwrap_or(0);
-        self.index
-            .save(&self.dir.join(INDEX_DIR), generation, &self.embedder.fingerprint())?;
+        self.index.save(
+            &self.dir.join(INDEX_DIR),
+            generation,
+            &self.embedder.fingerprint(),
+        )?;
         self.index_dirty = false;
         Ok(())
     }
@@ -261,9 +275,11 @@ impl Memory {
         let snapshot = self.store.read()?;
         let mut out = Vec::with_capacity(hits.len());
         for hit in hits {
-            let Some(row) = snapshot.row(&hit.id)? else { continue };
+            let Some(row) = snapshot.row(&hit.id)? else {
+                continue;
+            };
             let cluster = match hit.cluster {
-                Some(c) => snapshot.cluster(c)?.map(|r| r.info),
+                Some(c) => snapshot.cluster_info(c)?,
                 None => None,
             };
             out.push(RecallHit {
@@ -285,7 +301,7 @@ impl Memory {
             return Ok(None);
         };
         let cluster = match snapshot.cluster_of(row.slot)? {
-            Some(c) => snapshot.cluster(c)?.map(|r| r.info),
+            Some(c) => snapshot.cluster_info(c)?,
             None => None,
         };
         Ok(Some(IncidentView {
@@ -299,7 +315,7 @@ impl Memory {
     /// # Errors
     /// Store errors.
     pub fn clusters(&self) -> Result<Vec<Cluster>, MemoryError> {
-        let mut out: Vec<Cluster> = self.store.read()?.clusters()?.into_iter().map(|r| r.info).collect();
+        let mut out = self.store.read()?.clusters()?;
         out.sort_by(|a, b| b.size.cmp(&a.size).then(a.id.cmp(&b.id)));
         Ok(out)
     }

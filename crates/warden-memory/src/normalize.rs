@@ -54,13 +54,8 @@ fn push(out: &mut String, token: &str, count: &mut usize) {
 
 fn trim_punct(chunk: &str) -> &str {
     chunk
-        .trim_start_matches(|c: char| matches!(c, '(' | '[' | '{' | '<' | '"' | '\'' | '`'))
-        .trim_end_matches(|c: char| {
-            matches!(
-                c,
-                ')' | ']' | '}' | '>' | '"' | '\'' | '`' | '.' | ':' | '!' | '?'
-            )
-        })
+        .trim_start_matches(['(', '[', '{', '<', '"', '\'', '`'])
+        .trim_end_matches([')', ']', '}', '>', '"', '\'', '`', '.', ':', '!', '?'])
 }
 
 /// Classifies a whole whitespace-delimited chunk as a masked value.
@@ -78,6 +73,9 @@ fn classify(chunk: &str) -> Option<&'static str> {
     }
     if is_email(b) {
         return Some("<email>");
+    }
+    if is_host_port(b) {
+        return Some("<host>");
     }
     if is_path(b) {
         return Some("<path>");
@@ -163,11 +161,25 @@ fn is_ipv6(b: &[u8]) -> bool {
     if colons < 2 || b.len() < 3 {
         return false;
     }
-    let hexish = b
-        .iter()
-        .all(|&c| is_hex(c) || c == b':' || c == b'.');
+    let hexish = b.iter().all(|&c| is_hex(c) || c == b':' || c == b'.');
     // `a:b:c` in prose or a clock time must not count: ask for `::` or a long address.
     hexish && (b.windows(2).any(|w| w == b"::") || colons >= 5)
+}
+
+/// `name.domain:port`: an endpoint, whatever the name. Dotted names without a
+/// port stay words, since Java classes and packages look the same.
+fn is_host_port(b: &[u8]) -> bool {
+    let Some(colon) = b.iter().rposition(|&c| c == b':') else {
+        return false;
+    };
+    let (host, port) = (&b[..colon], &b[colon + 1..]);
+    !port.is_empty()
+        && port.len() <= 5
+        && port.iter().all(u8::is_ascii_digit)
+        && host.contains(&b'.')
+        && host
+            .split(|&c| c == b'.')
+            .all(|l| !l.is_empty() && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-'))
 }
 
 fn is_email(b: &[u8]) -> bool {
@@ -191,7 +203,10 @@ fn is_path(b: &[u8]) -> bool {
 
 /// Signed integers and decimals, optionally with a short unit (`12ms`, `5GB`, `99%`).
 fn is_number(b: &[u8]) -> bool {
-    let body = b.strip_prefix(b"-").or_else(|| b.strip_prefix(b"+")).unwrap_or(b);
+    let body = b
+        .strip_prefix(b"-")
+        .or_else(|| b.strip_prefix(b"+"))
+        .unwrap_or(b);
     let digits_end = body
         .iter()
         .position(|&c| !(c.is_ascii_digit() || matches!(c, b'.' | b':' | b'_')))
@@ -234,8 +249,7 @@ fn split_words(chunk: &str, out: &mut String, count: &mut usize, max_tokens: usi
         // number; short stems (`ipv6`, `md5`, `ext4`) and digits inside a word
         // (`log4j`, `s3a`) are part of a name.
         let alpha_len = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
-        if alpha_len >= 4 && alpha_len < b.len() && b[alpha_len..].iter().all(u8::is_ascii_digit)
-        {
+        if alpha_len >= 4 && alpha_len < b.len() && b[alpha_len..].iter().all(u8::is_ascii_digit) {
             push_lower(out, &part[..alpha_len], count);
             push(out, "<num>", count);
             continue;
@@ -260,8 +274,8 @@ fn push_lower(out: &mut String, word: &str, count: &mut usize) {
 mod tests {
     use super::*;
 
-    const MASKS: [&str; 8] = [
-        "<url>", "<uuid>", "<ts>", "<ip>", "<path>", "<hex>", "<num>", "<email>",
+    const MASKS: [&str; 9] = [
+        "<url>", "<uuid>", "<ts>", "<ip>", "<path>", "<hex>", "<num>", "<email>", "<host>",
     ];
 
     #[test]
@@ -281,10 +295,15 @@ mod tests {
     #[test]
     fn masks_uuids_hex_ids_and_block_ids() {
         assert_eq!(
-            normalize("req 123e4567-e89b-12d3-a456-426614174000 at 0x7f3a blk_-6952295868487656571"),
+            normalize(
+                "req 123e4567-e89b-12d3-a456-426614174000 at 0x7f3a blk_-6952295868487656571"
+            ),
             "req <uuid> at <hex> blk <num>"
         );
-        assert_eq!(normalize("commit 9fceb02d0ae598e95dc970b74767f19372d61af8"), "commit <hex>");
+        assert_eq!(
+            normalize("commit 9fceb02d0ae598e95dc970b74767f19372d61af8"),
+            "commit <hex>"
+        );
     }
 
     #[test]
@@ -293,8 +312,19 @@ mod tests {
             normalize("2015-07-29 17:41:44,747 - INFO"),
             "<ts> <ts> <num> info"
         );
-        assert_eq!(normalize("[29/Jul/2015:10:00:01 +0200] GET"), "<ts> <num> get");
+        assert_eq!(
+            normalize("[29/Jul/2015:10:00:01 +0200] GET"),
+            "<ts> <num> get"
+        );
         assert_eq!(normalize("at 2024-01-02T03:04:05Z ok"), "at <ts> ok");
+    }
+
+    #[test]
+    fn masks_host_port_endpoints_but_not_class_names() {
+        assert_eq!(
+            normalize("proxy.cse.cuhk.edu.hk:5070 open via org.apache.Foo"),
+            "<host> open via org apache foo"
+        );
     }
 
     #[test]
@@ -331,7 +361,7 @@ mod tests {
 
     #[test]
     fn every_mask_is_listed() {
-        let text = "https://a 123e4567-e89b-12d3-a456-426614174000 10:00:01 1.2.3.4 /a/b 0xff 7 a@b.c";
+        let text = "https://a 123e4567-e89b-12d3-a456-426614174000 10:00:01 1.2.3.4 /a/b 0xff 7 a@b.c a.b:1";
         for token in normalize(text).split(' ') {
             assert!(MASKS.contains(&token), "{token} is not a known mask");
         }

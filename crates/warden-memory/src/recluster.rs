@@ -26,8 +26,8 @@ impl Memory {
     /// let dir = tempfile::tempdir()?;
     /// let mut memory = Memory::open(dir.path())?;
     /// memory.ingest(vec![
-    ///     Incident::new("1", "kafka consumer lag high on orders", ""),
-    ///     Incident::new("2", "kafka consumer lag high on payments", ""),
+    ///     Incident::new("1", "disk full on db-1", "/var/lib/postgresql at 100%"),
+    ///     Incident::new("2", "disk full on db-2", "/var/lib/postgresql at 97%"),
     ///     Incident::new("3", "TLS certificate expired on ingress", ""),
     /// ])?;
     /// let report = memory.recluster()?;
@@ -66,9 +66,14 @@ impl Memory {
         drop(seen);
         let k = self.options.graph_neighbours;
         let neighbours = if nodes.len() == rows.len() {
-            let slot_node: HashMap<u64, u32> =
-                rows.iter().enumerate().map(|(i, r)| (r.slot, i as u32)).collect();
-            knn(&self.index, &vectors, k, |slot| slot_node.get(&slot).copied())
+            let slot_node: HashMap<u64, u32> = rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.slot, i as u32))
+                .collect();
+            knn(&self.index, &vectors, k, |slot| {
+                slot_node.get(&slot).copied()
+            })
         } else {
             let items: Vec<(u64, Vec<f32>)> = nodes
                 .iter()
@@ -93,7 +98,10 @@ impl Memory {
         groups.retain(|g| !g.is_empty());
         groups.sort_by(|a, b| b.len().cmp(&a.len()).then(a[0].cmp(&b[0])));
 
-        let words: Vec<Vec<String>> = rows.iter().map(|r| label_words(&r.incident.text())).collect();
+        let words: Vec<Vec<String>> = rows
+            .iter()
+            .map(|r| label_words(&r.incident.text()))
+            .collect();
         let mut corpus = WordStats::default();
         words.iter().for_each(|w| corpus.add(w));
 
@@ -118,8 +126,10 @@ impl Memory {
                     sum.iter_mut().zip(&vectors[i]).for_each(|(s, x)| *s += x);
                     w.set_cluster_of(rows[i].slot, id)?;
                 }
-                let member_vectors: Vec<&[f32]> = members.iter().map(|&i| vectors[i].as_slice()).collect();
-                let member_words: Vec<&[String]> = members.iter().map(|&i| words[i].as_slice()).collect();
+                let member_vectors: Vec<&[f32]> =
+                    members.iter().map(|&i| vectors[i].as_slice()).collect();
+                let member_words: Vec<&[String]> =
+                    members.iter().map(|&i| words[i].as_slice()).collect();
                 let seen = members.iter().map(|&i| rows[i].seen_at());
                 w.put_cluster(&ClusterRow {
                     info: Cluster {
@@ -157,7 +167,10 @@ fn stable_id(
     }
     let mut ranked: Vec<(usize, u64)> = votes.into_iter().map(|(c, n)| (n, c)).collect();
     ranked.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
-    let id = ranked.into_iter().map(|(_, c)| c).find(|c| !taken.contains(c))?;
+    let id = ranked
+        .into_iter()
+        .map(|(_, c)| c)
+        .find(|c| !taken.contains(c))?;
     taken.insert(id);
     Some(id)
 }

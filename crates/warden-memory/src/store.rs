@@ -23,8 +23,10 @@ const SLOTS: TableDefinition<u64, &str> = TableDefinition::new("slots");
 const VECTORS: TableDefinition<u64, &[u8]> = TableDefinition::new("vectors");
 /// slot -> cluster id.
 const MEMBERSHIP: TableDefinition<u64, u64> = TableDefinition::new("membership");
-/// cluster id -> JSON [`ClusterRow`].
+/// cluster id -> JSON [`Cluster`].
 const CLUSTERS: TableDefinition<u64, &[u8]> = TableDefinition::new("clusters");
+/// cluster id -> f32 little-endian sum of member vectors.
+const SUMS: TableDefinition<u64, &[u8]> = TableDefinition::new("cluster_sums");
 /// name -> bytes.
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -60,10 +62,10 @@ impl Row {
     }
 }
 
-/// A stored cluster: its public description and the sum of its members'
-/// vectors (the centroid before normalisation, so members can be added and
-/// removed exactly).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A cluster: its public description and the sum of its members' vectors
+/// (the centroid before normalisation, so members can be added and removed
+/// exactly), stored in two tables so listing clusters skips the vectors.
+#[derive(Debug, Clone)]
 pub(crate) struct ClusterRow {
     pub info: Cluster,
     pub sum: Vec<f32>,
@@ -151,7 +153,11 @@ fn store_err(path: &Path, e: impl Into<redb::Error>) -> MemoryError {
 macro_rules! readers {
     () => {
         pub(crate) fn row(&self, id: &str) -> Result<Option<Row>, MemoryError> {
-            match self.incidents.get(id).map_err(|e| store_err(&self.path, e))? {
+            match self
+                .incidents
+                .get(id)
+                .map_err(|e| store_err(&self.path, e))?
+            {
                 Some(g) => Ok(Some(decode(g.value(), &self.path)?)),
                 None => Ok(None),
             }
@@ -159,7 +165,11 @@ macro_rules! readers {
 
         pub(crate) fn rows(&self) -> Result<Vec<Row>, MemoryError> {
             let mut out = Vec::new();
-            for entry in self.incidents.iter().map_err(|e| store_err(&self.path, e))? {
+            for entry in self
+                .incidents
+                .iter()
+                .map_err(|e| store_err(&self.path, e))?
+            {
                 let (_, v) = entry.map_err(|e| store_err(&self.path, e))?;
                 out.push(decode(v.value(), &self.path)?);
             }
@@ -179,7 +189,10 @@ macro_rules! readers {
         }
 
         /// Every live `(slot, vector)`.
-        #[allow(dead_code, reason = "one macro serves Reader and Writer; only Reader uses it")]
+        #[allow(
+            dead_code,
+            reason = "one macro serves Reader and Writer; only Reader uses it"
+        )]
         pub(crate) fn vectors(&self) -> Result<Vec<(u64, Vec<f32>)>, MemoryError> {
             let mut out = Vec::new();
             for entry in self.slots.iter().map_err(|e| store_err(&self.path, e))? {
@@ -208,14 +221,46 @@ macro_rules! readers {
                 .map(|g| g.value()))
         }
 
+        /// A cluster with its member sum, for updating it.
+        #[allow(
+            dead_code,
+            reason = "one macro serves Reader and Writer; only Writer uses it"
+        )]
         pub(crate) fn cluster(&self, id: u64) -> Result<Option<ClusterRow>, MemoryError> {
-            match self.clusters.get(id).map_err(|e| store_err(&self.path, e))? {
+            let Some(info) = self.cluster_info(id)? else {
+                return Ok(None);
+            };
+            let stored = self
+                .sums
+                .get(id)
+                .map_err(|e| store_err(&self.path, e))?
+                .map(|g| bytes_to_f32(g.value()));
+            let sum = match stored {
+                Some(sum) => sum,
+                // A singleton's sum is its member's vector, not stored twice.
+                None => match info.representatives.first() {
+                    Some(member) => match self.row(member)? {
+                        Some(row) => self.vector(row.slot)?.unwrap_or_default(),
+                        None => Vec::new(),
+                    },
+                    None => Vec::new(),
+                },
+            };
+            Ok(Some(ClusterRow { info, sum }))
+        }
+
+        pub(crate) fn cluster_info(&self, id: u64) -> Result<Option<Cluster>, MemoryError> {
+            match self
+                .clusters
+                .get(id)
+                .map_err(|e| store_err(&self.path, e))?
+            {
                 Some(g) => Ok(Some(decode(g.value(), &self.path)?)),
                 None => Ok(None),
             }
         }
 
-        pub(crate) fn clusters(&self) -> Result<Vec<ClusterRow>, MemoryError> {
+        pub(crate) fn clusters(&self) -> Result<Vec<Cluster>, MemoryError> {
             let mut out = Vec::new();
             for entry in self.clusters.iter().map_err(|e| store_err(&self.path, e))? {
                 let (_, v) = entry.map_err(|e| store_err(&self.path, e))?;
@@ -233,10 +278,15 @@ macro_rules! readers {
         }
 
         pub(crate) fn meta_u64(&self, name: &str) -> Result<Option<u64>, MemoryError> {
-            Ok(self.meta(name)?.and_then(|b| b.try_into().ok().map(u64::from_le_bytes)))
+            Ok(self
+                .meta(name)?
+                .and_then(|b| b.try_into().ok().map(u64::from_le_bytes)))
         }
 
-        #[allow(dead_code, reason = "one macro serves Reader and Writer; only Reader uses it")]
+        #[allow(
+            dead_code,
+            reason = "one macro serves Reader and Writer; only Reader uses it"
+        )]
         pub(crate) fn meta_str(&self, name: &str) -> Result<Option<String>, MemoryError> {
             Ok(self.meta(name)?.and_then(|b| String::from_utf8(b).ok()))
         }
@@ -250,6 +300,11 @@ pub(crate) struct Reader {
     vectors: ReadOnlyTable<u64, &'static [u8]>,
     membership: ReadOnlyTable<u64, u64>,
     clusters: ReadOnlyTable<u64, &'static [u8]>,
+    #[allow(
+        dead_code,
+        reason = "read by the shared `cluster` helper, which only Writer calls"
+    )]
+    sums: ReadOnlyTable<u64, &'static [u8]>,
     meta: ReadOnlyTable<&'static str, &'static [u8]>,
     path: PathBuf,
 }
@@ -263,6 +318,7 @@ impl Reader {
             vectors: txn.open_table(VECTORS).map_err(e)?,
             membership: txn.open_table(MEMBERSHIP).map_err(e)?,
             clusters: txn.open_table(CLUSTERS).map_err(e)?,
+            sums: txn.open_table(SUMS).map_err(e)?,
             meta: txn.open_table(META).map_err(e)?,
             path: path.to_path_buf(),
         })
@@ -278,6 +334,7 @@ pub(crate) struct Writer<'t> {
     vectors: Table<'t, u64, &'static [u8]>,
     membership: Table<'t, u64, u64>,
     clusters: Table<'t, u64, &'static [u8]>,
+    sums: Table<'t, u64, &'static [u8]>,
     meta: Table<'t, &'static str, &'static [u8]>,
     path: PathBuf,
 }
@@ -291,6 +348,7 @@ impl<'t> Writer<'t> {
             vectors: txn.open_table(VECTORS).map_err(e)?,
             membership: txn.open_table(MEMBERSHIP).map_err(e)?,
             clusters: txn.open_table(CLUSTERS).map_err(e)?,
+            sums: txn.open_table(SUMS).map_err(e)?,
             meta: txn.open_table(META).map_err(e)?,
             path: path.to_path_buf(),
         })
@@ -307,13 +365,17 @@ impl<'t> Writer<'t> {
     }
 
     pub(crate) fn remove_row(&mut self, id: &str) -> Result<(), MemoryError> {
-        self.incidents.remove(id).map_err(|e| store_err(&self.path, e))?;
+        self.incidents
+            .remove(id)
+            .map_err(|e| store_err(&self.path, e))?;
         Ok(())
     }
 
     /// Stores the vector of a new slot and maps the slot to its record.
     pub(crate) fn put_slot(&mut self, slot: u64, id: &str, v: &[f32]) -> Result<(), MemoryError> {
-        self.slots.insert(slot, id).map_err(|e| store_err(&self.path, e))?;
+        self.slots
+            .insert(slot, id)
+            .map_err(|e| store_err(&self.path, e))?;
         self.put_vector(slot, v)
     }
 
@@ -326,39 +388,69 @@ impl<'t> Writer<'t> {
     }
 
     pub(crate) fn remove_slot(&mut self, slot: u64) -> Result<(), MemoryError> {
-        self.slots.remove(slot).map_err(|e| store_err(&self.path, e))?;
-        self.vectors.remove(slot).map_err(|e| store_err(&self.path, e))?;
-        self.membership.remove(slot).map_err(|e| store_err(&self.path, e))?;
-        Ok(())
-    }
-
-    pub(crate) fn set_cluster_of(&mut self, slot: u64, cluster: u64) -> Result<(), MemoryError> {
-        self.membership.insert(slot, cluster).map_err(|e| store_err(&self.path, e))?;
-        Ok(())
-    }
-
-    pub(crate) fn put_cluster(&mut self, row: &ClusterRow) -> Result<(), MemoryError> {
-        let bytes = encode(row, &self.path)?;
-        self.clusters
-            .insert(row.info.id, bytes.as_slice())
+        self.slots
+            .remove(slot)
+            .map_err(|e| store_err(&self.path, e))?;
+        self.vectors
+            .remove(slot)
+            .map_err(|e| store_err(&self.path, e))?;
+        self.membership
+            .remove(slot)
             .map_err(|e| store_err(&self.path, e))?;
         Ok(())
     }
 
+    pub(crate) fn set_cluster_of(&mut self, slot: u64, cluster: u64) -> Result<(), MemoryError> {
+        self.membership
+            .insert(slot, cluster)
+            .map_err(|e| store_err(&self.path, e))?;
+        Ok(())
+    }
+
+    pub(crate) fn put_cluster(&mut self, row: &ClusterRow) -> Result<(), MemoryError> {
+        let bytes = encode(&row.info, &self.path)?;
+        self.clusters
+            .insert(row.info.id, bytes.as_slice())
+            .map_err(|e| store_err(&self.path, e))?;
+        if row.info.size == 1 && row.info.representatives.len() == 1 {
+            self.sums
+                .remove(row.info.id)
+                .map_err(|e| store_err(&self.path, e))?;
+        } else {
+            let sum = f32_to_bytes(&row.sum);
+            self.sums
+                .insert(row.info.id, sum.as_slice())
+                .map_err(|e| store_err(&self.path, e))?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn remove_cluster(&mut self, id: u64) -> Result<(), MemoryError> {
-        self.clusters.remove(id).map_err(|e| store_err(&self.path, e))?;
+        self.clusters
+            .remove(id)
+            .map_err(|e| store_err(&self.path, e))?;
+        self.sums.remove(id).map_err(|e| store_err(&self.path, e))?;
         Ok(())
     }
 
     /// Drops every cluster and membership (before a batch re-clustering).
     pub(crate) fn clear_clusters(&mut self) -> Result<(), MemoryError> {
-        self.clusters.retain(|_, _| false).map_err(|e| store_err(&self.path, e))?;
-        self.membership.retain(|_, _| false).map_err(|e| store_err(&self.path, e))?;
+        self.clusters
+            .retain(|_, _| false)
+            .map_err(|e| store_err(&self.path, e))?;
+        self.sums
+            .retain(|_, _| false)
+            .map_err(|e| store_err(&self.path, e))?;
+        self.membership
+            .retain(|_, _| false)
+            .map_err(|e| store_err(&self.path, e))?;
         Ok(())
     }
 
     pub(crate) fn set_meta(&mut self, name: &str, value: &[u8]) -> Result<(), MemoryError> {
-        self.meta.insert(name, value).map_err(|e| store_err(&self.path, e))?;
+        self.meta
+            .insert(name, value)
+            .map_err(|e| store_err(&self.path, e))?;
         Ok(())
     }
 

@@ -182,9 +182,13 @@ pub fn __invoke<T: Tool>(ctx: wit::CallContext, input: String) -> Result<String,
 #[macro_export]
 macro_rules! export_tool {
     ($tool:ty) => {
+        // Exports only exist in the component; a native build (the plugin's
+        // unit tests) links without them.
+        #[cfg(target_arch = "wasm32")]
         #[doc(hidden)]
         struct __WardenExport;
 
+        #[cfg(target_arch = "wasm32")]
         impl $crate::__bindings::exports::warden::plugin::handler::Guest for __WardenExport {
             fn describe() -> $crate::__bindings::warden::plugin::types::Manifest {
                 $crate::__describe::<$tool>()
@@ -201,6 +205,7 @@ macro_rules! export_tool {
             }
         }
 
+        #[cfg(target_arch = "wasm32")]
         $crate::__bindings::__export_world_tool!(__WardenExport with_types_in $crate::__bindings);
     };
 }

@@ -60,7 +60,10 @@ pub(crate) fn analyze(engine: &regorus::Engine) -> Result<Vec<ModuleInfo>, Strin
 }
 
 fn module_info(entry: &Json) -> Result<ModuleInfo, String> {
-    let file = entry["source"]["file"].as_str().unwrap_or_default().to_string();
+    let file = entry["source"]["file"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let source = entry["source"]["contents"]
         .as_str()
         .unwrap_or_default()

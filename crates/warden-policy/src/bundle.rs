@@ -8,6 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::analysis::{self, ModuleInfo};
+use crate::compiled::CompiledEntries;
 use crate::decision::Entry;
 use crate::error::PolicyError;
 
@@ -30,6 +31,10 @@ pub struct BundleSummary {
     /// Entry points the policy files do not define; each denies every
     /// decision it is asked for.
     pub missing_entries: Vec<Entry>,
+    /// Whether decisions run on regorus's compiled engine; `false` means the
+    /// slower interpreter (the bundle uses a construct the compiler lacks,
+    /// or the embedder turned it off).
+    pub compiled: bool,
 }
 
 /// How to load a bundle.
@@ -38,6 +43,20 @@ pub(crate) struct LoadOptions {
     pub dir: PathBuf,
     pub timeout: Duration,
     pub overlay: Option<serde_json::Value>,
+    pub max_instructions: usize,
+    pub use_compiled: bool,
+}
+
+impl LoadOptions {
+    pub(crate) fn new(dir: &Path, timeout: Duration) -> Self {
+        LoadOptions {
+            dir: dir.to_path_buf(),
+            timeout,
+            overlay: None,
+            max_instructions: crate::DEFAULT_MAX_INSTRUCTIONS,
+            use_compiled: true,
+        }
+    }
 }
 
 /// A loaded, prepared bundle. Immutable; the engine swaps whole bundles.
@@ -46,9 +65,14 @@ pub(crate) struct Bundle {
     pub summary: BundleSummary,
     /// Prepared engine; every evaluation runs on a clone.
     pub engine: regorus::Engine,
+    /// The entry points compiled for the RVM, when it can run them.
+    pub compiled: Option<CompiledEntries>,
     pub modules: Vec<ModuleInfo>,
     pub data: serde_json::Value,
     pub timeout: Duration,
+    pub max_instructions: usize,
+    /// What the folder looked like just before loading (for the watcher).
+    pub fingerprint: crate::engine::Fingerprint,
 }
 
 /// Files of a bundle folder, sorted, relative to the folder.
@@ -95,6 +119,7 @@ pub(crate) fn list_files(dir: &Path) -> Result<BundleFiles, PolicyError> {
 /// Load `opts.dir`; with `with_tests`, the test files too (for the runner).
 pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, PolicyError> {
     let dir = opts.dir.as_path();
+    let fingerprint = crate::engine::fingerprint(dir);
     let files = list_files(dir)?;
     let mut hasher = Sha256::new();
     let mut engine = regorus::Engine::new();
@@ -141,7 +166,8 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
             });
         }
         hasher.update(b"overlay\0");
-        hasher.update(serde_json::to_vec(&regorus::Value::from(overlay.clone())).unwrap_or_default());
+        hasher
+            .update(serde_json::to_vec(&regorus::Value::from(overlay.clone())).unwrap_or_default());
         merge_override(&mut data, overlay.clone());
     }
     engine
@@ -171,7 +197,7 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
         .collect();
     packages.sort();
     packages.dedup();
-    let missing_entries = Entry::ALL
+    let missing_entries: Vec<Entry> = Entry::ALL
         .into_iter()
         .filter(|entry| {
             let want = ["warden".to_string(), entry.as_str().to_string()];
@@ -181,6 +207,31 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
                 .any(|r| r.path == want)
         })
         .collect();
+    let present: Vec<Entry> = Entry::ALL
+        .into_iter()
+        .filter(|e| !missing_entries.contains(e))
+        .collect();
+    let compiled = if opts.use_compiled {
+        match CompiledEntries::compile(
+            &engine,
+            &present,
+            regorus::Value::from(data.clone()),
+            opts.timeout,
+            opts.max_instructions,
+        ) {
+            Ok(compiled) => Some(compiled),
+            Err(reason) => {
+                tracing::warn!(
+                    dir = %dir.display(),
+                    %reason,
+                    "the compiled Rego engine cannot run this bundle; decisions use the slower interpreter"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     let summary = BundleSummary {
         dir: dir.to_path_buf(),
@@ -190,13 +241,17 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
         data_files: files.data,
         packages,
         missing_entries,
+        compiled: compiled.is_some(),
     };
     Ok(Bundle {
         summary,
         engine,
+        compiled,
         modules,
         data,
         timeout: opts.timeout,
+        max_instructions: opts.max_instructions,
+        fingerprint,
     })
 }
 

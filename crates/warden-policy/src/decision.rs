@@ -183,7 +183,11 @@ fn strings(value: Option<&serde_json::Value>) -> Result<Vec<String>, String> {
     };
     items
         .iter()
-        .map(|item| item.as_str().map(str::to_string).ok_or_else(|| item.to_string()))
+        .map(|item| {
+            item.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| item.to_string())
+        })
         .collect()
 }
 

@@ -93,14 +93,34 @@ impl std::fmt::Debug for PolicyEngineBuilder {
     }
 }
 
-/// Default evaluation budget.
+/// Default wall-clock budget of one evaluation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Default instruction budget of one evaluation on the compiled engine.
+pub const DEFAULT_MAX_INSTRUCTIONS: usize = 1_000_000;
 
 impl PolicyEngineBuilder {
     /// Wall-clock budget of one evaluation; over it, the decision is a
     /// `policy error` denial. Default [`DEFAULT_TIMEOUT`] (100 ms).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.options.timeout = timeout;
+        self
+    }
+
+    /// Instruction budget of one evaluation on the compiled engine; over it,
+    /// the decision is a `policy error` denial. Default
+    /// [`DEFAULT_MAX_INSTRUCTIONS`] (one million).
+    pub fn with_max_instructions(mut self, max: usize) -> Self {
+        self.options.max_instructions = max;
+        self
+    }
+
+    /// Whether decisions run on regorus's compiled engine (the RVM) when the
+    /// bundle allows it. Default `true`; `false` keeps every decision on the
+    /// interpreter, which is slower but is what the Rego tests and
+    /// explanations use.
+    pub fn with_compiled_engine(mut self, on: bool) -> Self {
+        self.options.use_compiled = on;
         self
     }
 
@@ -160,11 +180,7 @@ impl PolicyEngine {
     /// Start configuring an engine for the bundle in `dir`.
     pub fn builder(dir: impl AsRef<Path>) -> PolicyEngineBuilder {
         PolicyEngineBuilder {
-            options: LoadOptions {
-                dir: dir.as_ref().to_path_buf(),
-                timeout: DEFAULT_TIMEOUT,
-                overlay: None,
-            },
+            options: LoadOptions::new(dir.as_ref(), DEFAULT_TIMEOUT),
             sink: None,
         }
     }
@@ -185,26 +201,30 @@ impl PolicyEngine {
 
     /// Decide `input` at `entry`.
     pub fn decide(&self, entry: Entry, input: &PolicyInput) -> DecisionRecord {
+        let started = Instant::now();
         match serde_json::to_value(input) {
-            Ok(json) => self.decide_json(entry, &json),
+            Ok(json) => self.decide_value(entry, json, started),
             Err(e) => {
                 let bundle = self.current();
-                self.finish(
-                    entry,
-                    policy_error(format!("the input is not JSON: {e}")),
-                    String::new(),
-                    &bundle,
-                    Instant::now(),
-                )
+                let decision = policy_error(format!("the input is not JSON: {e}"));
+                self.finish(entry, decision, String::new(), &bundle, started)
             }
         }
     }
 
     /// Decide a raw JSON `input` at `entry`.
     pub fn decide_json(&self, entry: Entry, input: &serde_json::Value) -> DecisionRecord {
-        let started = Instant::now();
+        self.decide_value(entry, input.clone(), Instant::now())
+    }
+
+    fn decide_value(
+        &self,
+        entry: Entry,
+        input: serde_json::Value,
+        started: Instant,
+    ) -> DecisionRecord {
         let bundle = self.current();
-        let value = regorus::Value::from(input.clone());
+        let value = regorus::Value::from(input);
         let input_hash = hash_value(&value);
         let decision = evaluate(&bundle, entry, value);
         self.finish(entry, decision, input_hash, &bundle, started)
@@ -281,10 +301,12 @@ impl PolicyEngine {
         let (stop, stopped) = mpsc::channel::<()>();
         let engine = self.clone();
         let dir = self.inner.options.dir.clone();
+        // Start from what the current bundle was loaded from, so a change
+        // made between load and this call is not missed.
+        let mut seen = self.current().fingerprint.clone();
         let handle = std::thread::Builder::new()
             .name("warden-policy-watch".into())
             .spawn(move || {
-                let mut seen = fingerprint(&dir);
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                     let now = fingerprint(&dir);
                     if now != seen {
@@ -337,8 +359,11 @@ impl Drop for Watcher {
     }
 }
 
-/// Names, sizes and modification times of the bundle's files.
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+/// Names, sizes and modification times of a bundle's files.
+pub(crate) type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+/// The fingerprint of the bundle folder `dir` now.
+pub(crate) fn fingerprint(dir: &Path) -> Fingerprint {
     let Ok(files) = bundle::list_files(dir) else {
         return Vec::new();
     };
@@ -365,24 +390,38 @@ fn hash_value(value: &regorus::Value) -> String {
 
 /// Evaluate one entry on a clone of the prepared engine, failing closed.
 pub(crate) fn evaluate(bundle: &Bundle, entry: Entry, input: regorus::Value) -> Decision {
-    let run = || {
-        let mut engine = bundle.engine.clone();
-        engine.set_input(input);
-        engine.eval_rule(entry.rule().to_string())
+    if bundle.summary.missing_entries.contains(&entry) {
+        return policy_error(format!("the bundle does not define {}", entry.rule()));
+    }
+    let run = || match &bundle.compiled {
+        Some(compiled) => compiled.run(entry, input),
+        None => {
+            let mut engine = bundle.engine.clone();
+            engine.set_input(input);
+            engine
+                .eval_rule(entry.rule().to_string())
+                .map_err(|e| format!("{e:#}"))
+        }
     };
     match std::panic::catch_unwind(AssertUnwindSafe(run)) {
         Ok(Ok(value)) => interpret(entry, &value),
-        Ok(Err(error)) => policy_error(describe(&format!("{error:#}"), bundle.timeout)),
+        Ok(Err(error)) => policy_error(describe(&error, bundle)),
         Err(_) => policy_error("the Rego engine panicked while evaluating the bundle"),
     }
 }
 
 /// One line for an evaluation error: what went wrong and where.
-pub(crate) fn describe(text: &str, timeout: Duration) -> String {
+pub(crate) fn describe(text: &str, bundle: &Bundle) -> String {
     if text.contains("exceeded time limit") {
         return format!(
             "evaluation ran over its time budget of {} ms",
-            timeout.as_millis()
+            bundle.timeout.as_millis()
+        );
+    }
+    if text.contains("exceeded maximum instruction limit") {
+        return format!(
+            "evaluation ran over its budget of {} instructions",
+            bundle.max_instructions
         );
     }
     let message = message_of(text);

@@ -36,6 +36,14 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
+    /// An ad-hoc [`crate::RegoQuery`] failed.
+    #[error("query `{query}` failed: {message}")]
+    Query {
+        /// The query.
+        query: String,
+        /// What went wrong.
+        message: String,
+    },
     /// The bundle as a whole does not compile (an error without a location).
     #[error("bundle {dir} does not compile: {message}")]
     Bundle {

@@ -79,7 +79,11 @@ fn attribute(
     let mut copies = Vec::new();
     for module in &bundle.modules {
         let mut source = module.source.clone();
-        for rule in module.rules.iter().filter(|r| r.kind == RuleKind::PartialSet) {
+        for rule in module
+            .rules
+            .iter()
+            .filter(|r| r.kind == RuleKind::PartialSet)
+        {
             let (Some(head), Some(rest)) = (
                 module.source.get(rule.span.0..rule.head_span.0),
                 module.source.get(rule.head_span.1..rule.span.1),
@@ -118,7 +122,10 @@ fn attribute(
         };
         for item in json.as_array().into_iter().flatten() {
             if let Some(text) = item.as_str() {
-                found.entry(text.to_string()).or_default().push(source.clone());
+                found
+                    .entry(text.to_string())
+                    .or_default()
+                    .push(source.clone());
             }
         }
     }

@@ -1,6 +1,4 @@
-use warden_types::{
-    CapabilityGate, CapabilityRequest, GateDecision, ToolManifest, Verdict,
-};
+use warden_types::{CapabilityGate, CapabilityRequest, GateDecision, ToolManifest, Verdict};
 
 use crate::decision::Entry;
 use crate::engine::PolicyEngine;

@@ -57,17 +57,22 @@
 
 mod analysis;
 mod bundle;
+mod compiled;
 mod decision;
 mod engine;
 mod error;
 mod explain;
 mod gate;
 mod input;
+mod query;
 mod testing;
 
 pub use bundle::BundleSummary;
 pub use decision::{DecisionRecord, Entry, POLICY_ERROR_PREFIX};
-pub use engine::{DEFAULT_TIMEOUT, DecisionSink, PolicyEngine, PolicyEngineBuilder, Watcher};
+pub use engine::{
+    DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT, DecisionSink, PolicyEngine, PolicyEngineBuilder,
+    Watcher,
+};
 pub use error::PolicyError;
 pub use explain::{Explanation, ReasonSource, RuleSource};
 pub use gate::PolicyGate;
@@ -75,4 +80,5 @@ pub use input::{
     AgentInfo, CallInfo, History, PlanInfo, PlanStep, PolicyContext, PolicyInput, Principal,
     TaskInfo, ToolInfo,
 };
+pub use query::RegoQuery;
 pub use testing::{TestOutcome, TestReport, TestResult, check, run_tests};

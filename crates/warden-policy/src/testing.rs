@@ -65,7 +65,9 @@ impl TestReport {
 
     /// Tests that failed or errored.
     pub fn failures(&self) -> impl Iterator<Item = &TestResult> {
-        self.results.iter().filter(|r| r.outcome != TestOutcome::Pass)
+        self.results
+            .iter()
+            .filter(|r| r.outcome != TestOutcome::Pass)
     }
 
     /// Whether at least one test ran and every test passed.
@@ -91,11 +93,9 @@ impl TestReport {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn run_tests(dir: impl AsRef<Path>) -> Result<TestReport, crate::PolicyError> {
-    let opts = LoadOptions {
-        dir: dir.as_ref().to_path_buf(),
-        timeout: TEST_TIMEOUT,
-        overlay: None,
-    };
+    let mut opts = LoadOptions::new(dir.as_ref(), TEST_TIMEOUT);
+    // Tests run on the interpreter (they need `with`).
+    opts.use_compiled = false;
     let bundle = bundle::load(&opts, true)?;
     let mut results: Vec<TestResult> = Vec::new();
     for module in &bundle.modules {
@@ -116,7 +116,7 @@ pub fn run_tests(dir: impl AsRef<Path>) -> Result<TestReport, crate::PolicyError
                     got: other.to_string(),
                 },
                 Err(e) => TestOutcome::Error {
-                    message: describe(&format!("{e:#}"), TEST_TIMEOUT),
+                    message: describe(&format!("{e:#}"), &bundle),
                 },
             };
             results.push(TestResult {
@@ -137,10 +137,6 @@ pub fn run_tests(dir: impl AsRef<Path>) -> Result<TestReport, crate::PolicyError
 /// Load the bundle in `dir` (test files included) without evaluating any
 /// decision: every parse, compile and data error comes out here.
 pub fn check(dir: impl AsRef<Path>) -> Result<BundleSummary, crate::PolicyError> {
-    let opts = LoadOptions {
-        dir: dir.as_ref().to_path_buf(),
-        timeout: crate::DEFAULT_TIMEOUT,
-        overlay: None,
-    };
+    let opts = LoadOptions::new(dir.as_ref(), crate::DEFAULT_TIMEOUT);
     Ok(bundle::load(&opts, true)?.summary)
 }

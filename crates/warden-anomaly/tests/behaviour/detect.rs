@@ -226,9 +226,15 @@ fn reads_series_and_config_from_json() {
 #[test]
 fn publishes_json_schemas_for_input_and_output() {
     let config = serde_json::to_string(&schemars::schema_for!(Config)).unwrap();
-    assert!(config.contains("\"threshold\"") && config.contains("\"period\""), "{config}");
+    assert!(
+        config.contains("\"threshold\"") && config.contains("\"period\""),
+        "{config}"
+    );
     let report = serde_json::to_string(&schemars::schema_for!(warden_anomaly::Report)).unwrap();
-    assert!(report.contains("\"spike\"") && report.contains("\"expected\""), "{report}");
+    assert!(
+        report.contains("\"spike\"") && report.contains("\"expected\""),
+        "{report}"
+    );
     let series = serde_json::to_string(&schemars::schema_for!(Series)).unwrap();
     assert!(series.contains("anyOf"), "{series}");
 }

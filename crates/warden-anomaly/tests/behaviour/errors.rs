@@ -109,8 +109,16 @@ fn rejects_a_series_too_short_for_the_config() {
         detect(&Series::from(vec![1.0; 200]), &seasonal).unwrap_err(),
         Error::TooShort {
             len: 200,
-            needed: 100 + 144
+            needed: 100 + 2 * 144
         }
+    );
+    // The index named is really the first that can alarm.
+    let mut values = vec![1.0; 389];
+    values[388] = 5.0;
+    let report = detect(&Series::from(values), &seasonal).unwrap();
+    assert_eq!(
+        report.anomalies.iter().map(|a| a.index).collect::<Vec<_>>(),
+        [388]
     );
     assert_eq!(
         Trend::fit(&Series::from(vec![1.0])).unwrap_err(),

@@ -38,20 +38,40 @@ fn every_case_in_policies_cases_gets_its_expected_decision() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     paths.sort();
-    assert!(paths.len() >= 15, "expected the shipped cases, found {}", paths.len());
+    assert!(
+        paths.len() >= 15,
+        "expected the shipped cases, found {}",
+        paths.len()
+    );
     let plain = PolicyEngine::load(policies_dir()).unwrap();
+    assert!(plain.summary().compiled, "the default bundle must run compiled");
     let mut failures = Vec::new();
     for path in &paths {
         let case: Case = serde_yaml_ng::from_str(&fs_err::read_to_string(path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let builder = || match &case.data {
+            Some(data) => PolicyEngine::builder(policies_dir()).with_data(data.clone()),
+            None => PolicyEngine::builder(policies_dir()),
+        };
         let engine = match &case.data {
-            Some(data) => PolicyEngine::builder(policies_dir())
-                .with_data(data.clone())
-                .load()
-                .unwrap(),
+            Some(_) => builder().load().unwrap(),
             None => plain.clone(),
         };
         let decision = engine.decide_json(case.entry, &case.input).decision;
+        // The Rego tests and explanations run on the interpreter: both
+        // engines must agree on every case.
+        let interpreted = builder()
+            .with_compiled_engine(false)
+            .load()
+            .unwrap()
+            .decide_json(case.entry, &case.input)
+            .decision;
+        assert_eq!(
+            decision,
+            interpreted,
+            "{}: the compiled engine and the interpreter disagree",
+            path.display()
+        );
         let mut problems = Vec::new();
         if decision.verdict != case.expect.verdict {
             problems.push(format!(
@@ -79,5 +99,9 @@ fn every_case_in_policies_cases_gets_its_expected_decision() {
             ));
         }
     }
-    assert!(failures.is_empty(), "failing cases:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing cases:\n{}",
+        failures.join("\n")
+    );
 }

@@ -1,7 +1,7 @@
 //! The shipped bundle: its Rego tests, its shape, explanations.
 
 use warden_policy::{
-    Entry, PolicyContext, PolicyEngine, PolicyInput, PlanStep, TestOutcome, ToolInfo, check,
+    Entry, PlanStep, PolicyContext, PolicyEngine, PolicyInput, TestOutcome, ToolInfo, check,
     run_tests,
 };
 use warden_types::{Effect, ToolManifest, Verdict};
@@ -50,9 +50,18 @@ fn the_test_runner_reports_failing_and_erroring_tests() {
     ]);
     let report = run_tests(dir.path()).unwrap();
     assert_eq!(report.passed(), 1);
-    let outcomes: Vec<_> = report.failures().map(|r| (&r.name[..], &r.outcome)).collect();
-    assert!(matches!(outcomes[0], ("data.t.test_wrong", TestOutcome::Fail { .. })));
-    assert!(matches!(outcomes[1], ("data.t.test_broken", TestOutcome::Error { .. })));
+    let outcomes: Vec<_> = report
+        .failures()
+        .map(|r| (&r.name[..], &r.outcome))
+        .collect();
+    assert!(matches!(
+        outcomes[0],
+        ("data.t.test_wrong", TestOutcome::Fail { .. })
+    ));
+    assert!(matches!(
+        outcomes[1],
+        ("data.t.test_broken", TestOutcome::Error { .. })
+    ));
     assert!(!report.is_success());
 }
 
@@ -61,7 +70,12 @@ fn check_lists_the_bundle_and_finds_every_entry_point() {
     let summary = check(policies_dir()).unwrap();
     assert!(summary.missing_entries.is_empty());
     assert!(summary.packages.contains(&"data.warden".to_string()));
-    assert!(summary.test_files.iter().any(|f| f.ends_with("call_test.rego")));
+    assert!(
+        summary
+            .test_files
+            .iter()
+            .any(|f| f.ends_with("call_test.rego"))
+    );
     assert_eq!(summary.hash.len(), 64);
 }
 
@@ -72,7 +86,11 @@ fn test_files_do_not_change_the_bundle_hash_but_data_does() {
         ("data.json", r#"{"a": 1}"#),
     ];
     let a = crate::bundle(&base);
-    let b = crate::bundle(&[base[0], base[1], ("p_test.rego", "package t\n\ntest_x if true\n")]);
+    let b = crate::bundle(&[
+        base[0],
+        base[1],
+        ("p_test.rego", "package t\n\ntest_x if true\n"),
+    ]);
     let c = crate::bundle(&[base[0], ("data.json", r#"{"a": 2}"#)]);
     let hash = |d: &tempfile::TempDir| check(d.path()).unwrap().hash;
     assert_eq!(hash(&a), hash(&b));
@@ -85,11 +103,17 @@ fn typed_inputs_reach_the_policy_for_all_three_entries() {
     let prod = context("prod");
     let restart = tool("restart-service", Effect::Mutating);
     let call = PolicyInput::call(&prod, &restart, serde_json::json!({}), "s1", false);
-    assert_eq!(engine.decide(Entry::Call, &call).decision.verdict, Verdict::NeedsApproval);
+    assert_eq!(
+        engine.decide(Entry::Call, &call).decision.verdict,
+        Verdict::NeedsApproval
+    );
 
     let staging = context("staging");
     let call = PolicyInput::call(&staging, &restart, serde_json::json!({}), "s1", false);
-    assert_eq!(engine.decide(Entry::Call, &call).decision.verdict, Verdict::Allow);
+    assert_eq!(
+        engine.decide(Entry::Call, &call).decision.verdict,
+        Verdict::Allow
+    );
 
     let wipe = tool("wipe-volume", Effect::Destructive);
     let steps = vec![PlanStep {
@@ -104,18 +128,33 @@ fn typed_inputs_reach_the_policy_for_all_three_entries() {
     let mut glass = prod.clone();
     glass.task.break_glass = Some("CHG-1".into());
     let plan = PolicyInput::plan(&glass, steps);
-    assert_eq!(engine.decide(Entry::Plan, &plan).decision.verdict, Verdict::NeedsApproval);
+    assert_eq!(
+        engine.decide(Entry::Plan, &plan).decision.verdict,
+        Verdict::NeedsApproval
+    );
 }
 
 #[test]
 fn records_carry_the_input_and_bundle_hashes() {
     let engine = PolicyEngine::load(policies_dir()).unwrap();
-    let input = PolicyInput::call(&context("dev"), &tool("t", Effect::ReadOnly), serde_json::json!({}), "s", false);
+    let input = PolicyInput::call(
+        &context("dev"),
+        &tool("t", Effect::ReadOnly),
+        serde_json::json!({}),
+        "s",
+        false,
+    );
     let a = engine.decide(Entry::Call, &input);
     let b = engine.decide(Entry::Call, &input);
     assert_eq!(a.input_hash, b.input_hash);
     assert_eq!(a.bundle_hash, engine.summary().hash);
-    let other = PolicyInput::call(&context("prod"), &tool("t", Effect::ReadOnly), serde_json::json!({}), "s", false);
+    let other = PolicyInput::call(
+        &context("prod"),
+        &tool("t", Effect::ReadOnly),
+        serde_json::json!({}),
+        "s",
+        false,
+    );
     assert_ne!(engine.decide(Entry::Call, &other).input_hash, a.input_hash);
 }
 
@@ -124,7 +163,13 @@ fn explain_names_the_rule_behind_each_reason() {
     let engine = PolicyEngine::load(policies_dir()).unwrap();
     let mut ctx = context("prod");
     ctx.history.mutations_last_hour = 30;
-    let input = PolicyInput::call(&ctx, &tool("wipe-volume", Effect::Destructive), serde_json::json!({}), "s1", false);
+    let input = PolicyInput::call(
+        &ctx,
+        &tool("wipe-volume", Effect::Destructive),
+        serde_json::json!({}),
+        "s1",
+        false,
+    );
     let explanation = engine.explain(Entry::Call, &serde_json::to_value(&input).unwrap());
     assert_eq!(explanation.record.decision.verdict, Verdict::Deny);
     assert_eq!(explanation.reasons.len(), 2);
@@ -135,17 +180,30 @@ fn explain_names_the_rule_behind_each_reason() {
         assert!(rule.file.ends_with("call.rego"));
         assert!(rule.title.is_some());
     }
-    let titles: Vec<_> = explanation.reasons.iter().map(|r| r.rules[0].title.clone().unwrap()).collect();
-    assert!(titles.iter().any(|t| t.starts_with("Rate limit")), "{titles:?}");
+    let titles: Vec<_> = explanation
+        .reasons
+        .iter()
+        .map(|r| r.rules[0].title.clone().unwrap())
+        .collect();
+    assert!(
+        titles.iter().any(|t| t.starts_with("Rate limit")),
+        "{titles:?}"
+    );
 }
 
 #[test]
 fn decisions_fit_on_a_small_thread_stack() {
     // Gates run on the guest's call path, e.g. on a wasmtime fiber stack.
     let engine = PolicyEngine::load(policies_dir()).unwrap();
-    let input = PolicyInput::call(&context("prod"), &tool("azure-deploy", Effect::Mutating), serde_json::json!({
-        "resources": [{"type": "Microsoft.Compute/virtualMachines", "name": "vm", "location": "westeurope", "sku": "Standard_B2s"}]
-    }), "s1", false);
+    let input = PolicyInput::call(
+        &context("prod"),
+        &tool("azure-deploy", Effect::Mutating),
+        serde_json::json!({
+            "resources": [{"type": "Microsoft.Compute/virtualMachines", "name": "vm", "location": "westeurope", "sku": "Standard_B2s"}]
+        }),
+        "s1",
+        false,
+    );
     let verdict = std::thread::Builder::new()
         .stack_size(256 * 1024)
         .spawn(move || engine.decide(Entry::Call, &input).decision.verdict)

@@ -1,4 +1,9 @@
 //! Integration tests of warden-policy: one binary, one module per topic.
+#![allow(
+    clippy::unwrap_used,
+    clippy::panic,
+    reason = "test helpers outside #[test] functions"
+)]
 
 mod cases;
 mod default_bundle;

@@ -1,0 +1,4 @@
+//! End-to-end tests of the `warden` binary.
+
+mod plugin;
+mod support;
