@@ -3,7 +3,7 @@
 //!
 //! Before criterion runs, a one-shot report is printed for
 //! - 100k synthetic 384-d unit vectors from a Gaussian mixture (1,000
-//!   clusters), and 1M with `WARDEN_BENCH_1M=1` (takes several minutes);
+//!   clusters), and 1M with `WARDEN_BENCH_1M=1` (tens of minutes on 2 cores);
 //! - 100k synthetic log lines embedded by the hashing embedder (its real
 //!   dimension, 512; many lines are identical after masking, so recall counts
 //!   ties);

@@ -164,7 +164,10 @@ fn bench_trivial(c: &mut Criterion) {
 }
 
 fn bench_log_templates(c: &mut Criterion) {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/loghub/HDFS/HDFS_2k.log");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/data/loghub/HDFS/HDFS_2k.log"
+    );
     let Ok(text) = fs_err::read_to_string(path) else {
         eprintln!("skipping log-templates benchmark: {path} not found (shared data absent)");
         return;

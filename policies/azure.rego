@@ -37,13 +37,12 @@ touches(_, args) if count(resources(args)) > 0
 
 name_of(r) := object.get(r, "name", "(unnamed)")
 
-vm_size(r) := s if {
-	s := r.properties.hardwareProfile.vmSize
-} else := s if {
+# Written as set unions, not an `else` chain: both engines agree on these.
+vm_sizes(r) := {s | s := r.properties.hardwareProfile.vmSize} | {s |
 	lower(object.get(r, "type", "")) in vm_types
 	s := r.sku
 	is_string(s)
-} else := s if {
+} | {s |
 	lower(object.get(r, "type", "")) in vm_types
 	s := r.sku.name
 }
@@ -67,7 +66,7 @@ region_violations(args) := {msg |
 
 sku_violations(args) := {msg |
 	some r in resources(args)
-	size := vm_size(r)
+	some size in vm_sizes(r)
 	not lower(size) in allowed_vm_skus
 	msg := sprintf("Azure VM `%s` asks for size `%s`, which is not an allowed VM size (%s).", [name_of(r), size, allowed_skus_text])
 }

@@ -1,4 +1,7 @@
-#![allow(clippy::disallowed_methods, reason = "build script: fs errors are reported with their path")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "build script: fs errors are reported with their path"
+)]
 //! Build every test guest (tests/test-plugins/src/bin/*.rs) and every shipped
 //! plugin (plugins/*) for wasm32-wasip2, and generate a path constant for
 //! each plus `foreach_guest!`, which the sandbox tests use to prove every
@@ -30,10 +33,17 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(watched).display());
     }
     // Each plugin crate, but not plugins/target (rebuilt on every run).
-    for entry in std::fs::read_dir(root.join("plugins")).into_iter().flatten().flatten() {
+    for entry in std::fs::read_dir(root.join("plugins"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let path = entry.path();
         if path.join("Cargo.toml").is_file() {
-            println!("cargo:rerun-if-changed={}", path.join("Cargo.toml").display());
+            println!(
+                "cargo:rerun-if-changed={}",
+                path.join("Cargo.toml").display()
+            );
             println!("cargo:rerun-if-changed={}", path.join("src").display());
         }
     }
@@ -54,7 +64,9 @@ fn main() {
         .unwrap_or_default();
     entries.sort();
     for path in entries {
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
         let wasm = out_wasm.join(format!("{stem}.wasm"));
         let _ = writeln!(
             code,
@@ -111,7 +123,13 @@ fn main() {
 fn build(manifest: &Path, target_dir: &Path) {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
-        .args(["build", "--release", "--target", "wasm32-wasip2", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
         .arg(manifest)
         .arg("--target-dir")
         .arg(target_dir)
@@ -134,7 +152,10 @@ fn build(manifest: &Path, target_dir: &Path) {
             std::process::exit(1);
         }
         Err(e) => {
-            println!("cargo:warning=running cargo for {}: {e}", manifest.display());
+            println!(
+                "cargo:warning=running cargo for {}: {e}",
+                manifest.display()
+            );
             std::process::exit(1);
         }
     }

@@ -81,7 +81,12 @@ pub fn run(cmd: PluginCmd, plugin_dir: &Path, json: bool) -> anyhow::Result<Exit
             policy,
         } => {
             let input = read_input(input, input_file)?;
-            let call_args = CallArgs { dry_run, timeout, task, policy };
+            let call_args = CallArgs {
+                dry_run,
+                timeout,
+                task,
+                policy,
+            };
             call(plugin_dir, &plugin, &input, &call_args, json)
         }
         PluginCmd::New { name, dir } => crate::cmd_plugin_new::scaffold(&name, &dir, json),
@@ -136,7 +141,10 @@ fn load(sandbox: &Sandbox, plugin_dir: &Path, name: &str) -> anyhow::Result<Plug
     for file in wasm_files(plugin_dir)? {
         // File names follow the crate (`http_probe.wasm`); try the likely
         // one first so a call loads one plugin, not the whole directory.
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default();
         if stem.replace('_', "-") == name {
             let plugin = sandbox.load_file(&file)?;
             if plugin.manifest().name == name {
@@ -154,7 +162,11 @@ fn load(sandbox: &Sandbox, plugin_dir: &Path, name: &str) -> anyhow::Result<Plug
     bail!(
         "no plugin named `{name}` in {} (found: {})\nhint: `warden plugin list` shows what is there",
         plugin_dir.display(),
-        if names.is_empty() { "none".into() } else { names.join(", ") }
+        if names.is_empty() {
+            "none".into()
+        } else {
+            names.join(", ")
+        }
     )
 }
 
@@ -174,26 +186,43 @@ fn rustup_has_wasm_target() -> bool {
     Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == "wasm32-wasip2"))
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .any(|l| l.trim() == "wasm32-wasip2")
+        })
         .unwrap_or(false)
 }
 
 fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::Result<ExitCode> {
     let manifest = source.join("Cargo.toml");
     if !manifest.is_file() {
-        bail!("{} not found\nhint: run from the warden checkout or pass --source", manifest.display());
+        bail!(
+            "{} not found\nhint: run from the warden checkout or pass --source",
+            manifest.display()
+        );
     }
     if !rustup_has_wasm_target() {
         eprintln!("adding the wasm32-wasip2 target with rustup");
-        let status = Command::new("rustup").args(["target", "add", "wasm32-wasip2"]).status();
+        let status = Command::new("rustup")
+            .args(["target", "add", "wasm32-wasip2"])
+            .status();
         if !status.map(|s| s.success()).unwrap_or(false) {
-            bail!("`rustup target add wasm32-wasip2` failed\nhint: install rustup, or add the target by hand");
+            bail!(
+                "`rustup target add wasm32-wasip2` failed\nhint: install rustup, or add the target by hand"
+            );
         }
     }
     let started = Instant::now();
-    eprintln!("building {} for wasm32-wasip2 ({})", source.display(), if debug { "debug" } else { "release" });
+    eprintln!(
+        "building {} for wasm32-wasip2 ({})",
+        source.display(),
+        if debug { "debug" } else { "release" }
+    );
     let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cargo.args(["build", "--target", "wasm32-wasip2", "--manifest-path"]).arg(&manifest);
+    cargo
+        .args(["build", "--target", "wasm32-wasip2", "--manifest-path"])
+        .arg(&manifest);
     if !debug {
         cargo.arg("--release");
     }
@@ -202,10 +231,17 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
         bail!("cargo build of {} failed ({status})", source.display());
     }
     let target_dir = metadata_target_dir(&manifest)?;
-    let out = target_dir.join("wasm32-wasip2").join(if debug { "debug" } else { "release" });
+    let out = target_dir
+        .join("wasm32-wasip2")
+        .join(if debug { "debug" } else { "release" });
     fs_err::create_dir_all(plugin_dir)?;
     let sandbox = sandbox(plugin_dir, None)?;
-    let mut rows = vec![vec!["NAME".to_string(), "VERSION".into(), "SIZE".into(), "FILE".into()]];
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "VERSION".into(),
+        "SIZE".into(),
+        "FILE".into(),
+    ]];
     let mut built = Vec::new();
     for member in workspace_cdylibs(&manifest)? {
         let file = out.join(format!("{}.wasm", member.replace('-', "_")));
@@ -226,7 +262,11 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
             "path": dest,
         }));
     }
-    eprintln!("built and precompiled {} plugin(s) in {:.1?}", built.len(), started.elapsed());
+    eprintln!(
+        "built and precompiled {} plugin(s) in {:.1?}",
+        built.len(),
+        started.elapsed()
+    );
     if json {
         output::json(&built)?;
     } else {
@@ -237,11 +277,18 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
 
 fn metadata_target_dir(manifest: &Path) -> anyhow::Result<PathBuf> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
         .arg(manifest)
         .output()
         .context("running cargo metadata")?;
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
     meta["target_directory"]
         .as_str()
         .map(PathBuf::from)
@@ -251,20 +298,31 @@ fn metadata_target_dir(manifest: &Path) -> anyhow::Result<PathBuf> {
 /// Names of the workspace's packages that build a `cdylib` (the plugins).
 fn workspace_cdylibs(manifest: &Path) -> anyhow::Result<Vec<String>> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["metadata", "--format-version", "1", "--no-deps", "--manifest-path"])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--manifest-path",
+        ])
         .arg(manifest)
         .output()
         .context("running cargo metadata")?;
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+    let meta: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
     let mut names = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
-        let is_cdylib = package["targets"].as_array().into_iter().flatten().any(|t| {
-            t["crate_types"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c == "cdylib")
-        });
+        let is_cdylib = package["targets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| {
+                t["crate_types"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|c| c == "cdylib")
+            });
         if is_cdylib {
             if let Some(name) = package["name"].as_str() {
                 names.push(name.to_string());
@@ -310,11 +368,18 @@ fn list(plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         output::json(&manifests)?;
     } else if rows.len() == 1 {
-        eprintln!("no plugins in {}\nhint: run `warden plugin build`", plugin_dir.display());
+        eprintln!(
+            "no plugins in {}\nhint: run `warden plugin build`",
+            plugin_dir.display()
+        );
     } else {
         output::table(&rows)?;
     }
-    Ok(if failures > 0 { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failures > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn capabilities_text(m: &warden_types::ToolManifest) -> String {
@@ -326,7 +391,11 @@ fn capabilities_text(m: &warden_types::ToolManifest) -> String {
             warden_types::Capability::Kv => "kv".into(),
         })
         .collect();
-    if parts.is_empty() { "-".into() } else { parts.join(" ") }
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 fn inspect(plugin_dir: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -346,7 +415,14 @@ fn inspect(plugin_dir: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode
     text.push_str(&format!("version:      {}\n", m.version));
     text.push_str(&format!("description:  {}\n", m.description));
     text.push_str(&format!("effect:       {}\n", m.effect));
-    text.push_str(&format!("dry-run:      {}\n", if m.supports_dry_run { "supported" } else { "not supported" }));
+    text.push_str(&format!(
+        "dry-run:      {}\n",
+        if m.supports_dry_run {
+            "supported"
+        } else {
+            "not supported"
+        }
+    ));
     text.push_str(&format!("capabilities: {}\n", capabilities_text(m)));
     if let Some(p) = plugin.path() {
         text.push_str(&format!("file:         {}\n", p.display()));
@@ -355,8 +431,14 @@ fn inspect(plugin_dir: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode
     for i in plugin.imports() {
         text.push_str(&format!("  {i}\n"));
     }
-    text.push_str(&format!("input schema:\n{}\n", serde_json::to_string_pretty(&m.input_schema)?));
-    text.push_str(&format!("output schema:\n{}\n", serde_json::to_string_pretty(&m.output_schema)?));
+    text.push_str(&format!(
+        "input schema:\n{}\n",
+        serde_json::to_string_pretty(&m.input_schema)?
+    ));
+    text.push_str(&format!(
+        "output schema:\n{}\n",
+        serde_json::to_string_pretty(&m.output_schema)?
+    ));
     print!("{text}");
     Ok(ExitCode::SUCCESS)
 }

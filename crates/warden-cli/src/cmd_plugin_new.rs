@@ -70,11 +70,15 @@ mod tests {
 
 pub fn scaffold(name: &str, dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     if name.is_empty()
-        || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         || name.starts_with('-')
         || name.starts_with(|c: char| c.is_ascii_digit())
     {
-        bail!("plugin name `{name}` must start with a letter and use lowercase letters, digits and `-`");
+        bail!(
+            "plugin name `{name}` must start with a letter and use lowercase letters, digits and `-`"
+        );
     }
     let crate_dir = dir.join(name);
     if crate_dir.exists() {
@@ -82,8 +86,8 @@ pub fn scaffold(name: &str, dir: &Path, json: bool) -> anyhow::Result<ExitCode> 
     }
     let pdk = find_pdk(dir)?;
     let workspace = dir.join("Cargo.toml");
-    let in_workspace = workspace.is_file()
-        && fs_err::read_to_string(&workspace)?.contains("[workspace]");
+    let in_workspace =
+        workspace.is_file() && fs_err::read_to_string(&workspace)?.contains("[workspace]");
     let type_name: String = name
         .split('-')
         .map(|part| {
@@ -117,20 +121,28 @@ schemars = "1.0"
     fs_err::write(crate_dir.join("Cargo.toml"), cargo_toml)?;
     fs_err::write(
         crate_dir.join("src/lib.rs"),
-        LIB_TEMPLATE.replace("{{name}}", name).replace("{{type}}", &type_name),
+        LIB_TEMPLATE
+            .replace("{{name}}", name)
+            .replace("{{type}}", &type_name),
     )?;
     if in_workspace {
         add_member(&workspace, name)?;
     }
     if json {
-        output::json(&serde_json::json!({"name": name, "path": crate_dir, "workspace_member": in_workspace}))?;
+        output::json(
+            &serde_json::json!({"name": name, "path": crate_dir, "workspace_member": in_workspace}),
+        )?;
     } else {
         println!("created {}", crate_dir.display());
     }
     eprintln!(
         "hint: `cargo test --manifest-path {0}/Cargo.toml` runs its test; `warden plugin build{1}` builds it",
         crate_dir.display(),
-        if in_workspace { format!(" --source {}", dir.display()) } else { String::new() }
+        if in_workspace {
+            format!(" --source {}", dir.display())
+        } else {
+            String::new()
+        }
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -148,7 +160,10 @@ fn find_pdk(dir: &Path) -> anyhow::Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    bail!("cannot find crates/warden-pdk above {}\nhint: set WARDEN_PDK to the warden-pdk crate directory", dir.display())
+    bail!(
+        "cannot find crates/warden-pdk above {}\nhint: set WARDEN_PDK to the warden-pdk crate directory",
+        dir.display()
+    )
 }
 
 fn relative(target: &Path, from: &Path) -> PathBuf {
@@ -175,7 +190,9 @@ fn add_member(workspace: &Path, name: &str) -> anyhow::Result<()> {
         .parse()
         .with_context(|| format!("parsing {}", workspace.display()))?;
     let members = doc["workspace"]["members"]
-        .or_insert(toml_edit::Item::Value(toml_edit::Value::Array(toml_edit::Array::new())))
+        .or_insert(toml_edit::Item::Value(toml_edit::Value::Array(
+            toml_edit::Array::new(),
+        )))
         .as_array_mut()
         .with_context(|| format!("{}: workspace.members is not an array", workspace.display()))?;
     if !members.iter().any(|m| m.as_str() == Some(name)) {

@@ -59,7 +59,7 @@ pub fn authorize_call(
     match decision.verdict {
         Verdict::Allow => {}
         Verdict::Deny => {
-            let reasons = decision.deny.join("\n  - ");
+            let reasons = decision.reasons.join("\n  - ");
             bail!(
                 "policy denied `{}` in `{}`:\n  - {reasons}",
                 manifest.name,
@@ -68,7 +68,7 @@ pub fn authorize_call(
         }
         Verdict::NeedsApproval => {
             if !args.approve {
-                let reasons = decision.approval.join("\n  - ");
+                let reasons = decision.reasons.join("\n  - ");
                 bail!(
                     "`{}` needs approval in `{}`:\n  - {reasons}\nhint: rerun with --approve to approve it as `{}`, or with --dry-run",
                     manifest.name,

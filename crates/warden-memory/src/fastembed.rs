@@ -71,10 +71,11 @@ impl FastEmbedder {
             .with_pooling(Pooling::Mean);
         let options = InitOptionsUserDefined::default().with_max_length(MAX_LENGTH);
         let mut session =
-            TextEmbedding::try_new_from_user_defined(model, options)
-                .map_err(|e| MemoryError::Embedder {
+            TextEmbedding::try_new_from_user_defined(model, options).map_err(|e| {
+                MemoryError::Embedder {
                     reason: format!("cannot load the model in {}: {e:#}", dir.display()),
-                })?;
+                }
+            })?;
         let probe = session
             .embed(vec!["probe"], None)
             .map_err(|e| MemoryError::Embedder {
@@ -123,14 +124,23 @@ mod tests {
     /// docs): `WARDEN_FASTEMBED_MODEL=<dir>` and `ORT_DYLIB_PATH=<libonnxruntime.so>`.
     #[test]
     fn related_sentences_are_closer_than_unrelated_ones() {
-        let (Ok(dir), Ok(_)) = (std::env::var("WARDEN_FASTEMBED_MODEL"), std::env::var("ORT_DYLIB_PATH")) else {
-            println!("skip: set WARDEN_FASTEMBED_MODEL and ORT_DYLIB_PATH to run the fastembed model test");
+        let (Ok(dir), Ok(_)) = (
+            std::env::var("WARDEN_FASTEMBED_MODEL"),
+            std::env::var("ORT_DYLIB_PATH"),
+        ) else {
+            println!(
+                "skip: set WARDEN_FASTEMBED_MODEL and ORT_DYLIB_PATH to run the fastembed model test"
+            );
             return;
         };
         let e = FastEmbedder::from_dir(Path::new(&dir)).unwrap();
         assert_eq!(e.dim(), 384);
         let v = e
-            .embed(&["the database disk is full", "no space left on the db volume", "the TLS certificate expired"])
+            .embed(&[
+                "the database disk is full",
+                "no space left on the db volume",
+                "the TLS certificate expired",
+            ])
             .unwrap();
         let cos = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
         assert!((cos(&v[0], &v[0]) - 1.0).abs() < 1e-4);

@@ -361,7 +361,10 @@ fn vector_index_rejects_vectors_of_another_dimension() {
     let mut index = crate::VectorIndex::build(3, &items, &MemoryOptions::default()).unwrap();
     assert!(matches!(
         index.insert(2, &[1.0, 0.0]),
-        Err(MemoryError::Dimension { expected: 3, actual: 2 })
+        Err(MemoryError::Dimension {
+            expected: 3,
+            actual: 2
+        })
     ));
     assert!(index.search(&[1.0], 1).is_err());
     assert!(crate::VectorIndex::build(2, &items, &MemoryOptions::default()).is_err());

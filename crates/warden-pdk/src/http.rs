@@ -14,13 +14,12 @@
 
 use std::time::Duration;
 
-use crate::ToolError;
 use crate::__bindings::wasi::http::outgoing_handler;
 use crate::__bindings::wasi::http::types::{
-    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions,
-    Scheme,
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
 };
 use crate::__bindings::wasi::io::streams::StreamError;
+use crate::ToolError;
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,7 +153,11 @@ impl Request {
         let bad = |what: &str| HttpError::InvalidUrl(format!("{what} rejected: {}", self.url));
         request.set_method(&method).map_err(|_| bad("method"))?;
         request
-            .set_scheme(Some(&if url.https { Scheme::Https } else { Scheme::Http }))
+            .set_scheme(Some(&if url.https {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            }))
             .map_err(|_| bad("scheme"))?;
         request
             .set_authority(Some(&url.authority))
@@ -196,7 +199,12 @@ impl Request {
             .headers()
             .entries()
             .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+            .map(|(k, v)| {
+                (
+                    k.to_ascii_lowercase(),
+                    String::from_utf8_lossy(&v).into_owned(),
+                )
+            })
             .collect();
         let incoming = response
             .consume()

@@ -6,8 +6,8 @@
 //! let last = warden_pdk::kv::get("last-run").ok().flatten();
 //! ```
 
-use crate::ToolError;
 use crate::__bindings::warden::plugin::kv as wit;
+use crate::ToolError;
 
 /// Read a key; `Ok(None)` when absent.
 pub fn get(key: &str) -> Result<Option<Vec<u8>>, ToolError> {

@@ -136,9 +136,8 @@ pub trait Tool {
 
 #[doc(hidden)]
 pub fn __describe<T: Tool>() -> wit::Manifest {
-    let schema_text = |s: schemars::Schema| {
-        serde_json::to_string(&s).unwrap_or_else(|_| "{}".to_string())
-    };
+    let schema_text =
+        |s: schemars::Schema| serde_json::to_string(&s).unwrap_or_else(|_| "{}".to_string());
     wit::Manifest {
         name: T::NAME.to_string(),
         version: T::VERSION.to_string(),

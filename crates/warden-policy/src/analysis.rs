@@ -1,10 +1,12 @@
 //! Static facts about a bundle read from regorus's AST: which rules are
 //! functions, tests or partial sets, and which functions call which.
 //!
-//! regorus stops recursion between rules at run time, but a recursive
-//! *function* overflows the thread's stack and aborts the process. OPA rejects
-//! recursion when it compiles a bundle; we do the same at load time, so a
-//! broken bundle can never take the agent down.
+//! A recursive *function* overflows regorus's interpreter stack, and
+//! recursion between rules overflows its bytecode compiler's; either aborts
+//! the process. OPA rejects recursion when it compiles a bundle; we do the
+//! same at load time, before regorus sees it, so a broken bundle can never
+//! take the agent down. The check is conservative: a local variable named
+//! like a rule of its package counts as a reference to that rule.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,9 +37,9 @@ pub(crate) struct RuleInfo {
     pub span: (usize, usize),
     /// Byte range of the head reference (`deny` in `deny contains msg if`).
     pub head_span: (usize, usize),
-    /// Functions this rule calls (or substitutes with `with`), resolved to
-    /// full data paths; builtins resolve to paths no rule defines.
-    pub calls: Vec<Vec<String>>,
+    /// Data paths this rule references or calls, resolved through the
+    /// package and imports; builtins resolve to paths no rule defines.
+    pub refs: Vec<Vec<String>>,
 }
 
 /// One Rego module.
@@ -106,6 +108,7 @@ fn rule_info(
     package: &[String],
     imports: &BTreeMap<String, Vec<String>>,
 ) -> Option<RuleInfo> {
+    let mut refs = Vec::new();
     let (kind, head_ref, span) = if let Some(spec) = rule.get("Spec") {
         let head = &spec["head"];
         let (kind, body) = if let Some(h) = head.get("Func") {
@@ -115,6 +118,15 @@ fn rule_info(
         } else {
             (RuleKind::Other, head.get("Compr")?)
         };
+        // Everything in the head but its name, then the bodies.
+        if let Json::Object(fields) = body {
+            for (key, value) in fields {
+                if key != "refr" && key != "args" {
+                    collect_refs(value, package, imports, &mut refs);
+                }
+            }
+        }
+        collect_refs(&spec["bodies"], package, imports, &mut refs);
         (kind, &body["refr"], &spec["span"])
     } else {
         let default = rule.get("Default")?;
@@ -124,13 +136,12 @@ fn rule_info(
         } else {
             RuleKind::Other
         };
+        collect_refs(&default["value"], package, imports, &mut refs);
         (kind, &default["refr"], &default["span"])
     };
     let local = ref_path(head_ref)?;
     let mut path = package.to_vec();
     path.extend(local);
-    let mut calls = Vec::new();
-    collect_calls(rule, package, imports, &mut calls);
     Some(RuleInfo {
         path,
         kind,
@@ -138,7 +149,7 @@ fn rule_info(
         column: span["col"].as_u64().unwrap_or(0) as u32,
         span: span_of(span)?,
         head_span: expr_span(head_ref)?,
-        calls,
+        refs,
     })
 }
 
@@ -196,7 +207,50 @@ fn resolve(
     }
 }
 
-fn collect_calls(
+/// The static leading part of a reference: `a.b[x].c` gives `a.b`.
+fn static_prefix(expr: &Json) -> Option<Vec<String>> {
+    if let Some(var) = expr.get("Var") {
+        return Some(vec![var["value"].as_str()?.to_string()]);
+    }
+    if let Some(dot) = expr.get("RefDot") {
+        let inner = &dot["refr"];
+        let mut path = static_prefix(inner)?;
+        if ref_path(inner).is_some() {
+            path.push(dot["field"].get(1)?.as_str()?.to_string());
+        }
+        return Some(path);
+    }
+    if let Some(brack) = expr.get("RefBrack") {
+        let inner = &brack["refr"];
+        let mut path = static_prefix(inner)?;
+        if ref_path(inner).is_some()
+            && let Some(key) = brack["index"]
+                .get("String")
+                .and_then(|s| s["value"].as_str())
+        {
+            path.push(key.to_string());
+        }
+        return Some(path);
+    }
+    None
+}
+
+/// Walk the dynamic parts (bracket indexes) of a reference chain.
+fn collect_in_chain(
+    expr: &Json,
+    package: &[String],
+    imports: &BTreeMap<String, Vec<String>>,
+    out: &mut Vec<Vec<String>>,
+) {
+    if let Some(dot) = expr.get("RefDot") {
+        collect_in_chain(&dot["refr"], package, imports, out);
+    } else if let Some(brack) = expr.get("RefBrack") {
+        collect_refs(&brack["index"], package, imports, out);
+        collect_in_chain(&brack["refr"], package, imports, out);
+    }
+}
+
+fn collect_refs(
     node: &Json,
     package: &[String],
     imports: &BTreeMap<String, Vec<String>>,
@@ -204,40 +258,54 @@ fn collect_calls(
 ) {
     match node {
         Json::Object(map) => {
-            if let Some(call) = map.get("Call")
-                && let Some(path) = ref_path(&call["fcn"])
-            {
-                out.push(resolve(&path, package, imports));
+            if let Some(call) = map.get("Call") {
+                if let Some(path) = ref_path(&call["fcn"]) {
+                    out.push(resolve(&path, package, imports));
+                }
+                collect_refs(&call["params"], package, imports, out);
+                return;
             }
-            // `with f as g` makes calls to f run g.
-            if map.contains_key("refr")
-                && let Some(target) = map.get("as")
-                && let Some(path) = ref_path(target)
+            if map.contains_key("Var") || map.contains_key("RefDot") || map.contains_key("RefBrack")
             {
-                out.push(resolve(&path, package, imports));
+                if let Some(path) = static_prefix(node) {
+                    out.push(resolve(&path, package, imports));
+                }
+                collect_in_chain(node, package, imports, out);
+                return;
             }
             for value in map.values() {
-                collect_calls(value, package, imports, out);
+                collect_refs(value, package, imports, out);
             }
         }
         Json::Array(items) => {
             for item in items {
-                collect_calls(item, package, imports, out);
+                collect_refs(item, package, imports, out);
             }
         }
         _ => {}
     }
 }
 
-/// Reject a bundle whose functions call each other in a cycle.
+/// Reject a bundle whose rules or functions depend on themselves.
 pub(crate) fn check_recursion(modules: &[ModuleInfo]) -> Result<(), PolicyError> {
+    let rules: Vec<(&ModuleInfo, &RuleInfo)> = modules
+        .iter()
+        .flat_map(|m| m.rules.iter().map(move |r| (m, r)))
+        .collect();
+    let mut by_path: BTreeMap<&[String], Vec<usize>> = BTreeMap::new();
+    for (at, (_, rule)) in rules.iter().enumerate() {
+        by_path.entry(&rule.path).or_default().push(at);
+    }
+    // A reference reaches every rule at, above or below its path.
     let mut graph: BTreeMap<&[String], BTreeSet<&[String]>> = BTreeMap::new();
-    let mut first_def: BTreeMap<&[String], (&ModuleInfo, &RuleInfo)> = BTreeMap::new();
-    for module in modules {
-        for rule in module.rules.iter().filter(|r| r.kind == RuleKind::Function) {
-            first_def.entry(&rule.path).or_insert((module, rule));
-            let edges = graph.entry(&rule.path).or_default();
-            edges.extend(rule.calls.iter().map(Vec::as_slice));
+    for (_, rule) in &rules {
+        let edges = graph.entry(&rule.path).or_default();
+        for target in &rule.refs {
+            for path in by_path.keys() {
+                if path.starts_with(target) || target.starts_with(path) {
+                    edges.insert(path);
+                }
+            }
         }
     }
     // Iterative depth-first search; a grey node reached again closes a cycle.
@@ -252,7 +320,7 @@ pub(crate) fn check_recursion(modules: &[ModuleInfo]) -> Result<(), PolicyError>
         while let Some((node, pending)) = stack.last_mut() {
             let node = *node;
             match pending.pop() {
-                Some(next) if graph.contains_key(next) => match colour.get(next).copied() {
+                Some(next) => match colour.get(next).copied() {
                     Some(1) => {
                         let mut cycle: Vec<String> = stack
                             .iter()
@@ -261,13 +329,18 @@ pub(crate) fn check_recursion(modules: &[ModuleInfo]) -> Result<(), PolicyError>
                             .map(|n| format!("data.{}", n.join(".")))
                             .collect();
                         cycle.push(format!("data.{}", next.join(".")));
-                        let (module, rule) = first_def[next];
+                        let (module, rule) = rules[by_path[next][0]];
+                        let what = if rule.kind == RuleKind::Function {
+                            "function"
+                        } else {
+                            "rule"
+                        };
                         return Err(PolicyError::Rego {
                             file: module.file.clone().into(),
                             line: rule.line,
                             column: rule.column,
                             message: format!(
-                                "function data.{} is recursive ({}); Rego does not allow recursion",
+                                "{what} data.{} is recursive ({}); Rego does not allow recursion",
                                 next.join("."),
                                 cycle.join(" -> ")
                             ),
@@ -279,7 +352,6 @@ pub(crate) fn check_recursion(modules: &[ModuleInfo]) -> Result<(), PolicyError>
                         stack.push((next, graph[next].iter().copied().collect()));
                     }
                 },
-                Some(_) => {}
                 None => {
                     colour.insert(node, 2);
                     stack.pop();

@@ -149,14 +149,14 @@ impl Sandbox {
             None => (compile(bytes)?, false),
         };
         check_exports(engine, &component, origin)?;
-        let pre = self
-            .inner
-            .linker
-            .instantiate_pre(&component)
-            .map_err(|e| SandboxError::Link {
-                origin: origin.to_string(),
-                message: format!("{e:#}"),
-            })?;
+        let pre =
+            self.inner
+                .linker
+                .instantiate_pre(&component)
+                .map_err(|e| SandboxError::Link {
+                    origin: origin.to_string(),
+                    message: format!("{e:#}"),
+                })?;
         let pre = bindings::ToolPre::new(pre).map_err(|e| SandboxError::NotAPlugin {
             origin: origin.to_string(),
             reason: format!("{e:#}"),
@@ -200,7 +200,12 @@ impl Sandbox {
             capabilities: Vec::new(),
         });
         let raw = run_blocking_on_runtime(async {
-            let mut store = self.new_store(placeholder.clone(), CallContext::default(), Arc::new(DenyAll), KvMap::default());
+            let mut store = self.new_store(
+                placeholder.clone(),
+                CallContext::default(),
+                Arc::new(DenyAll),
+                KvMap::default(),
+            );
             let result = tokio::time::timeout(self.inner.config.timeout * 2, async {
                 let tool = pre.instantiate_async(&mut store).await?;
                 tool.warden_plugin_handler().call_describe(&mut store).await
@@ -352,7 +357,10 @@ fn check_header(bytes: &[u8], origin: &str) -> Result<(), SandboxError> {
         return Err(SandboxError::InvalidWasm {
             origin: origin.to_string(),
             message: if bytes.len() < 8 {
-                format!("file is {} bytes, too short for a WebAssembly header", bytes.len())
+                format!(
+                    "file is {} bytes, too short for a WebAssembly header",
+                    bytes.len()
+                )
             } else {
                 "missing the `\\0asm` magic number".to_string()
             },

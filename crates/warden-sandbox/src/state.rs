@@ -253,7 +253,8 @@ impl WasiHttpHooks for GateHooks {
                 first_byte_timeout: Some(options.first_byte_timeout.unwrap_or(cap).min(cap)),
                 between_bytes_timeout: Some(options.between_bytes_timeout.unwrap_or(cap).min(cap)),
             };
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (res, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
                 res.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
@@ -381,11 +382,21 @@ impl log::Host for State {
         let message: String = message.chars().take(4096).collect();
         let fields: Vec<(String, String)> = fields.into_iter().take(32).collect();
         match level {
-            log::Level::Trace => tracing::trace!(target: "warden::plugin", plugin, ?fields, "{message}"),
-            log::Level::Debug => tracing::debug!(target: "warden::plugin", plugin, ?fields, "{message}"),
-            log::Level::Info => tracing::info!(target: "warden::plugin", plugin, ?fields, "{message}"),
-            log::Level::Warn => tracing::warn!(target: "warden::plugin", plugin, ?fields, "{message}"),
-            log::Level::Error => tracing::error!(target: "warden::plugin", plugin, ?fields, "{message}"),
+            log::Level::Trace => {
+                tracing::trace!(target: "warden::plugin", plugin, ?fields, "{message}")
+            }
+            log::Level::Debug => {
+                tracing::debug!(target: "warden::plugin", plugin, ?fields, "{message}")
+            }
+            log::Level::Info => {
+                tracing::info!(target: "warden::plugin", plugin, ?fields, "{message}")
+            }
+            log::Level::Warn => {
+                tracing::warn!(target: "warden::plugin", plugin, ?fields, "{message}")
+            }
+            log::Level::Error => {
+                tracing::error!(target: "warden::plugin", plugin, ?fields, "{message}")
+            }
         }
     }
 }

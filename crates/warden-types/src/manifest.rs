@@ -97,7 +97,9 @@ impl ToolManifest {
 
     /// Whether the manifest declares the key-value store.
     pub fn declares_kv(&self) -> bool {
-        self.capabilities.iter().any(|c| matches!(c, Capability::Kv))
+        self.capabilities
+            .iter()
+            .any(|c| matches!(c, Capability::Kv))
     }
 }
 

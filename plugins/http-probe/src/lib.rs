@@ -167,7 +167,10 @@ fn evaluate(
         detail: if input.expect_status.is_empty() {
             format!("got {}, expected 2xx", response.status)
         } else {
-            format!("got {}, expected one of {:?}", response.status, input.expect_status)
+            format!(
+                "got {}, expected one of {:?}",
+                response.status, input.expect_status
+            )
         },
     });
     if let Some(budget) = input.latency_budget_ms {
@@ -190,7 +193,10 @@ fn evaluate(
         checks.push(Check {
             name: "body_regex".into(),
             ok,
-            detail: format!("body {} /{pattern}/", if ok { "matches" } else { "does not match" }),
+            detail: format!(
+                "body {} /{pattern}/",
+                if ok { "matches" } else { "does not match" }
+            ),
         });
     }
     for (name, want) in &input.required_headers {
@@ -273,7 +279,11 @@ mod tests {
         let ok = evaluate(
             &i,
             Some(&re),
-            &response(200, "healthy v12", &[("content-type", "application/json"), ("x-id", "7")]),
+            &response(
+                200,
+                "healthy v12",
+                &[("content-type", "application/json"), ("x-id", "7")],
+            ),
             1.0,
         );
         assert!(ok.ok, "{:?}", ok.checks);
@@ -284,7 +294,8 @@ mod tests {
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let r: Result<Input, _> = warden_pdk::serde_json::from_str(r#"{"url":"http://x/","bogus":1}"#);
+        let r: Result<Input, _> =
+            warden_pdk::serde_json::from_str(r#"{"url":"http://x/","bogus":1}"#);
         assert!(r.is_err());
     }
 

@@ -79,7 +79,14 @@ mod tests {
 
     #[test]
     fn empty_input_gives_empty_output() {
-        let out = LogTemplates::invoke(&Context::default(), Input { lines: vec![], config: None }).unwrap();
+        let out = LogTemplates::invoke(
+            &Context::default(),
+            Input {
+                lines: vec![],
+                config: None,
+            },
+        )
+        .unwrap();
         assert!(out.templates.is_empty() && out.assignments.is_empty());
     }
 }

@@ -72,7 +72,10 @@ mod tests {
         values[45] = 80.0;
         let out = MetricAnomaly::invoke(
             &Context::default(),
-            Input { series: Series::Values(values), config: Some(small_config()) },
+            Input {
+                series: Series::Values(values),
+                config: Some(small_config()),
+            },
         )
         .unwrap();
         assert_eq!(out.anomalies.len(), 1);
@@ -85,7 +88,10 @@ mod tests {
         values[7] = f64::NAN;
         let err = MetricAnomaly::invoke(
             &Context::default(),
-            Input { series: Series::Values(values), config: Some(small_config()) },
+            Input {
+                series: Series::Values(values),
+                config: Some(small_config()),
+            },
         )
         .unwrap_err();
         match err {

@@ -26,13 +26,8 @@ fn plugin_call_probes_a_loopback_service() {
     let dir = plugin_dir();
     let port = loopback(1);
     let input = format!(r#"{{"url":"http://127.0.0.1:{port}/health","body_contains":"ok"}}"#);
-    let (out, stdout, stderr) = run(warden(dir.path()).args([
-        "plugin",
-        "call",
-        "http-probe",
-        "--input",
-        &input,
-    ]));
+    let (out, stdout, stderr) =
+        run(warden(dir.path()).args(["plugin", "call", "http-probe", "--input", &input]));
     assert!(out.status.success(), "{stderr}");
     let result: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(result["ok"], true, "{result}");
@@ -65,14 +60,18 @@ fn plugin_call_rejects_input_that_violates_the_schema() {
         r#"{"url":"http://127.0.0.1/","expect_status":"200"}"#,
     ]));
     assert!(!out.status.success());
-    assert!(stderr.contains("does not match the tool's schema"), "{stderr}");
+    assert!(
+        stderr.contains("does not match the tool's schema"),
+        "{stderr}"
+    );
     assert!(stderr.contains("/expect_status"), "{stderr}");
 }
 
 #[test]
 fn plugin_call_names_unknown_plugins_and_lists_the_known_ones() {
     let dir = plugin_dir();
-    let (out, _, stderr) = run(warden(dir.path()).args(["plugin", "call", "nope", "--input", "{}"]));
+    let (out, _, stderr) =
+        run(warden(dir.path()).args(["plugin", "call", "nope", "--input", "{}"]));
     assert!(!out.status.success());
     assert!(stderr.contains("no plugin named `nope`"), "{stderr}");
     assert!(stderr.contains("http-probe"), "{stderr}");
@@ -81,7 +80,8 @@ fn plugin_call_names_unknown_plugins_and_lists_the_known_ones() {
 #[test]
 fn plugin_inspect_prints_schemas_and_imports() {
     let dir = plugin_dir();
-    let (out, stdout, stderr) = run(warden(dir.path()).args(["plugin", "inspect", "log-templates", "--json"]));
+    let (out, stdout, stderr) =
+        run(warden(dir.path()).args(["plugin", "inspect", "log-templates", "--json"]));
     assert!(out.status.success(), "{stderr}");
     let v: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v["manifest"]["effect"], "read-only");
@@ -92,7 +92,10 @@ fn plugin_inspect_prints_schemas_and_imports() {
         .iter()
         .map(|i| i.as_str().unwrap())
         .collect();
-    assert!(imports.iter().all(|i| !i.starts_with("wasi:sockets")), "{imports:?}");
+    assert!(
+        imports.iter().all(|i| !i.starts_with("wasi:sockets")),
+        "{imports:?}"
+    );
 }
 
 #[test]

@@ -44,7 +44,10 @@ fn every_case_in_policies_cases_gets_its_expected_decision() {
         paths.len()
     );
     let plain = PolicyEngine::load(policies_dir()).unwrap();
-    assert!(plain.summary().compiled, "the default bundle must run compiled");
+    assert!(
+        plain.summary().compiled,
+        "the default bundle must run compiled"
+    );
     let mut failures = Vec::new();
     for path in &paths {
         let case: Case = serde_yaml_ng::from_str(&fs_err::read_to_string(path).unwrap())

@@ -51,7 +51,10 @@ async fn loop_forever() {
     });
     let plugin = load(&sandbox, guests::LOOP_FOREVER);
     let started = Instant::now();
-    let err = plugin.invoke(&ctx(), &json!({}), deny_all()).await.unwrap_err();
+    let err = plugin
+        .invoke(&ctx(), &json!({}), deny_all())
+        .await
+        .unwrap_err();
     let elapsed = started.elapsed();
     assert!(matches!(err, SandboxError::Timeout { .. }), "{err}");
     assert!(elapsed < deadline * 2, "stopped after {elapsed:?}");
@@ -64,7 +67,10 @@ async fn memory_bomb() {
         c.memory_limit(64 << 20);
     });
     let plugin = load(&sandbox, guests::MEMORY_BOMB);
-    let err = plugin.invoke(&ctx(), &json!({}), deny_all()).await.unwrap_err();
+    let err = plugin
+        .invoke(&ctx(), &json!({}), deny_all())
+        .await
+        .unwrap_err();
     assert!(
         matches!(err, SandboxError::MemoryLimit { limit, .. } if limit == 64 << 20),
         "{err}"
@@ -79,7 +85,10 @@ async fn huge_output() {
         c.memory_limit(512 << 20);
     });
     let plugin = load(&sandbox, guests::HUGE_OUTPUT);
-    let err = plugin.invoke(&ctx(), &json!({}), deny_all()).await.unwrap_err();
+    let err = plugin
+        .invoke(&ctx(), &json!({}), deny_all())
+        .await
+        .unwrap_err();
     match err {
         SandboxError::OutputTooLarge { size, limit, .. } => {
             assert!(size >= 64 << 20);
@@ -100,7 +109,10 @@ async fn trap_panic() {
         .unwrap_err();
     match err {
         SandboxError::Trapped { message, .. } => {
-            assert!(message.contains("the guest gave up: disk on fire"), "{message}");
+            assert!(
+                message.contains("the guest gave up: disk on fire"),
+                "{message}"
+            );
         }
         other => panic!("expected Trapped, got {other}"),
     }
@@ -114,7 +126,10 @@ async fn read_file() {
     let out = plugin.invoke(&ctx(), &json!({}), deny_all()).await.unwrap();
     let text = out.output["result"].as_str().unwrap().to_string();
     assert!(!text.contains("read /"), "a file was readable:\n{text}");
-    assert!(!text.contains("listed /"), "a directory was listable:\n{text}");
+    assert!(
+        !text.contains("listed /"),
+        "a directory was listable:\n{text}"
+    );
     assert_eq!(text.lines().count(), 6, "{text}");
 }
 
@@ -196,7 +211,10 @@ async fn http_fetch() {
             assert_eq!(info.host, "localhost");
             assert_eq!(info.method, "GET");
             assert_eq!(info.path, "/latest/meta-data");
-            assert!(!info.resolved.is_empty(), "the gate saw no resolved address");
+            assert!(
+                !info.resolved.is_empty(),
+                "the gate saw no resolved address"
+            );
             assert!(info.resolved.iter().all(|ip| ip.is_loopback()));
         }
         other => panic!("gate saw {other:?}"),
@@ -211,7 +229,10 @@ async fn kv_counter() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, guests::KV_COUNTER);
     for expected in ["1", "2"] {
-        let out = plugin.invoke(&ctx(), &json!({}), allow_all()).await.unwrap();
+        let out = plugin
+            .invoke(&ctx(), &json!({}), allow_all())
+            .await
+            .unwrap();
         assert_eq!(out.output["result"], expected);
     }
     // A dry run reads but does not write.
@@ -219,24 +240,39 @@ async fn kv_counter() {
     dry.dry_run = true;
     let out = plugin.invoke(&dry, &json!({}), allow_all()).await.unwrap();
     assert_eq!(out.output["result"], "3");
-    let out = plugin.invoke(&ctx(), &json!({}), allow_all()).await.unwrap();
+    let out = plugin
+        .invoke(&ctx(), &json!({}), allow_all())
+        .await
+        .unwrap();
     assert_eq!(out.output["result"], "3");
     // Writes denied by the gate reach the guest as an error.
     let no_writes = Arc::new(|r: &CapabilityRequest| match r.capability {
         CapabilityUse::KvWrite { .. } => GateDecision::deny("read-only maintenance window"),
         _ => GateDecision::Allow,
     });
-    let err = plugin.invoke(&ctx(), &json!({}), no_writes).await.unwrap_err();
-    assert!(err.to_string().contains("read-only maintenance window"), "{err}");
+    let err = plugin
+        .invoke(&ctx(), &json!({}), no_writes)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("read-only maintenance window"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn kv_undeclared() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, guests::KV_UNDECLARED);
-    let out = plugin.invoke(&ctx(), &json!({}), allow_all()).await.unwrap();
+    let out = plugin
+        .invoke(&ctx(), &json!({}), allow_all())
+        .await
+        .unwrap();
     let text = out.output["result"].as_str().unwrap();
-    assert!(text.contains("did not declare the key-value capability"), "{text}");
+    assert!(
+        text.contains("did not declare the key-value capability"),
+        "{text}"
+    );
     assert_eq!(out.denials.len(), 1);
     assert!(out.denials[0].undeclared);
 }

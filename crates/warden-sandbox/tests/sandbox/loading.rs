@@ -31,7 +31,9 @@ async fn core_module_is_refused_as_not_a_component() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn garbage_is_refused_as_invalid_wasm() {
-    let err = sandbox().load_bytes(b"#!/bin/sh\necho", "script.wasm").unwrap_err();
+    let err = sandbox()
+        .load_bytes(b"#!/bin/sh\necho", "script.wasm")
+        .unwrap_err();
     assert!(matches!(err, SandboxError::InvalidWasm { .. }), "{err}");
 }
 

@@ -16,7 +16,9 @@ pub fn cache_dir() -> &'static Path {
 
 pub fn sandbox_with(f: impl FnOnce(&mut SandboxConfig)) -> Sandbox {
     let mut config = SandboxConfig::default();
-    config.cache_dir(cache_dir()).timeout(Duration::from_secs(5));
+    config
+        .cache_dir(cache_dir())
+        .timeout(Duration::from_secs(5));
     f(&mut config);
     Sandbox::new(&config).unwrap()
 }
@@ -49,7 +51,11 @@ pub fn deny_all() -> Arc<dyn CapabilityGate> {
 pub async fn assert_still_serves(sandbox: &Sandbox) {
     let trivial = load(sandbox, test_plugins_artifacts::TRIVIAL);
     let out = trivial
-        .invoke(&ctx(), &serde_json::json!({"text": "still here"}), deny_all())
+        .invoke(
+            &ctx(),
+            &serde_json::json!({"text": "still here"}),
+            deny_all(),
+        )
         .await
         .unwrap();
     assert_eq!(out.output["result"], "still here");

@@ -13,14 +13,20 @@ impl Tool for Guest {
     const EFFECT: Effect = Effect::ReadOnly;
 
     fn capabilities() -> Vec<Capability> {
-        vec![Capability::Http { hosts: vec!["localhost".into()] }]
+        vec![Capability::Http {
+            hosts: vec!["localhost".into()],
+        }]
     }
 
     #[allow(unused_variables, unreachable_code)]
     fn invoke(ctx: &Context, input: Input) -> Result<Output, ToolError> {
         let url = input.url.unwrap_or_default();
         let r = warden_pdk::http::Request::get(&url).send()?;
-        Ok(out(format!("{} {}", r.status, String::from_utf8_lossy(&r.body))))
+        Ok(out(format!(
+            "{} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        )))
     }
 }
 

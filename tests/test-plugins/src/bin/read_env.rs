@@ -21,7 +21,11 @@ impl Tool for Guest {
         let vars: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
         let home = std::env::var("HOME").ok();
         let args: Vec<String> = std::env::args().collect();
-        Ok(out(format!("vars={} home={home:?} args={}", vars.len(), args.len())))
+        Ok(out(format!(
+            "vars={} home={home:?} args={}",
+            vars.len(),
+            args.len()
+        )))
     }
 }
 
