@@ -10,7 +10,12 @@
 //!   inside the sandbox (skipped when `../shared/data` is absent).
 //!
 //! Run: `cargo bench -p warden-bench --bench plugin_call`.
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::print_stderr,
+    reason = "benchmark setup; skips are reported on stderr"
+)]
 
 use std::hint::black_box;
 use std::io::Write;

@@ -17,7 +17,13 @@ warden plugin list
 echo
 echo "== log-templates: which messages are new in the checkout log?"
 warden plugin call log-templates --input-file examples/data/checkout-log.json \
-  | python3 -c 'import json,sys; o=json.load(sys.stdin); [print(f"{t[\"count\"]:>4}  {\"RARE \" if t[\"rare\"] else \"     \"}{t[\"text\"]}") for t in o["templates"]]'
+  | python3 -c '
+import json, sys
+out = json.load(sys.stdin)
+for t in out["templates"]:
+    flag = "RARE " if t["rare"] else "     "
+    print("%4d  %s%s" % (t["count"], flag, t["text"]))
+'
 echo
 echo "== metric-anomaly: where does checkout latency leave its daily band?"
 warden plugin call metric-anomaly --input-file examples/data/latency-series.json

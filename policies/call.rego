@@ -22,7 +22,7 @@ default args := {}
 
 args := input.call.args if is_object(input.call.args)
 
-# Azure checks run only for calls that name resources.
+# Azure checks and the cost ceiling apply to calls that name resources.
 names_resources if args.resources
 
 names_resources if args.template
@@ -92,4 +92,6 @@ deny contains msg if {
 
 default obligations := {}
 
-obligations := {"cost_ceiling": cost_ceiling} if azure.touches(tool_name, args)
+obligations := {"cost_ceiling": cost_ceiling} if startswith(tool_name, "azure")
+
+obligations := {"cost_ceiling": cost_ceiling} if names_resources

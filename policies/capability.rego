@@ -25,9 +25,13 @@ host := lower(cap.host) if is_string(cap.host)
 # host itself when it is an IP literal. The sandbox connects only to these.
 addresses := {a | some a in object.get(cap, "addresses", [])} | {a | some a in object.get(cap, "resolved", [])} | literal_host
 
-default literal_host := set()
+# IPv4 literals are digits and dots; only IPv6 literals hold a colon.
+literal_host contains host if {
+	host != ""
+	trim(host, "0123456789.") == ""
+}
 
-literal_host := {host} if regex.match(`^[0-9.]+$|:`, host)
+literal_host contains host if contains(host, ":")
 
 default declared_hosts := []
 
@@ -45,6 +49,19 @@ allowed_private_cidrs := network.allowed_private_cidrs[env]
 allowed_internal(a) if {
 	some cidr in allowed_private_cidrs
 	net.cidr_contains(cidr, a)
+}
+
+# Each address is classified once; the rules below only read these.
+special_addresses := {a | some a in addresses; addr.may_be_special(a)}
+
+metadata_addresses := {a | some a in special_addresses; addr.is_metadata(a)}
+
+blocked_internal := {a: classes |
+	some a in special_addresses
+	not a in metadata_addresses
+	classes := addr.internal_classes(a)
+	count(classes) > 0
+	not allowed_internal(a)
 }
 
 # Only capability kinds the policy knows.
@@ -78,19 +95,14 @@ deny contains msg if {
 # resolves to one is caught too).
 deny contains msg if {
 	kind == "http"
-	some a in addresses
-	addr.is_metadata(a)
+	some a in metadata_addresses
 	msg := sprintf("Plugin `%s` may not reach %s (host `%s`): it is a cloud metadata endpoint, which plugins may never reach.", [tool_name, a, host])
 }
 
 # Loopback, link-local and private addresses unless data allows them here.
 deny contains msg if {
 	kind == "http"
-	some a in addresses
-	not addr.is_metadata(a)
-	classes := addr.internal_classes(a)
-	count(classes) > 0
-	not allowed_internal(a)
+	some a, classes in blocked_internal
 	msg := sprintf("Plugin `%s` may not reach %s (host `%s`): it is %s. Such addresses are blocked in `%s` unless warden.config.network.allowed_private_cidrs.%s allows them.", [tool_name, a, host, concat(" and ", sort(classes)), env, env])
 }
 

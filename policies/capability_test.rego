@@ -124,3 +124,19 @@ test_capabilities_never_ask_for_approval if {
 	count(d.approval) == 0
 	verdict(d) == "allow"
 }
+
+test_the_ipv4_prefilter_covers_every_special_range if {
+	ranges := {r.cidr | some r in data.warden.lib.net.internal_ranges}
+	metadata := {c | some c in data.warden.lib.net.metadata_ranges}
+	v4 := {c | some c in ranges | metadata; not contains(c, ":")}
+	count(v4) > 5
+	every c in v4 {
+		split(c, ".")[0] in data.warden.lib.net.ipv4_first_octets
+	}
+}
+
+test_a_public_address_skips_the_range_checks_and_passes if {
+	not data.warden.lib.net.may_be_special("93.184.216.34")
+	data.warden.lib.net.may_be_special("10.0.0.1")
+	data.warden.lib.net.may_be_special("::1")
+}

@@ -38,6 +38,17 @@ internal_ranges := [
 	{"cidr": "64:ff9b::/96", "what": "a NAT64 address (it can reach private IPv4 hosts)"},
 ]
 
+# First octets of every IPv4 range above. An IPv4 address starting with
+# anything else is in none of them, which skips 18 CIDR checks for the
+# common case of a public address. Addresses are canonical (the input
+# builder writes them); capability_test.rego checks this list is complete.
+ipv4_first_octets := {"0", "10", "100", "127", "168", "169", "172", "192"}
+
+# Whether `addr` may fall in one of the ranges above.
+may_be_special(addr) if contains(addr, ":")
+
+may_be_special(addr) if split(addr, ".")[0] in ipv4_first_octets
+
 matches_host("*", _) := true
 
 matches_host(pattern, h) if {

@@ -323,10 +323,8 @@ fn workspace_cdylibs(manifest: &Path) -> anyhow::Result<Vec<String>> {
                     .flatten()
                     .any(|c| c == "cdylib")
             });
-        if is_cdylib {
-            if let Some(name) = package["name"].as_str() {
-                names.push(name.to_string());
-            }
+        if is_cdylib && let Some(name) = package["name"].as_str() {
+            names.push(name.to_string());
         }
     }
     names.sort();

@@ -169,11 +169,15 @@ impl Plugin {
         let output = match outcome {
             Ok(output) => output,
             Err(e) => {
-                let (kind, message) = match e {
+                let (kind, mut message) = match e {
                     wit::ToolError::InvalidInput(m) => (ToolErrorKind::InvalidInput, m),
                     wit::ToolError::Denied(m) => (ToolErrorKind::Denied, m),
                     wit::ToolError::Failed(m) => (ToolErrorKind::Failed, m),
                 };
+                // The guest only learns *that* it was denied; add the host's why.
+                if let Some(d) = denials.last() {
+                    message = format!("{message}: {}", d.reason);
+                }
                 tracing::info!(plugin = name, %kind, %message, ?duration, "tool reported an error");
                 return Err(SandboxError::Tool {
                     plugin: name.to_string(),

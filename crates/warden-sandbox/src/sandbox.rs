@@ -277,13 +277,11 @@ pub(crate) fn finish<T>(
         Ok(Ok(v)) => return Ok(v),
         Ok(Err(e)) => e,
     };
-    if let Some(trap) = err.downcast_ref::<Trap>() {
-        if matches!(trap, Trap::Interrupt | Trap::OutOfFuel) {
-            return Err(SandboxError::Timeout {
-                plugin: plugin.to_string(),
-                limit: config.timeout,
-            });
-        }
+    if let Some(Trap::Interrupt | Trap::OutOfFuel) = err.downcast_ref::<Trap>() {
+        return Err(SandboxError::Timeout {
+            plugin: plugin.to_string(),
+            limit: config.timeout,
+        });
     }
     if store.data().limiter.memory_hit {
         return Err(SandboxError::MemoryLimit {

@@ -153,25 +153,25 @@ impl CallScope {
         // between the check and the connection cannot redirect the request.
         // TLS needs the name for SNI and certificate checks, so https keeps
         // the name (see the crate docs).
-        if scheme == "http" {
-            if let Some(ip) = info.resolved.first() {
-                let authority = match ip {
-                    IpAddr::V4(v4) => format!("{v4}:{port}"),
-                    IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        if scheme == "http"
+            && let Some(ip) = info.resolved.first()
+        {
+            let authority = match ip {
+                IpAddr::V4(v4) => format!("{v4}:{port}"),
+                IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+            };
+            let mut parts = uri.into_parts();
+            parts.authority = authority.parse().ok();
+            *request.uri_mut() =
+                http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+            if !request.headers().contains_key(http::header::HOST) {
+                let host_header = if uri_has_port(&info) {
+                    format!("{}:{}", bracket(&host), port)
+                } else {
+                    bracket(&host)
                 };
-                let mut parts = uri.into_parts();
-                parts.authority = authority.parse().ok();
-                *request.uri_mut() =
-                    http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-                if !request.headers().contains_key(http::header::HOST) {
-                    let host_header = if uri_has_port(&info) {
-                        format!("{}:{}", bracket(&host), port)
-                    } else {
-                        bracket(&host)
-                    };
-                    if let Ok(v) = http::HeaderValue::from_str(&host_header) {
-                        request.headers_mut().insert(http::header::HOST, v);
-                    }
+                if let Ok(v) = http::HeaderValue::from_str(&host_header) {
+                    request.headers_mut().insert(http::header::HOST, v);
                 }
             }
         }

@@ -1,4 +1,10 @@
 //! End-to-end tests of the `warden` binary.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support code panics on setup failure"
+)]
 
 mod plugin;
 mod support;

@@ -1,4 +1,10 @@
 //! Sandbox integration tests: hostile guests, loading, caching, gating.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test support code panics on setup failure"
+)]
 
 mod guests;
 mod loading;
