@@ -5,7 +5,10 @@
 //!   the prepared engine, evaluation, result check, record);
 //! - `raw-regorus/default-bundle-call`: the same evaluation written directly
 //!   against regorus (prepared engine cloned per call), no warden layer;
-//! - `raw-regorus/one-rule`: a one-line policy, the floor of the engine;
+//! - `raw-rvm/default-bundle-call`: the same on regorus's compiled engine
+//!   (the RVM, which warden uses), one reused machine, no warden layer;
+//! - `raw-regorus/one-rule`: a one-line policy on the interpreter, the floor
+//!   of the engine;
 //! - `first-decision-after-load` and `bundle-load`.
 //!
 //! Before criterion runs, p50/p99 of 20,000 single decisions are printed.
@@ -157,6 +160,25 @@ fn bench(c: &mut Criterion) {
             let mut e = raw.clone();
             e.set_input(raw_input.clone());
             e.eval_rule("data.warden.call".into()).unwrap()
+        })
+    });
+
+    let rule: regorus::Rc<str> = "data.warden.call".into();
+    let compiled = raw.clone().compile_with_entrypoint(&rule).unwrap();
+    let program = regorus::languages::rego::compiler::Compiler::compile_from_policy(
+        &compiled,
+        &["data.warden.call"],
+    )
+    .unwrap();
+    let mut vm = regorus::rvm::RegoVM::new();
+    vm.load_program(program);
+    let data = fs_err::read_to_string(policies().join("data.json")).unwrap();
+    vm.set_data(regorus::Value::from_json_str(&data).unwrap())
+        .unwrap();
+    group.bench_function("raw-rvm/default-bundle-call", |b| {
+        b.iter(|| {
+            vm.set_input(raw_input.clone());
+            vm.execute_entry_point_by_name("data.warden.call").unwrap()
         })
     });
 

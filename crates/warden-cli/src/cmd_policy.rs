@@ -18,8 +18,8 @@ pub enum PolicyCmd {
         #[arg(default_value = "policies")]
         dir: PathBuf,
         /// List passing tests too.
-        #[arg(long, short)]
-        verbose: bool,
+        #[arg(long)]
+        all: bool,
     },
     /// Decide one input and show which rules produced each reason.
     Eval {
@@ -44,12 +44,12 @@ pub enum PolicyCmd {
 /// Run one `warden policy` subcommand; `json` prints JSON on stdout.
 pub fn run(cmd: PolicyCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        PolicyCmd::Test { dir, verbose } => {
+        PolicyCmd::Test { dir, all } => {
             let report = warden_policy::run_tests(&dir)?;
             if json {
                 print_json(&report)?;
             } else {
-                print_test_report(&report, verbose)?;
+                print_test_report(&report, all)?;
             }
             Ok(if report.is_success() {
                 ExitCode::SUCCESS

@@ -5,8 +5,10 @@
     reason = "a command-line program: data goes to stdout, hints to stderr"
 )]
 
+mod cmd_incidents;
 mod cmd_plugin;
 mod cmd_plugin_new;
+mod cmd_policy;
 mod gate;
 mod output;
 
@@ -43,6 +45,20 @@ enum Command {
     /// Build, list, inspect, call and scaffold tool plugins.
     #[command(subcommand)]
     Plugin(cmd_plugin::PluginCmd),
+    /// Test, evaluate and check Rego policy bundles.
+    #[command(subcommand)]
+    Policy(cmd_policy::PolicyCmd),
+    /// Remember incidents and tickets; find similar ones; cluster them.
+    ///
+    /// The store lives in --data-dir, else $WARDEN_HOME, else the platform
+    /// data directory.
+    Incidents {
+        /// Directory of the incident store.
+        #[arg(long, global = true)]
+        data_dir: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: cmd_incidents::IncidentsCmd,
+    },
 }
 
 fn main() -> ExitCode {
@@ -54,6 +70,8 @@ fn main() -> ExitCode {
         .unwrap_or_else(|| PathBuf::from(".warden/plugins"));
     let result = match cli.command {
         Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),
+        Command::Policy(cmd) => cmd_policy::run(cmd, cli.json),
+        Command::Incidents { data_dir, cmd } => cmd_incidents::run(cmd, data_dir, cli.json),
     };
     match result {
         Ok(code) => code,

@@ -5,8 +5,9 @@
 //! recursion between rules overflows its bytecode compiler's; either aborts
 //! the process. OPA rejects recursion when it compiles a bundle; we do the
 //! same at load time, before regorus sees it, so a broken bundle can never
-//! take the agent down. The check is conservative: a local variable named
-//! like a rule of its package counts as a reference to that rule.
+//! take the agent down. Variables bound in a body (`:=`, `some`, `every`,
+//! function parameters) are told apart from rule names; one bound only by
+//! `=` unification still counts as a reference to a like-named rule.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,7 +92,7 @@ fn module_info(entry: &Json) -> Result<ModuleInfo, String> {
     }
     let mut rules = Vec::new();
     for rule in ast["rules"].as_array().into_iter().flatten() {
-        if let Some(info) = rule_info(rule, &package, &imports) {
+        if let Some(info) = rule_info(rule, &source, &package, &imports) {
             rules.push(info);
         }
     }
@@ -105,6 +106,7 @@ fn module_info(entry: &Json) -> Result<ModuleInfo, String> {
 
 fn rule_info(
     rule: &Json,
+    source: &str,
     package: &[String],
     imports: &BTreeMap<String, Vec<String>>,
 ) -> Option<RuleInfo> {
@@ -118,15 +120,26 @@ fn rule_info(
         } else {
             (RuleKind::Other, head.get("Compr")?)
         };
-        // Everything in the head but its name, then the bodies.
+        // Function parameters are in scope everywhere in the rule; other
+        // locals only in the body that binds them (the head's value sees
+        // all bodies' locals).
+        let mut params = BTreeSet::new();
+        vars_in(&body["args"], &mut params);
+        let bodies: Vec<&Json> = spec["bodies"].as_array().into_iter().flatten().collect();
+        let mut all_locals = params.clone();
+        for b in &bodies {
+            let mut locals = params.clone();
+            collect_locals(b, source, &mut locals);
+            collect_refs(b, package, imports, &locals, &mut refs);
+            all_locals.extend(locals);
+        }
         if let Json::Object(fields) = body {
             for (key, value) in fields {
                 if key != "refr" && key != "args" {
-                    collect_refs(value, package, imports, &mut refs);
+                    collect_refs(value, package, imports, &all_locals, &mut refs);
                 }
             }
         }
-        collect_refs(&spec["bodies"], package, imports, &mut refs);
         (kind, &body["refr"], &spec["span"])
     } else {
         let default = rule.get("Default")?;
@@ -136,7 +149,9 @@ fn rule_info(
         } else {
             RuleKind::Other
         };
-        collect_refs(&default["value"], package, imports, &mut refs);
+        let mut params = BTreeSet::new();
+        vars_in(&default["args"], &mut params);
+        collect_refs(&default["value"], package, imports, &params, &mut refs);
         (kind, &default["refr"], &default["span"])
     };
     let local = ref_path(head_ref)?;
@@ -240,20 +255,23 @@ fn collect_in_chain(
     expr: &Json,
     package: &[String],
     imports: &BTreeMap<String, Vec<String>>,
+    locals: &BTreeSet<String>,
     out: &mut Vec<Vec<String>>,
 ) {
     if let Some(dot) = expr.get("RefDot") {
-        collect_in_chain(&dot["refr"], package, imports, out);
+        collect_in_chain(&dot["refr"], package, imports, locals, out);
     } else if let Some(brack) = expr.get("RefBrack") {
-        collect_refs(&brack["index"], package, imports, out);
-        collect_in_chain(&brack["refr"], package, imports, out);
+        collect_refs(&brack["index"], package, imports, locals, out);
+        collect_in_chain(&brack["refr"], package, imports, locals, out);
     }
 }
 
+/// References in `node`, except those that start with a local variable.
 fn collect_refs(
     node: &Json,
     package: &[String],
     imports: &BTreeMap<String, Vec<String>>,
+    locals: &BTreeSet<String>,
     out: &mut Vec<Vec<String>>,
 ) {
     match node {
@@ -262,26 +280,83 @@ fn collect_refs(
                 if let Some(path) = ref_path(&call["fcn"]) {
                     out.push(resolve(&path, package, imports));
                 }
-                collect_refs(&call["params"], package, imports, out);
+                collect_refs(&call["params"], package, imports, locals, out);
                 return;
             }
             if map.contains_key("Var") || map.contains_key("RefDot") || map.contains_key("RefBrack")
             {
-                if let Some(path) = static_prefix(node) {
+                if let Some(path) = static_prefix(node)
+                    && !path.first().is_some_and(|head| locals.contains(head))
+                {
                     out.push(resolve(&path, package, imports));
                 }
-                collect_in_chain(node, package, imports, out);
+                collect_in_chain(node, package, imports, locals, out);
                 return;
             }
             for value in map.values() {
-                collect_refs(value, package, imports, out);
+                collect_refs(value, package, imports, locals, out);
             }
         }
         Json::Array(items) => {
             for item in items {
-                collect_refs(item, package, imports, out);
+                collect_refs(item, package, imports, locals, out);
             }
         }
+        _ => {}
+    }
+}
+
+/// Every variable name in a pattern (`x`, `[a, b]`, `{"k": v}`).
+fn vars_in(node: &Json, out: &mut BTreeSet<String>) {
+    match node {
+        Json::Object(map) => {
+            if let Some(name) = map.get("Var").and_then(|v| v["value"].as_str()) {
+                out.insert(name.to_string());
+                return;
+            }
+            for value in map.values() {
+                vars_in(value, out);
+            }
+        }
+        Json::Array(items) => items.iter().for_each(|item| vars_in(item, out)),
+        _ => {}
+    }
+}
+
+/// Variables a body binds with `:=`, `some` or `every`.
+fn collect_locals(node: &Json, source: &str, out: &mut BTreeSet<String>) {
+    let text = |span: &Json| span_of(span).and_then(|(s, e)| source.get(s..e).map(str::to_string));
+    match node {
+        Json::Object(map) => {
+            if let Some(assign) = map.get("AssignExpr")
+                && assign["op"] == "ColEq"
+            {
+                vars_in(&assign["lhs"], out);
+            }
+            if let Some(some_in) = map.get("SomeIn") {
+                vars_in(&some_in["key"], out);
+                vars_in(&some_in["value"], out);
+            }
+            if let Some(some_vars) = map.get("SomeVars") {
+                out.extend(
+                    some_vars["vars"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(text),
+                );
+            }
+            if let Some(every) = map.get("Every") {
+                out.extend(text(&every["key"]));
+                out.extend(text(&every["value"]));
+            }
+            for value in map.values() {
+                collect_locals(value, source, out);
+            }
+        }
+        Json::Array(items) => items
+            .iter()
+            .for_each(|item| collect_locals(item, source, out)),
         _ => {}
     }
 }

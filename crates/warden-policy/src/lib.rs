@@ -10,17 +10,23 @@
 //! into a [`Decision`](warden_types::Decision).
 //!
 //! Policies fail closed. A bundle that does not parse or compile (including
-//! a recursive function, which OPA also rejects) is a load error naming the
-//! file, line and column: the agent refuses to start. At decision time, an
-//! evaluation error, an undefined or malformed result, a rule conflict or an
-//! evaluation over its wall-clock budget (regorus's cooperative execution
-//! timer, 100 ms by default) denies with a reason starting `policy error:`.
-//! Nothing allows by default.
+//! recursion between rules or functions, which OPA also rejects) is a load
+//! error naming the file, line and column: the agent refuses to start. At
+//! decision time, an evaluation error, an undefined or malformed result, a
+//! rule conflict, or an evaluation over its budget (regorus's cooperative
+//! wall-clock timer, 100 ms by default, and on the compiled engine an
+//! instruction limit, one million by default) denies with a reason starting
+//! `policy error:`. Nothing allows by default.
 //!
-//! The engine is [`regorus`], a Rego interpreter in Rust; its types never
-//! appear in this crate's API. OPA's own `opa-wasm` route is not offered:
-//! it needs the `opa` CLI to compile Rego to WebAssembly, and that CLI cannot
-//! be obtained from the registries this project builds from.
+//! The engine is [`regorus`], a Rego implementation in Rust; its types never
+//! appear in this crate's API. Decisions run on regorus's compiled engine
+//! (the RVM: entry points compiled to bytecode at load), an order of
+//! magnitude faster than its interpreter; the Rego tests (which need
+//! `with`), explanations and [`RegoQuery`] run on the interpreter, and so
+//! does any bundle the RVM compiler rejects ([`BundleSummary::compiled`]
+//! says which). OPA's own `opa-wasm` route is not offered: it needs the
+//! `opa` CLI to compile Rego to WebAssembly, and that CLI cannot be obtained
+//! from the registries this project builds from.
 //!
 //! ```
 //! use warden_policy::{Entry, PolicyContext, PolicyEngine, PolicyInput};

@@ -6,5 +6,7 @@
     reason = "test support code panics on setup failure"
 )]
 
+mod incidents;
 mod plugin;
+mod policy;
 mod support;

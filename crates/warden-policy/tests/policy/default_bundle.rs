@@ -212,3 +212,38 @@ fn decisions_fit_on_a_small_thread_stack() {
         .unwrap();
     assert_eq!(verdict, Verdict::NeedsApproval);
 }
+
+#[test]
+fn a_full_size_azure_plan_fits_in_the_instruction_budget() {
+    let engine = PolicyEngine::load(policies_dir()).unwrap();
+    let deploy = tool("azure-deploy", Effect::Mutating);
+    let steps: Vec<PlanStep> = (0..50)
+        .map(|i| PlanStep {
+            id: format!("s{i}"),
+            tool: ToolInfo::from(&deploy),
+            args: serde_json::json!({"resources": [
+                {"type": "Microsoft.Compute/virtualMachines", "name": format!("vm-{i}"), "location": "westeurope", "sku": "Standard_B2s"},
+                {"type": "Microsoft.Network/networkInterfaces", "name": format!("nic-{i}"), "location": "westeurope"}
+            ]}),
+            dry_run: false,
+        })
+        .collect();
+    let mut ctx = context("staging");
+    ctx.history.mutations_last_hour = 0;
+    let plan = PolicyInput::plan(&ctx, steps);
+    let decision = engine.decide(Entry::Plan, &plan).decision;
+    assert!(
+        decision
+            .reasons
+            .iter()
+            .all(|r| !r.starts_with("policy error")),
+        "{decision:?}"
+    );
+    // 50 changes against a limit of 20 per hour.
+    assert_eq!(decision.verdict, Verdict::Deny);
+    assert!(
+        decision.reasons[0].contains("makes 50 changes"),
+        "{decision:?}"
+    );
+    assert!(decision.obligations.contains_key("cost_ceiling"));
+}

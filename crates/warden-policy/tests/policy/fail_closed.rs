@@ -175,6 +175,19 @@ fn recursion_between_rules_fails_the_load() {
 }
 
 #[test]
+fn locals_named_like_rules_are_not_taken_for_recursion() {
+    let rego = format!(
+        "package warden\n\nf(x) := x + 1\n\nx := f(2)\n\ng(n) := y if {{\n  y := n\n}}\n\ny := g(x)\n\ncall := {{\"allow\": y == 3, {EMPTY}}}\n"
+    );
+    let dir = bundle(&[("p.rego", &rego)]);
+    let engine = PolicyEngine::load(dir.path()).unwrap();
+    let decision = engine
+        .decide_json(Entry::Call, &serde_json::json!({}))
+        .decision;
+    assert_eq!(decision.verdict, Verdict::Allow);
+}
+
+#[test]
 fn a_time_budget_stops_a_long_evaluation_on_both_engines() {
     let rego = call_returning(&format!(
         "{{\"allow\": count([x | some i in numbers.range(1, 4000); some j in numbers.range(1, 4000); x := i * j]) > 0, {EMPTY}}}"

@@ -1,0 +1,24 @@
+use crate::support::*;
+
+#[test]
+fn policy_test_runs_the_default_bundle_tests_and_passes() {
+    let plugins = plugin_dir();
+    let (out, stdout, stderr) = run(warden(plugins.path()).args(["policy", "test", "policies"]));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn policy_check_rejects_a_broken_bundle_naming_file_and_line() {
+    let plugins = plugin_dir();
+    let bad = tempfile::tempdir().unwrap();
+    fs_err::write(
+        bad.path().join("broken.rego"),
+        "package warden\n\ncall := {\"allow\": true\n",
+    )
+    .unwrap();
+    let (out, _, stderr) = run(warden(plugins.path())
+        .args(["policy", "check"])
+        .arg(bad.path()));
+    assert!(!out.status.success());
+    assert!(stderr.contains("broken.rego"), "{stderr}");
+}
