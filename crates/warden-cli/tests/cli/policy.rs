@@ -22,3 +22,28 @@ fn policy_check_rejects_a_broken_bundle_naming_file_and_line() {
     assert!(!out.status.success());
     assert!(stderr.contains("broken.rego"), "{stderr}");
 }
+
+#[test]
+fn mutating_plugin_in_prod_needs_approval_and_runs_once_approved() {
+    let plugins = plugin_dir();
+    let guest = test_plugins_artifacts::KV_COUNTER;
+    let (out, _, stderr) =
+        run(warden(plugins.path())
+            .args(["plugin", "call", guest, "--env", "prod", "--input", "{}"]));
+    assert!(!out.status.success());
+    assert!(stderr.contains("needs approval"), "{stderr}");
+    assert!(stderr.contains("--approve"), "{stderr}");
+
+    let (out, stdout, stderr) = run(warden(plugins.path()).args([
+        "plugin",
+        "call",
+        guest,
+        "--env",
+        "prod",
+        "--approve",
+        "--input",
+        "{}",
+    ]));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("\"result\": \"1\""), "{stdout}");
+}
