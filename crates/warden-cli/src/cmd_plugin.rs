@@ -230,7 +230,11 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
     if !status.success() {
         bail!("cargo build of {} failed ({status})", source.display());
     }
-    let target_dir = metadata_target_dir(&manifest)?;
+    let meta = cargo_metadata(&manifest)?;
+    let target_dir = meta["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .context("cargo metadata has no target_directory")?;
     let out = target_dir
         .join("wasm32-wasip2")
         .join(if debug { "debug" } else { "release" });
@@ -243,7 +247,7 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
         "FILE".into(),
     ]];
     let mut built = Vec::new();
-    for member in workspace_cdylibs(&manifest)? {
+    for member in workspace_cdylibs(&meta) {
         let file = out.join(format!("{}.wasm", member.replace('-', "_")));
         let dest = plugin_dir.join(file.file_name().unwrap_or_default());
         fs_err::copy(&file, &dest)?;
@@ -275,7 +279,8 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-fn metadata_target_dir(manifest: &Path) -> anyhow::Result<PathBuf> {
+/// `cargo metadata` of the plugins workspace, read once per build.
+fn cargo_metadata(manifest: &Path) -> anyhow::Result<serde_json::Value> {
     let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "metadata",
@@ -287,29 +292,11 @@ fn metadata_target_dir(manifest: &Path) -> anyhow::Result<PathBuf> {
         .arg(manifest)
         .output()
         .context("running cargo metadata")?;
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
-    meta["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata has no target_directory")
+    serde_json::from_slice(&out.stdout).context("parsing cargo metadata")
 }
 
 /// Names of the workspace's packages that build a `cdylib` (the plugins).
-fn workspace_cdylibs(manifest: &Path) -> anyhow::Result<Vec<String>> {
-    let out = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args([
-            "metadata",
-            "--format-version",
-            "1",
-            "--no-deps",
-            "--manifest-path",
-        ])
-        .arg(manifest)
-        .output()
-        .context("running cargo metadata")?;
-    let meta: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("parsing cargo metadata")?;
+fn workspace_cdylibs(meta: &serde_json::Value) -> Vec<String> {
     let mut names = Vec::new();
     for package in meta["packages"].as_array().into_iter().flatten() {
         let is_cdylib = package["targets"]
@@ -328,7 +315,7 @@ fn workspace_cdylibs(manifest: &Path) -> anyhow::Result<Vec<String>> {
         }
     }
     names.sort();
-    Ok(names)
+    names
 }
 
 fn list(plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {

@@ -200,7 +200,7 @@ impl Sandbox {
             capabilities: Vec::new(),
         });
         let raw = run_blocking_on_runtime(async {
-            let mut store = self.new_store(
+            let mut store = self.inner.new_store(
                 placeholder.clone(),
                 CallContext::default(),
                 Arc::new(DenyAll),
@@ -214,16 +214,6 @@ impl Sandbox {
             finish(result, &mut store, &placeholder.name, &self.inner.config)
         })?;
         manifest_from_wit(raw, origin)
-    }
-
-    pub(crate) fn new_store(
-        &self,
-        manifest: Arc<ToolManifest>,
-        ctx: CallContext,
-        gate: Arc<dyn CapabilityGate>,
-        kv: KvMap,
-    ) -> Store<State> {
-        self.inner.new_store(manifest, ctx, gate, kv)
     }
 }
 
