@@ -106,7 +106,6 @@ fn bench_trivial(c: &mut Criterion) {
     let mut linker = Linker::<RawState>::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).unwrap();
-    linker.define_unknown_imports_as_traps(&component).unwrap();
     let pre = linker.instantiate_pre(&component).unwrap();
     let (_, handler) = component
         .get_export(None, "warden:plugin/handler@0.1.0")
