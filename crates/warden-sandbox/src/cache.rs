@@ -16,7 +16,7 @@ use wasmtime::component::Component;
 
 use crate::SandboxError;
 
-/// Where a component came from, for errors and logs.
+/// A compiled component and whether the cache supplied it.
 pub(crate) struct Loaded {
     pub component: Component,
     pub cache_hit: bool,

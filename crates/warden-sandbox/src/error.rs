@@ -9,13 +9,13 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SandboxError {
-    /// Reading a plugin file, or the compilation cache, failed.
-    #[error("{}: {source}", path.display())]
+    /// Reading a plugin file failed (the message names the path).
+    #[error("{error}")]
     Io {
         /// File involved.
         path: PathBuf,
-        /// Underlying error.
-        source: std::io::Error,
+        /// Underlying error, from fs-err, so its message names the path.
+        error: std::io::Error,
     },
     /// The bytes are not WebAssembly at all, or are truncated or corrupt.
     #[error("{origin}: not a valid WebAssembly file: {message}")]

@@ -119,9 +119,10 @@ impl Sandbox {
     /// plugin file; calls its `describe()` to read the manifest.
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Plugin, SandboxError> {
         let path = path.as_ref();
-        let bytes = fs_err::read(path).map_err(|e| SandboxError::Io {
+        // fs_err's error already names the path.
+        let bytes = fs_err::read(path).map_err(|error| SandboxError::Io {
             path: path.to_path_buf(),
-            source: std::io::Error::new(e.kind(), e.to_string()),
+            error,
         })?;
         let mut plugin = self.load_bytes(&bytes, &path.display().to_string())?;
         if let Some(inner) = Arc::get_mut(&mut plugin.inner) {
