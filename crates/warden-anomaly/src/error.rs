@@ -67,4 +67,16 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// A SMART raw value is negative or not finite.
+    #[error(
+        "smart row {index}: attribute {attribute} raw value {value} is not a finite non-negative number"
+    )]
+    InvalidSmart {
+        /// Index of the row in the history.
+        index: usize,
+        /// The attribute id.
+        attribute: u16,
+        /// The offending raw value.
+        value: f64,
+    },
 }

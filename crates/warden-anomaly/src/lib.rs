@@ -20,6 +20,9 @@
 //! [`Trend::time_to_threshold`], e.g. time until a disk is full) and
 //! [`Holt`] (linear exponential smoothing).
 //!
+//! Drive health: [`SmartRisk`] scores failure risk from SMART attributes
+//! (5, 187, 188, 197, 198 and their growth), with the reasons.
+//!
 //! ```
 //! use warden_anomaly::{Config, Kind, Point, Series, Trend, detect};
 //!
@@ -49,7 +52,7 @@
 //!
 //! | feature | what it adds |
 //! | --- | --- |
-//! | `schemars` | `JsonSchema` for [`Config`], [`Seasonality`], [`Series`], [`Point`], [`Time`], [`Report`], [`Anomaly`], [`Kind`], [`Trend`], [`Holt`], [`Band`], [`Eta`] |
+//! | `schemars` | `JsonSchema` for [`Config`], [`Seasonality`], [`Series`], [`Point`], [`Time`], [`Report`], [`Anomaly`], [`Kind`], [`Trend`], [`Holt`], [`Band`], [`Eta`], [`SmartRisk`], [`RiskLevel`] |
 #![deny(missing_docs)]
 
 mod config;
@@ -58,6 +61,7 @@ mod error;
 mod forecast;
 mod season;
 mod series;
+mod smart;
 mod stats;
 
 pub use config::{Config, Seasonality};
@@ -66,3 +70,4 @@ pub use error::Error;
 pub use forecast::{Band, Eta, Holt, Trend};
 pub use season::detect_period;
 pub use series::{Point, Series, Time};
+pub use smart::{HIGH_RISK, MEDIUM_RISK, RiskLevel, SmartRisk, SmartRow};

@@ -1,0 +1,337 @@
+//! The agent and its builder.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use warden_memory::Memory;
+use warden_policy::PolicyEngine;
+use warden_sandbox::{Plugin, Sandbox, SandboxConfig};
+use warden_types::ToolManifest;
+
+use crate::approve::{Approver, DenyAll};
+use crate::case::CasePlanner;
+use crate::error::AgentError;
+use crate::journal::Journal;
+use crate::planner::{Planner, PlannerChain};
+use crate::runbook::{RunbookPlanner, Runbooks};
+
+/// Limits that stop a task cleanly, with the reason journaled.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Budget {
+    /// Most steps one task may run (default 32).
+    pub max_steps: usize,
+    /// Wall time for one task (default 10 minutes).
+    pub wall_time: Duration,
+    /// LLM tokens for one task (default 200 000).
+    pub max_tokens: u64,
+    /// Read-only steps run at once (default 4).
+    pub max_parallel: usize,
+    /// Retries of a failed read-only call (default 2; mutating calls never retry).
+    pub retries: u32,
+    /// First retry delay; doubles each time, with ±50% jitter (default 200 ms).
+    pub retry_base: Duration,
+    /// Per-step timeout when the step sets none (default 60 s).
+    pub step_timeout: Duration,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            max_steps: 32,
+            wall_time: Duration::from_secs(600),
+            max_tokens: 200_000,
+            max_parallel: 4,
+            retries: 2,
+            retry_base: Duration::from_millis(200),
+            step_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// An agent: plugins, a policy, a planner, an approver and a journal.
+///
+/// ```no_run
+/// use warden_agent::{Agent, DenyAll, Task};
+///
+/// # async fn demo() -> Result<(), warden_agent::AgentError> {
+/// let agent = Agent::builder()
+///     .plugins(".warden/plugins")
+///     .policy("policies")
+///     .runbooks("examples/runbooks")
+///     .approver(DenyAll)
+///     .journal(".warden/journal.jsonl")
+///     .build()?;
+/// let outcome = agent.run(Task::goal("t-1", "checkout is down").in_env("staging")).await?;
+/// println!("{}: {}", outcome.status.as_str(), outcome.summary);
+/// # Ok(()) }
+/// ```
+pub struct Agent {
+    pub(crate) name: String,
+    pub(crate) tools: BTreeMap<String, Plugin>,
+    pub(crate) manifests: Vec<ToolManifest>,
+    pub(crate) policy: PolicyEngine,
+    pub(crate) planner: Box<dyn Planner>,
+    pub(crate) approver: Arc<dyn Approver>,
+    pub(crate) journal: Option<Arc<Journal>>,
+    pub(crate) memory: Option<Mutex<Memory>>,
+    pub(crate) recall_k: usize,
+    pub(crate) learn: bool,
+    pub(crate) budget: Budget,
+    pub(crate) dry_run: bool,
+    pub(crate) mutations: Mutex<VecDeque<Instant>>,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("name", &self.name)
+            .field("tools", &self.tools.keys().collect::<Vec<_>>())
+            .field("planner", &self.planner.name())
+            .field("journal", &self.journal.as_ref().map(|j| j.path()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Agent {
+    /// Start building an agent.
+    pub fn builder() -> AgentBuilder {
+        AgentBuilder::default()
+    }
+
+    /// The loaded tools' manifests.
+    pub fn tools(&self) -> &[ToolManifest] {
+        &self.manifests
+    }
+
+    /// The planner's name.
+    pub fn planner_name(&self) -> String {
+        self.planner.name()
+    }
+
+    /// The journal file, if any.
+    pub fn journal_path(&self) -> Option<&Path> {
+        self.journal.as_ref().map(|j| j.path())
+    }
+}
+
+/// Builds an [`Agent`]; see [`Agent::builder`].
+#[derive(Default)]
+pub struct AgentBuilder {
+    name: Option<String>,
+    plugin_dirs: Vec<PathBuf>,
+    plugins: Vec<Plugin>,
+    sandbox: Option<SandboxConfig>,
+    policy_dir: Option<PathBuf>,
+    policy: Option<PolicyEngine>,
+    runbooks: Option<PathBuf>,
+    runbook: Option<String>,
+    planner: Option<Box<dyn Planner>>,
+    approver: Option<Arc<dyn Approver>>,
+    journal: Option<PathBuf>,
+    memory: Option<Memory>,
+    case_threshold: Option<f32>,
+    budget: Budget,
+    dry_run: bool,
+}
+
+impl std::fmt::Debug for AgentBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentBuilder")
+            .field("plugin_dirs", &self.plugin_dirs)
+            .field("policy_dir", &self.policy_dir)
+            .field("runbooks", &self.runbooks)
+            .field("journal", &self.journal)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AgentBuilder {
+    /// The agent's name in policy input and the journal (default `warden`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Load every `*.wasm` plugin in `dir`.
+    pub fn plugins(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.plugin_dirs.push(dir.into());
+        self
+    }
+
+    /// Add a plugin loaded by the embedder.
+    pub fn plugin(mut self, plugin: Plugin) -> Self {
+        self.plugins.push(plugin);
+        self
+    }
+
+    /// Sandbox limits for plugins loaded from directories.
+    pub fn sandbox(mut self, config: SandboxConfig) -> Self {
+        self.sandbox = Some(config);
+        self
+    }
+
+    /// The Rego bundle directory.
+    pub fn policy(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.policy_dir = Some(dir.into());
+        self
+    }
+
+    /// An already loaded policy engine.
+    pub fn policy_engine(mut self, engine: PolicyEngine) -> Self {
+        self.policy = Some(engine);
+        self
+    }
+
+    /// Runbook directory for the default offline planner (validated against
+    /// the plugins at build time).
+    pub fn runbooks(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.runbooks = Some(dir.into());
+        self
+    }
+
+    /// Always use this runbook, whatever the task.
+    pub fn runbook(mut self, name: impl Into<String>) -> Self {
+        self.runbook = Some(name.into());
+        self
+    }
+
+    /// Use this planner instead of runbooks and cases.
+    pub fn planner(mut self, planner: impl Planner + 'static) -> Self {
+        self.planner = Some(Box::new(planner));
+        self
+    }
+
+    /// Who answers approval requests (default [`DenyAll`]).
+    pub fn approver(mut self, approver: impl Approver + 'static) -> Self {
+        self.approver = Some(Arc::new(approver));
+        self
+    }
+
+    /// Append the journal to this file.
+    pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
+    /// Recall similar incidents from this memory, plan from resolved cases
+    /// when no runbook matches, and remember resolved tasks.
+    pub fn memory(mut self, memory: Memory) -> Self {
+        self.memory = Some(memory);
+        self
+    }
+
+    /// Similarity a past case needs before its plan is reused (default 0.6).
+    pub fn case_threshold(mut self, threshold: f32) -> Self {
+        self.case_threshold = Some(threshold);
+        self
+    }
+
+    /// Budgets and retry settings.
+    pub fn budget(mut self, budget: Budget) -> Self {
+        self.budget = budget;
+        self
+    }
+
+    /// Dry run: mutating and destructive calls run with `dry_run` set, or are
+    /// skipped with a note when the tool cannot dry-run.
+    pub fn dry_run(mut self, on: bool) -> Self {
+        self.dry_run = on;
+        self
+    }
+
+    /// Load plugins, policy and runbooks; any problem is an error naming it.
+    pub fn build(self) -> Result<Agent, AgentError> {
+        let mut tools = BTreeMap::new();
+        let mut plugins = self.plugins;
+        if !self.plugin_dirs.is_empty() {
+            let sandbox = Sandbox::new(&self.sandbox.unwrap_or_default())?;
+            for dir in &self.plugin_dirs {
+                plugins.extend(load_dir(&sandbox, dir)?);
+            }
+        }
+        for plugin in plugins {
+            let name = plugin.manifest().name.clone();
+            if tools.insert(name.clone(), plugin).is_some() {
+                return Err(AgentError::Config {
+                    reason: format!("two plugins are named `{name}`"),
+                });
+            }
+        }
+        let manifests: Vec<ToolManifest> = tools.values().map(|p| p.manifest().clone()).collect();
+        let policy = match (self.policy, self.policy_dir) {
+            (Some(engine), _) => engine,
+            (None, Some(dir)) => PolicyEngine::load(&dir)?,
+            (None, None) => {
+                return Err(AgentError::Config {
+                    reason: "no policy: every call is decided by a Rego bundle; pass .policy(dir)"
+                        .into(),
+                });
+            }
+        };
+        let threshold = self.case_threshold.unwrap_or(0.6);
+        let planner: Box<dyn Planner> = match self.planner {
+            Some(p) => p,
+            None => {
+                let mut chain: Vec<Box<dyn Planner>> = Vec::new();
+                if let Some(dir) = &self.runbooks {
+                    let books = Runbooks::load_dir(dir, &manifests)?;
+                    let planner = RunbookPlanner::new(books);
+                    chain.push(Box::new(match &self.runbook {
+                        Some(name) => planner.only(name.clone()),
+                        None => planner,
+                    }));
+                }
+                if self.memory.is_some() {
+                    chain.push(Box::new(CasePlanner::new(threshold)));
+                }
+                if chain.is_empty() {
+                    return Err(AgentError::Config {
+                        reason: "no planner: pass .runbooks(dir), .memory(..) or .planner(..)"
+                            .into(),
+                    });
+                }
+                Box::new(PlannerChain::new(chain))
+            }
+        };
+        let journal = match self.journal {
+            Some(path) => Some(Arc::new(Journal::open(path)?)),
+            None => None,
+        };
+        Ok(Agent {
+            name: self.name.unwrap_or_else(|| "warden".into()),
+            tools,
+            manifests,
+            policy,
+            planner,
+            approver: self.approver.unwrap_or_else(|| Arc::new(DenyAll)),
+            journal,
+            memory: self.memory.map(Mutex::new),
+            recall_k: 3,
+            learn: true,
+            budget: self.budget,
+            dry_run: self.dry_run,
+            mutations: Mutex::new(VecDeque::new()),
+        })
+    }
+}
+
+/// Every plugin in `dir`, in file-name order.
+fn load_dir(sandbox: &Sandbox, dir: &Path) -> Result<Vec<Plugin>, AgentError> {
+    let entries = fs_err::read_dir(dir).map_err(|e| AgentError::Config {
+        reason: format!(
+            "plugin directory: {e}\nhint: run `warden plugin build` first"
+        ),
+    })?;
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    files.sort();
+    let mut plugins = Vec::with_capacity(files.len());
+    for file in files {
+        plugins.push(sandbox.load_file(&file)?);
+    }
+    Ok(plugins)
+}

@@ -1,0 +1,150 @@
+//! `{{ … }}` templates in step arguments, rendered with minijinja.
+//!
+//! A string that is exactly one `{{ expr }}` becomes the expression's JSON
+//! value (a list stays a list, a number a number); any other string with a
+//! template renders to a string. Undefined names are errors, never empty
+//! strings.
+
+use minijinja::{Environment, UndefinedBehavior};
+use serde_json::Value;
+
+pub(crate) struct Renderer {
+    env: Environment<'static>,
+    /// For summaries: a missing value renders empty instead of failing.
+    lenient: Environment<'static>,
+}
+
+impl std::fmt::Debug for Renderer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Renderer")
+    }
+}
+
+impl Renderer {
+    pub(crate) fn new() -> Self {
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        // `lines`: split a text attachment into lines for log tools.
+        env.add_filter("lines", |s: String| -> Vec<String> {
+            s.lines().map(str::to_string).collect()
+        });
+        let mut lenient = env.clone();
+        lenient.set_undefined_behavior(UndefinedBehavior::Chainable);
+        Renderer { env, lenient }
+    }
+
+    /// Render a text template where missing values (a step that did not
+    /// run) are empty rather than errors.
+    pub(crate) fn render_text(&self, template: &str, ctx: &Value) -> Result<String, String> {
+        self.lenient
+            .render_str(template, minijinja::Value::from_serialize(ctx))
+            .map_err(|e| describe(&e))
+    }
+
+    /// Render every template in `value` against `ctx`.
+    pub(crate) fn render(&self, value: &Value, ctx: &Value) -> Result<Value, String> {
+        match value {
+            Value::String(s) => self.render_str(s, ctx),
+            Value::Array(items) => items
+                .iter()
+                .map(|v| self.render(v, ctx))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            Value::Object(map) => {
+                let mut out = serde_json::Map::with_capacity(map.len());
+                for (k, v) in map {
+                    out.insert(k.clone(), self.render(v, ctx)?);
+                }
+                Ok(Value::Object(out))
+            }
+            other => Ok(other.clone()),
+        }
+    }
+
+    fn render_str(&self, s: &str, ctx: &Value) -> Result<Value, String> {
+        if !s.contains("{{") && !s.contains("{%") {
+            return Ok(Value::String(s.to_string()));
+        }
+        let ctx = minijinja::Value::from_serialize(ctx);
+        if let Some(expr) = single_expression(s) {
+            let compiled = self
+                .env
+                .compile_expression(expr)
+                .map_err(|e| format!("in `{s}`: {}", describe(&e)))?;
+            let value = compiled
+                .eval(&ctx)
+                .map_err(|e| format!("in `{s}`: {}", describe(&e)))?;
+            if value.is_undefined() {
+                return Err(format!("in `{s}`: `{}` is undefined", expr.trim()));
+            }
+            return serde_json::to_value(&value).map_err(|e| format!("in `{s}`: {e}"));
+        }
+        self.env
+            .render_str(s, ctx)
+            .map(Value::String)
+            .map_err(|e| format!("in `{s}`: {}", describe(&e)))
+    }
+}
+
+/// The expression inside `{{ … }}` when the whole string is one template.
+fn single_expression(s: &str) -> Option<&str> {
+    let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?;
+    (!inner.contains("{{") && !inner.contains("}}")).then_some(inner)
+}
+
+fn describe(e: &minijinja::Error) -> String {
+    match e.detail() {
+        Some(detail) => format!("{} ({detail})", e.kind()),
+        None => e.to_string(),
+    }
+}
+
+/// Whether `value` holds a template anywhere.
+pub(crate) fn has_template(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains("{{") || s.contains("{%"),
+        Value::Array(items) => items.iter().any(has_template),
+        Value::Object(map) => map.values().any(has_template),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_whole_string_template_keeps_the_json_type() {
+        let r = Renderer::new();
+        let ctx = json!({"attachments": {"series": [1.0, 2.0]}, "alert": {"labels": {"port": "8080"}}});
+        assert_eq!(
+            r.render(&json!("{{ attachments.series }}"), &ctx).unwrap(),
+            json!([1.0, 2.0])
+        );
+        assert_eq!(
+            r.render(&json!("http://127.0.0.1:{{ alert.labels.port }}/health"), &ctx)
+                .unwrap(),
+            json!("http://127.0.0.1:8080/health")
+        );
+    }
+
+    #[test]
+    fn an_undefined_name_is_an_error_naming_the_template() {
+        let r = Renderer::new();
+        let err = r
+            .render(&json!({"url": "{{ alert.annotations.health_url }}"}), &json!({"alert": {}}))
+            .unwrap_err();
+        assert!(err.contains("alert.annotations.health_url"), "{err}");
+    }
+
+    #[test]
+    fn the_lines_filter_splits_text() {
+        let r = Renderer::new();
+        let ctx = json!({"attachments": {"log": "a\nb\n"}});
+        assert_eq!(
+            r.render(&json!("{{ attachments.log | lines }}"), &ctx).unwrap(),
+            json!(["a", "b"])
+        );
+    }
+}

@@ -1,0 +1,2 @@
+//! Azure Resource Manager capability for warden hosts.
+#![deny(missing_docs)]

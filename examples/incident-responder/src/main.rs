@@ -1,0 +1,190 @@
+//! The example warden agent.
+//!
+//! It starts a small local "checkout" service whose health check fails
+//! (its database pool is exhausted; the log and metric files in
+//! `examples/data` show it), receives an Alertmanager webhook about it,
+//! plans from `examples/runbooks`, probes the service, mines the logs for
+//! rare messages, finds the latency anomaly, restarts the pool through the
+//! service's admin endpoint (a mutating call the policy gates: approval in
+//! prod), validates the fix and prints a summary with the journal path.
+//! Everything runs offline, on loopback.
+
+mod service;
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+use warden::policy::PolicyEngine;
+use warden::{
+    Agent, Budget, CancellationToken, DenyAll, PreApproved, Task, TerminalApprover,
+    verify_journal,
+};
+
+/// Resolve the example checkout incident with a warden agent, offline.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// Environment the agent acts in; in `prod` the remediation needs approval.
+    #[arg(long, default_value = "dev")]
+    env: String,
+    /// Approve the remediation in advance (recorded as approved by $USER).
+    #[arg(long)]
+    approve: bool,
+    /// Only report what mutating steps would do.
+    #[arg(long)]
+    dry_run: bool,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+    /// Installed plugins (`warden plugin build` puts them here).
+    #[arg(long, default_value = ".warden/plugins")]
+    plugin_dir: PathBuf,
+    /// Policy bundle.
+    #[arg(long, default_value = "policies")]
+    policy: PathBuf,
+    /// Runbooks.
+    #[arg(long, default_value = "examples/runbooks")]
+    runbooks: PathBuf,
+    /// Journal file (appended).
+    #[arg(long, default_value = ".warden/journal.jsonl")]
+    journal: PathBuf,
+    /// The example's alert and data.
+    #[arg(long, default_value = "examples")]
+    examples: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut out = std::io::stdout().lock();
+
+    let (addr, state) = service::start().await?;
+    writeln!(out, "checkout service listening on http://{addr} (health failing: db pool exhausted)")?;
+
+    let alert_path = args.examples.join("incident-responder/alert.json");
+    let alert_text = fs_err::read_to_string(&alert_path)?.replace("SERVICE_ADDR", &addr.to_string());
+    let alert: serde_json::Value =
+        serde_json::from_str(&alert_text).with_context(|| format!("parsing {}", alert_path.display()))?;
+    let data = args.examples.join("data");
+    let logs: Vec<String> = fs_err::read_to_string(data.join("checkout.log"))?
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let latency: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(data.join("latency-series.json"))?)?;
+    let id = format!("inc-{}", warden_task_suffix());
+    let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
+    let task = Task::from_webhook(&id, &alert)?
+        .in_env(&args.env)
+        .attach("logs", serde_json::json!(logs))
+        .attach("latency", latency);
+    writeln!(out, "alert received: {} ({} lines of logs, latency series attached)", task.goal, logs.len())?;
+
+    // The demo service lives on loopback, which the default bundle allows
+    // only in `dev`; allow it in the chosen environment for this run.
+    let overlay = serde_json::json!({"warden": {"config": {"network": {"allowed_private_cidrs": {
+        args.env.clone(): ["127.0.0.0/8", "::1/128"]}}}}});
+    let policy = PolicyEngine::builder(&args.policy)
+        .with_data(overlay)
+        .load()
+        .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?;
+
+    let builder = Agent::builder()
+        .name("incident-responder")
+        .plugins(&args.plugin_dir)
+        .policy_engine(policy)
+        .runbooks(&args.runbooks)
+        .journal(&args.journal)
+        .dry_run(args.dry_run)
+        .budget(Budget::default());
+    let builder = if args.approve {
+        builder.approver(PreApproved::by(&who))
+    } else if std::io::stdin().is_terminal() {
+        builder.approver(TerminalApprover::new(&who))
+    } else {
+        builder.approver(DenyAll)
+    };
+    let agent = builder.build().context("building the agent")?;
+
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    let outcome = agent.run_until(task, cancel).await?;
+    let report = verify_journal(&args.journal)?;
+
+    if args.json {
+        serde_json::to_writer_pretty(&mut out, &outcome)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "\nplanned by {}", outcome.planner)?;
+        for o in &outcome.observations {
+            let detail = match (&o.output, o.reasons.first()) {
+                (_, Some(r)) => r.clone(),
+                (Some(out), None) => brief(out),
+                (None, None) => String::new(),
+            };
+            writeln!(
+                out,
+                "  {:<10} {:<15} {:<9} {:>7.1} ms  {}",
+                o.step,
+                o.tool,
+                o.status.as_str(),
+                o.duration_us as f64 / 1000.0,
+                detail
+            )?;
+        }
+        writeln!(out, "\n{}: {}", outcome.status.as_str().to_uppercase(), outcome.reason)?;
+        writeln!(out, "{}", outcome.summary)?;
+        writeln!(
+            out,
+            "\nadmin endpoint calls: {}; service healthy now: {}",
+            state.admin_calls.load(std::sync::atomic::Ordering::SeqCst),
+            state.healthy.load(std::sync::atomic::Ordering::SeqCst)
+        )?;
+        writeln!(
+            out,
+            "journal: {} ({} records, chain {})\n  timeline: warden journal show {}",
+            args.journal.display(),
+            report.records,
+            if report.is_ok() { "verified" } else { "BROKEN" },
+            outcome.task
+        )?;
+    }
+    Ok(if outcome.is_resolved() && report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A sortable, unique-enough task suffix: UTC time to the second.
+fn warden_task_suffix() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    format!("{now}-{}", std::process::id())
+}
+
+fn brief(v: &serde_json::Value) -> String {
+    let text = v.to_string();
+    if text.len() > 90 {
+        format!("{}…", text.chars().take(90).collect::<String>())
+    } else {
+        text
+    }
+}

@@ -1,0 +1,19 @@
+//! Loopback fakes for warden tests.
+//!
+//! [`openai::FakeOpenAi`] is a scripted OpenAI Chat Completions server on
+//! `127.0.0.1`: each request pops the next [`openai::Reply`] and gets it back
+//! in the real wire format (JSON or server-sent events), and every request is
+//! recorded so tests can assert what the client sent.
+//!
+//! ```
+//! use warden_fakes::openai::{FakeOpenAi, Reply};
+//!
+//! let fake = FakeOpenAi::start(vec![Reply::Text("all good".into())]);
+//! assert!(fake.base_url().starts_with("http://127.0.0.1:"));
+//! assert!(fake.base_url().ends_with("/v1"));
+//! assert_eq!(fake.remaining(), 1);
+//! assert!(fake.requests().is_empty());
+//! ```
+#![deny(missing_docs)]
+
+pub mod openai;
