@@ -166,6 +166,7 @@ impl Approver for TerminalApprover {
 /// ```
 /// use warden_agent::{Approval, ChannelApprover};
 ///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let (approver, mut requests) = ChannelApprover::new(8);
 /// tokio::spawn(async move {
 ///     while let Some((request, reply)) = requests.recv().await {
@@ -173,6 +174,7 @@ impl Approver for TerminalApprover {
 ///     }
 /// });
 /// # drop(approver);
+/// # }
 /// ```
 #[derive(Debug, Clone)]
 pub struct ChannelApprover {

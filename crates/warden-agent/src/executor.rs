@@ -743,7 +743,8 @@ impl Run<'_> {
 
     fn finish_refused(&self, reason: String, p: Option<&Proposal>) -> Result<Outcome, AgentError> {
         let planner = p.map(|p| p.planner.clone()).unwrap_or_default();
-        self.close(self.outcome(OutcomeStatus::Refused, reason.clone(), &planner, reason))
+        let summary = p.and_then(|p| p.summary.clone()).unwrap_or_else(|| reason.clone());
+        self.close(self.outcome(OutcomeStatus::Refused, reason, &planner, summary))
     }
 
     fn finish_stopped(&self, stop: Stop, p: Option<(&str, Option<&str>)>) -> Result<Outcome, AgentError> {

@@ -86,7 +86,7 @@ impl Journal {
     /// ```
     /// use warden_agent::{Journal, verify_journal};
     ///
-    /// let dir = tempfile::tempdir()?;
+    /// let dir = tempfile::tempdir().map_err(|e| warden_agent::AgentError::Config { reason: e.to_string() })?;
     /// let path = dir.path().join("journal.jsonl");
     /// let journal = Journal::open(&path)?;
     /// journal.append("t-1", "task", serde_json::json!({"goal": "probe"}))?;

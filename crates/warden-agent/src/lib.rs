@@ -63,7 +63,7 @@ pub use error::AgentError;
 pub use journal::{
     Journal, JournalRecord, Problem, ProblemKind, VerifyReport, read_journal, verify_journal,
 };
-// pub use llm::LlmPlanner;
+pub use llm::LlmPlanner;
 pub use planner::{Case, PlanContext, Planner, PlannerChain, Proposal};
 pub use runbook::{Match, Runbook, RunbookPlanner, Runbooks};
 pub use show::render_timeline;

@@ -56,7 +56,10 @@ pub trait Arm: Send + Sync {
     ) -> Result<OperationState, ArmError>;
 
     /// Lists the subscription's resource groups, following `nextLink`.
-    async fn list_resource_groups(&self, subscription: &str) -> Result<Vec<ResourceGroup>, ArmError>;
+    async fn list_resource_groups(
+        &self,
+        subscription: &str,
+    ) -> Result<Vec<ResourceGroup>, ArmError>;
 
     /// Starts a template deployment (`PUT .../deployments/{name}`) and polls it until `deadline`.
     async fn deploy(

@@ -27,7 +27,9 @@ pub enum ArmError {
     },
     /// ARM kept answering 429 after the bounded number of retries, or the
     /// next `Retry-After` would have passed the deadline.
-    #[error("arm throttled {method} {url} after {attempts} attempts (last retry-after {retry_after:?})")]
+    #[error(
+        "arm throttled {method} {url} after {attempts} attempts (last retry-after {retry_after:?})"
+    )]
     Throttled {
         /// HTTP method of the throttled request.
         method: String,

@@ -1,2 +1,57 @@
-//! Azure Resource Manager capability for warden hosts.
+//! Azure Resource Manager capability for warden hosts: resource groups,
+//! template deployments and what-if predictions.
+//!
+//! The [`Arm`] trait is the seam: agents and plugins depend on it, while
+//! [`AzureArm`] implements it against the real ARM REST API (api-version
+//! `2021-04-01`) using the `azure_mgmt_resources` wire models, `azure_core`'s
+//! HTTP client and `azure_identity` credentials. No `azure_*` type appears
+//! in the public API, so the unmaintained 0.21 SDK can be swapped out.
+//!
+//! Long-running operations (deployments, deletions, what-if) poll
+//! `Azure-AsyncOperation` or `Location` until a terminal state or the
+//! caller's deadline; a deadline yields [`OperationState::Running`] with the
+//! URL to resume from, never a success.
+//!
+//! ```no_run
+//! use std::collections::BTreeMap;
+//! use std::time::{Duration, Instant};
+//! use serde_json::json;
+//! use warden_azure::{Arm, AzureArm, Credential, DeploymentSpec, OperationState};
+//!
+//! # async fn run() -> Result<(), warden_azure::ArmError> {
+//! let arm = AzureArm::new("https://management.azure.com", Credential::AzureCli)?;
+//! let sub = "00000000-0000-0000-0000-000000000000";
+//! arm.put_resource_group(sub, "web", "eastus", BTreeMap::new()).await?;
+//! let spec = DeploymentSpec::new(json!({
+//!     "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+//!     "contentVersion": "1.0.0.0",
+//!     "resources": []
+//! }));
+//! let preview = arm.what_if(sub, "web", &spec, Instant::now() + Duration::from_secs(120)).await?;
+//! if preview.changes.iter().all(|c| c.change_type != "Delete") {
+//!     match arm.deploy(sub, "web", "release-42", &spec, Instant::now() + Duration::from_secs(900)).await? {
+//!         OperationState::Succeeded { .. } => tracing::info!("deployed"),
+//!         OperationState::Failed { code, message, .. } => tracing::warn!(%code, %message, "deployment failed"),
+//!         // Not an error yet: resume later by polling `operation_url`.
+//!         OperationState::Running { operation_url, .. } => tracing::info!(%operation_url, "still running"),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
 #![deny(missing_docs)]
+
+mod arm;
+mod client;
+mod error;
+mod lro;
+mod model;
+mod ops;
+
+pub use arm::Arm;
+pub use client::{AzureArm, Credential};
+pub use error::ArmError;
+pub use model::{
+    Deployment, DeploymentMode, DeploymentSpec, ErrorDetail, OperationState, PropertyChange,
+    ResourceGroup, WhatIf, WhatIfChange,
+};

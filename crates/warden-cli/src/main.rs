@@ -6,9 +6,11 @@
 )]
 
 mod cmd_incidents;
+mod cmd_journal;
 mod cmd_plugin;
 mod cmd_plugin_new;
 mod cmd_policy;
+mod cmd_run;
 mod gate;
 mod output;
 
@@ -42,6 +44,11 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the agent on an alert or a goal: plan, gate, approve, call, journal.
+    Run(Box<cmd_run::RunArgs>),
+    /// Verify, list and show the agent's hash-chained journal.
+    #[command(subcommand)]
+    Journal(cmd_journal::JournalCmd),
     /// Build, list, inspect, call and scaffold tool plugins.
     #[command(subcommand)]
     Plugin(cmd_plugin::PluginCmd),
@@ -69,6 +76,8 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| PathBuf::from(".warden/plugins"));
     let result = match cli.command {
+        Command::Run(args) => cmd_run::run(*args, &plugin_dir, cli.json),
+        Command::Journal(cmd) => cmd_journal::run(cmd, cli.json),
         Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),
         Command::Policy(cmd) => cmd_policy::run(cmd, cli.json),
         Command::Incidents { data_dir, cmd } => cmd_incidents::run(cmd, data_dir, cli.json),

@@ -10,11 +10,12 @@ use async_openai::types::chat::CreateChatCompletionRequest;
 use futures::StreamExt;
 use http::header::{AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
 use secrecy::SecretString;
+use serde_json::Value;
 use tower::ServiceExt;
 use tracing::{Instrument, field};
 
 use crate::retry::{backoff, parse_retry_after};
-use crate::wire::{StreamMerger, TokenCap, build_request, from_completion};
+use crate::wire::{StreamMerger, TokenCap, build_request, chunk_from_value, completion_from_value};
 use crate::{AzureAuth, ChatRequest, ChatResponse, LlmConfig, LlmError, Provider};
 
 /// A chat model behind an OpenAI-compatible API, with retries, a per-attempt
@@ -218,18 +219,21 @@ impl ChatClient {
         wire: &CreateChatCompletionRequest,
         stream: bool,
     ) -> Result<ChatResponse, Failure> {
+        // The `_byot` calls hand us JSON values so that parsing goes through
+        // the same path as `parse_completion` and `merge_sse`.
         let chat = self.inner.client.chat();
         if !stream {
-            let response = chat.create(wire.clone()).await.map_err(Failure::from)?;
-            return from_completion(response).map_err(Failure::Llm);
+            let value: Value = chat.create_byot(wire).await.map_err(Failure::from)?;
+            return completion_from_value(value).map_err(Failure::Llm);
         }
         let mut chunks = chat
-            .create_stream(wire.clone())
+            .create_stream_byot::<_, Value>(wire)
             .await
             .map_err(Failure::from)?;
         let mut merger = StreamMerger::default();
         while let Some(chunk) = chunks.next().await {
-            merger.push(chunk.map_err(Failure::from)?);
+            let value = chunk.map_err(Failure::from)?;
+            merger.push(chunk_from_value(value).map_err(Failure::Llm)?);
         }
         merger.finish().map_err(Failure::Llm)
     }

@@ -11,8 +11,9 @@ use async_openai::types::chat::{
     ChatCompletionRequestUserMessage, ChatCompletionStreamOptions, ChatCompletionTool,
     ChatCompletionTools, CompletionUsage, CreateChatCompletionRequest,
     CreateChatCompletionRequestArgs, CreateChatCompletionResponse,
-    CreateChatCompletionStreamResponse, FinishReason, FunctionCall, FunctionObject,
+    CreateChatCompletionStreamResponse, FunctionCall, FunctionObject,
 };
+use serde_json::Value;
 
 use crate::{ChatRequest, ChatResponse, LlmError, Message, ToolCall, Usage};
 
@@ -128,13 +129,64 @@ fn to_wire_message(message: &Message) -> ChatCompletionRequestMessage {
 /// # Ok::<(), warden_llm::LlmError>(())
 /// ```
 pub fn parse_completion(body: &[u8]) -> Result<ChatResponse, LlmError> {
-    let response: CreateChatCompletionResponse = serde_json::from_slice(body)
-        .map_err(|e| LlmError::invalid(format!("not a chat.completion body: {e}")))?;
-    from_completion(response)
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| LlmError::invalid(format!("chat.completion body is not JSON: {e}")))?;
+    completion_from_value(value)
 }
 
-pub(crate) fn from_completion(
+/// Finish reasons by choice index, as the raw strings the server sent.
+type RawReasons = BTreeMap<u32, String>;
+
+/// Takes `finish_reason` out of each choice before async-openai sees it: its
+/// enum rejects values that compatible servers do send ("eos", "abort", ""),
+/// and our API reports the string verbatim anyway.
+fn take_finish_reasons(value: &mut Value) -> RawReasons {
+    let mut reasons = RawReasons::new();
+    let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) else {
+        return reasons;
+    };
+    for (position, choice) in choices.iter_mut().enumerate() {
+        let index = choice
+            .get("index")
+            .and_then(Value::as_u64)
+            .and_then(|i| u32::try_from(i).ok())
+            .or_else(|| u32::try_from(position).ok())
+            .unwrap_or_default();
+        if let Some(reason) = choice.get_mut("finish_reason") {
+            if let Some(text) = reason.as_str().filter(|t| !t.is_empty()) {
+                reasons.insert(index, text.to_owned());
+            }
+            *reason = Value::Null;
+        }
+    }
+    reasons
+}
+
+/// An `{"error": {...}}` object where a completion or chunk was expected.
+fn server_error(value: &Value) -> Option<LlmError> {
+    let error = value.get("error")?;
+    let message = error
+        .get("message")
+        .and_then(Value::as_str)
+        .map_or_else(|| error.to_string(), str::to_owned);
+    Some(LlmError::invalid(format!(
+        "server sent an error instead of a completion: {message}"
+    )))
+}
+
+pub(crate) fn completion_from_value(mut value: Value) -> Result<ChatResponse, LlmError> {
+    if let Some(error) = server_error(&value) {
+        return Err(error);
+    }
+    let reasons = take_finish_reasons(&mut value);
+    let response: CreateChatCompletionResponse = serde_json::from_value(value)
+        .map_err(|e| LlmError::invalid(format!("not a chat.completion body: {e}")))?;
+    from_completion(response, &reasons)
+}
+
+fn from_completion(
     response: CreateChatCompletionResponse,
+    reasons: &RawReasons,
 ) -> Result<ChatResponse, LlmError> {
     let CreateChatCompletionResponse {
         choices,
@@ -169,7 +221,7 @@ pub(crate) fn from_completion(
         content: choice.message.content,
         refusal: choice.message.refusal,
         tool_calls,
-        finish_reason: choice.finish_reason.map(finish_reason_str),
+        finish_reason: reasons.get(&choice.index).cloned(),
         usage: usage.map(to_usage).unwrap_or_default(),
         model,
         attempts: 1,
@@ -184,17 +236,6 @@ fn id_or_synthetic(id: String, index: usize) -> String {
     } else {
         id
     }
-}
-
-fn finish_reason_str(reason: FinishReason) -> String {
-    match reason {
-        FinishReason::Stop => "stop",
-        FinishReason::Length => "length",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::ContentFilter => "content_filter",
-        FinishReason::FunctionCall => "function_call",
-    }
-    .to_owned()
 }
 
 fn to_usage(usage: CompletionUsage) -> Usage {
@@ -222,7 +263,10 @@ struct ChoiceState {
 }
 
 impl StreamMerger {
-    pub(crate) fn push(&mut self, chunk: CreateChatCompletionStreamResponse) {
+    pub(crate) fn push(
+        &mut self,
+        (chunk, reasons): (CreateChatCompletionStreamResponse, RawReasons),
+    ) {
         if self.model.is_empty() {
             self.model = chunk.model;
         }
@@ -271,8 +315,8 @@ impl StreamMerger {
                     }
                 }
             }
-            if let Some(reason) = choice.finish_reason {
-                state.finish_reason = Some(finish_reason_str(reason));
+            if let Some(reason) = reasons.get(&choice.index) {
+                state.finish_reason = Some(reason.clone());
             }
         }
     }
@@ -303,17 +347,18 @@ impl StreamMerger {
     }
 }
 
-pub(crate) fn parse_chunk(data: &str) -> Result<CreateChatCompletionStreamResponse, LlmError> {
-    serde_json::from_str(data).map_err(|e| {
-        // A stream can end with an error object instead of a chunk.
-        match serde_json::from_str::<async_openai::error::WrappedError>(data) {
-            Ok(wrapped) => LlmError::invalid(format!(
-                "server sent an error inside the stream: {}",
-                wrapped.error.message
-            )),
-            Err(_) => LlmError::invalid(format!("not a chat.completion.chunk: {e}")),
-        }
-    })
+/// One streamed chunk, with its raw finish reasons.
+pub(crate) fn chunk_from_value(
+    mut value: Value,
+) -> Result<(CreateChatCompletionStreamResponse, RawReasons), LlmError> {
+    // A stream can end with an error object instead of a chunk.
+    if let Some(error) = server_error(&value) {
+        return Err(error);
+    }
+    let reasons = take_finish_reasons(&mut value);
+    let chunk = serde_json::from_value(value)
+        .map_err(|e| LlmError::invalid(format!("not a chat.completion.chunk: {e}")))?;
+    Ok((chunk, reasons))
 }
 
 /// Merges a recorded streaming body (`data: {...}` server-sent events ending
@@ -339,7 +384,9 @@ pub fn merge_sse(body: &str) -> Result<ChatResponse, LlmError> {
         if data == "[DONE]" {
             break;
         }
-        merger.push(parse_chunk(&data)?);
+        let value: Value = serde_json::from_str(&data)
+            .map_err(|e| LlmError::invalid(format!("stream event is not JSON: {e}")))?;
+        merger.push(chunk_from_value(value)?);
     }
     merger.finish()
 }

@@ -7,6 +7,9 @@ use wasmtime::component::{Component, Linker, types::ComponentItem};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
 use crate::bindings::{self, HANDLER_INTERFACE, HANDLER_PREFIX};
+
+/// Epoch ticks between a computing guest's yields to the async runtime.
+const YIELD_TICKS: u64 = 2;
 use crate::cache;
 use crate::plugin::{Plugin, PluginInner};
 use crate::state::{CallScope, KvMap, State};
@@ -240,9 +243,18 @@ impl SandboxInner {
         let state = State::new(scope, config.memory_limit, config.log_records_per_call);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
-        let ticks = config.timeout.as_nanos() / config.epoch_tick.as_nanos().max(1);
-        store.set_epoch_deadline(u64::try_from(ticks).unwrap_or(u64::MAX).max(1));
-        store.epoch_deadline_trap();
+        // A computing guest yields to the async runtime every few ticks, so
+        // the caller can drop the call (cancellation) and other tasks on the
+        // thread run; past its deadline it traps.
+        let deadline = Instant::now() + config.timeout;
+        store.set_epoch_deadline(YIELD_TICKS);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(wasmtime::UpdateDeadline::Yield(YIELD_TICKS))
+            }
+        });
         if let Some(fuel) = config.fuel {
             // Fuel is only configured when the engine meters it.
             let _ = store.set_fuel(fuel);

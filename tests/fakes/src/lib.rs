@@ -5,6 +5,10 @@
 //! in the real wire format (JSON or server-sent events), and every request is
 //! recorded so tests can assert what the client sent.
 //!
+//! [`arm::FakeArm`] is a stateful Azure Resource Manager: resource groups,
+//! template deployments that progress over polls, what-if, throttling and
+//! failure knobs, validated against Azure's published REST examples.
+//!
 //! ```
 //! use warden_fakes::openai::{FakeOpenAi, Reply};
 //!
@@ -16,4 +20,5 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod arm;
 pub mod openai;

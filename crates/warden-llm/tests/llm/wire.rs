@@ -99,6 +99,28 @@ fn rejects_bodies_that_are_not_completions() {
     assert!(merge_sse("data: [DONE]\n\n").is_err());
 }
 
+#[test]
+fn keeps_finish_reasons_that_openai_does_not_define() {
+    let body = br#"{"id":"x","object":"chat.completion","created":1,"model":"m",
+        "choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":"eos"}]}"#;
+    assert_eq!(
+        parse_completion(body).unwrap().finish_reason.as_deref(),
+        Some("eos")
+    );
+    let body = br#"{"id":"x","object":"chat.completion","created":1,"model":"m",
+        "choices":[{"index":0,"message":{"role":"assistant","content":"done"},"finish_reason":""}]}"#;
+    assert_eq!(parse_completion(body).unwrap().finish_reason, None);
+    let stream = concat!(
+        "data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",",
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"x\"},\"finish_reason\":\"abort\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    assert_eq!(
+        merge_sse(stream).unwrap().finish_reason.as_deref(),
+        Some("abort")
+    );
+}
+
 /// Compares our parse with an expected choice object (expected/*.json or the
 /// raw body's `choices[i]`, whose tool calls nest name/arguments in `function`).
 fn assert_choice_matches(label: &str, got: &ChatResponse, expected: &Value) {

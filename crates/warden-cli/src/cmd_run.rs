@@ -1,0 +1,187 @@
+//! `warden run`: the agent on one alert or goal.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use warden_agent::{
+    Agent, Budget, CancellationToken, DenyAll, Outcome, PreApproved, Task, TerminalApprover,
+};
+use warden_policy::PolicyEngine;
+
+use crate::output;
+
+/// Plan and run one task: from an alert webhook body or a goal.
+///
+/// The planner is the first runbook whose match criteria hold (offline).
+/// Every call is decided by the policy; calls that need approval ask on the
+/// terminal, or are refused in non-interactive runs unless --approve is given.
+/// Everything is journaled (see `warden journal`).
+///
+/// Example:
+///   warden run --alert alert.json --attach logs=app.log --attach latency=latency.json --env staging
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Alert webhook body (Alertmanager or Azure Monitor common schema); `-` reads stdin.
+    #[arg(long, value_name = "FILE", required_unless_present = "goal")]
+    alert: Option<PathBuf>,
+    /// A goal in words, instead of an alert.
+    #[arg(long, conflicts_with = "alert")]
+    goal: Option<String>,
+    /// Data for the steps, NAME=FILE: JSON files are parsed, other files become a list of lines.
+    #[arg(long, value_name = "NAME=FILE")]
+    attach: Vec<String>,
+    /// Runbook directory.
+    #[arg(long, default_value = "examples/runbooks", env = "WARDEN_RUNBOOKS")]
+    runbooks: PathBuf,
+    /// Use this runbook whatever its match criteria.
+    #[arg(long)]
+    runbook: Option<String>,
+    /// Policy bundle directory.
+    #[arg(long, default_value = "policies", env = "WARDEN_POLICY")]
+    policy: PathBuf,
+    /// Environment the task acts on (`dev`, `staging`, `prod`).
+    #[arg(long, default_value = "dev", env = "WARDEN_ENV")]
+    env: String,
+    /// On whose behalf the task runs [default: $USER].
+    #[arg(long)]
+    principal: Option<String>,
+    /// Approve every call the policy sends to a human, as the principal.
+    #[arg(long)]
+    approve: bool,
+    /// Mutating calls only report what they would do (or are skipped).
+    #[arg(long)]
+    dry_run: bool,
+    /// Journal file (appended; hash-chained).
+    #[arg(long, default_value = ".warden/journal.jsonl", env = "WARDEN_JOURNAL")]
+    journal: PathBuf,
+    /// Task id [default: generated].
+    #[arg(long)]
+    task_id: Option<String>,
+    /// Most steps the task may run.
+    #[arg(long, default_value_t = 32)]
+    max_steps: usize,
+    /// Wall-time budget for the task, e.g. `90s`, `10m`.
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: std::time::Duration,
+}
+
+fn attachment(spec: &str) -> anyhow::Result<(String, serde_json::Value)> {
+    let Some((name, file)) = spec.split_once('=') else {
+        bail!("--attach takes NAME=FILE, got `{spec}`");
+    };
+    let text = fs_err::read_to_string(file)?;
+    let value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(_) => serde_json::Value::Array(
+            text.lines()
+                .map(|l| serde_json::Value::String(l.to_string()))
+                .collect(),
+        ),
+    };
+    Ok((name.to_string(), value))
+}
+
+fn read_alert(path: &Path) -> anyhow::Result<serde_json::Value> {
+    let text = if path == Path::new("-") {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        fs_err::read_to_string(path)?
+    };
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
+    let principal = args
+        .principal
+        .clone()
+        .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "cli".into()));
+    let id = args.task_id.clone().unwrap_or_else(|| {
+        let t = jiff::Timestamp::now();
+        format!("task-{}-{}", t.as_second(), std::process::id())
+    });
+    let mut task = match (&args.alert, &args.goal) {
+        (Some(path), _) => Task::from_webhook(&id, &read_alert(path)?)?,
+        (None, Some(goal)) => Task::goal(&id, goal).by(&principal),
+        (None, None) => bail!("give --alert FILE or --goal TEXT"),
+    };
+    task.env = args.env.clone();
+    if args.goal.is_some() {
+        task.principal = principal.clone();
+    }
+    for spec in &args.attach {
+        let (name, value) = attachment(spec)?;
+        task.attachments.insert(name, value);
+    }
+    let policy = PolicyEngine::load(&args.policy)
+        .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?;
+    let budget = Budget {
+        max_steps: args.max_steps,
+        wall_time: args.timeout,
+        ..Budget::default()
+    };
+    let mut builder = Agent::builder()
+        .name("warden-cli")
+        .plugins(plugin_dir)
+        .policy_engine(policy)
+        .runbooks(&args.runbooks)
+        .journal(&args.journal)
+        .dry_run(args.dry_run)
+        .budget(budget);
+    if let Some(name) = &args.runbook {
+        builder = builder.runbook(name);
+    }
+    builder = if args.approve {
+        builder.approver(PreApproved::by(&principal))
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdin()) && args.alert.as_deref() != Some(Path::new("-")) {
+        builder.approver(TerminalApprover::new(&principal))
+    } else {
+        builder.approver(DenyAll)
+    };
+    let agent = builder.build()?;
+    eprintln!("planner: {} (offline)", agent.planner_name());
+    let runtime = tokio::runtime::Runtime::new()?;
+    let outcome = runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                on_signal.cancel();
+            }
+        });
+        agent.run_until(task, cancel).await
+    })?;
+    if json {
+        output::json(&outcome)?;
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(match outcome.status {
+        warden_agent::OutcomeStatus::Resolved => ExitCode::SUCCESS,
+        warden_agent::OutcomeStatus::Cancelled => ExitCode::from(130),
+        _ => ExitCode::FAILURE,
+    })
+}
+
+fn print_outcome(outcome: &Outcome) {
+    println!("planned by {}", outcome.planner);
+    for o in &outcome.observations {
+        let detail = o.reasons.first().cloned().unwrap_or_default();
+        println!(
+            "  {:<12} {:<16} {:<10} {:>8.1} ms  {}",
+            o.step,
+            o.tool,
+            o.status.as_str(),
+            o.duration_us as f64 / 1000.0,
+            detail
+        );
+    }
+    println!("{}: {}", outcome.status.as_str().to_uppercase(), outcome.reason);
+    if !outcome.summary.is_empty() {
+        println!("{}", outcome.summary);
+    }
+    if let Some(j) = &outcome.journal {
+        println!("journal: {} (warden journal show {})", j.display(), outcome.task);
+    }
+}

@@ -1,0 +1,249 @@
+//! A stateful fake of Azure Resource Manager (resource groups, template
+//! deployments, what-if) speaking the REST contract of api-version
+//! `2021-04-01` (and accepting `2025-04-01`).
+//!
+//! Deployments go `Accepted` -> `Running` -> `Succeeded` (or `Failed`) over a
+//! fixed number of polls of their `Azure-AsyncOperation` URL, so tests are
+//! deterministic; deletions and what-if answer `202` + `Location`. Every
+//! request is recorded, and every request must carry
+//! `Authorization: Bearer <token>`.
+
+mod rest;
+mod wire;
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use rest::State;
+
+/// The bearer token [`FakeArm::start`] demands.
+pub const DEFAULT_TOKEN: &str = "fake-arm-token";
+
+/// Polls of a deployment's async-operation URL before it finishes, unless
+/// [`FakeArm::slow_deployment`] says otherwise: poll 1 reports `Running`,
+/// poll 2 the terminal state.
+pub const DEFAULT_DEPLOYMENT_POLLS: u32 = 2;
+
+/// A request the fake received.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedRequest {
+    /// HTTP method, e.g. `PUT`.
+    pub method: String,
+    /// Path without the query, e.g. `/subscriptions/s/resourcegroups/rg`.
+    pub path: String,
+    /// Raw query string, e.g. `api-version=2021-04-01` (empty when none).
+    pub query: String,
+    /// Headers with lowercase names (the last value wins).
+    pub headers: BTreeMap<String, String>,
+    /// Body parsed as JSON; `Value::Null` when empty or not JSON.
+    pub body: Value,
+}
+
+impl RecordedRequest {
+    /// Header value by case-insensitive name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// A running fake ARM server on `127.0.0.1`; it stops when dropped.
+///
+/// ```
+/// use warden_fakes::arm::{FakeArm, DEFAULT_TOKEN};
+///
+/// let arm = FakeArm::start();
+/// assert!(arm.endpoint().starts_with("http://127.0.0.1:"));
+/// assert_eq!(arm.token(), DEFAULT_TOKEN);
+/// arm.fail_deployment("release-1", "InvalidTemplateDeployment", "quota exceeded");
+/// arm.throttle_next(1, 0);
+/// assert!(arm.requests().is_empty());
+/// ```
+#[derive(Debug)]
+pub struct FakeArm {
+    addr: SocketAddr,
+    token: String,
+    state: Arc<Mutex<State>>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeArm {
+    /// Starts a fake demanding `Authorization: Bearer fake-arm-token`.
+    pub fn start() -> Self {
+        Self::start_with_token(DEFAULT_TOKEN)
+    }
+
+    /// Starts a fake demanding `Authorization: Bearer {token}`.
+    #[allow(
+        clippy::expect_used,
+        reason = "test fixture: without a loopback socket or thread no test can run"
+    )]
+    pub fn start_with_token(token: &str) -> Self {
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the fake");
+        listener
+            .set_nonblocking(true)
+            .expect("make the fake's listener non-blocking");
+        let addr = listener
+            .local_addr()
+            .expect("read the fake's local address");
+        let state = Arc::new(Mutex::new(State::new(
+            format!("http://{addr}"),
+            token.to_owned(),
+        )));
+        let (shutdown, stop) = oneshot::channel();
+        let thread_state = Arc::clone(&state);
+        // Own thread and runtime: usable from sync tests and any tokio flavour.
+        let thread = std::thread::Builder::new()
+            .name("fake-arm".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("build the fake's runtime");
+                runtime.block_on(serve(listener, thread_state, stop));
+            })
+            .expect("spawn the fake's thread");
+        Self {
+            addr,
+            token: token.to_owned(),
+            state,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+
+    /// ARM endpoint, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bearer token the fake demands.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Deployments named `name` (in any group) that start after this call end
+    /// `Failed` with a `DeploymentFailed` error whose single detail is
+    /// `{code, message}`.
+    pub fn fail_deployment(&self, name: &str, code: &str, message: &str) {
+        self.lock().failures.insert(
+            name.to_ascii_lowercase(),
+            (code.to_owned(), message.to_owned()),
+        );
+    }
+
+    /// Deployments named `name` that start after this call need `polls`
+    /// async-operation polls to finish (default [`DEFAULT_DEPLOYMENT_POLLS`]).
+    pub fn slow_deployment(&self, name: &str, polls: u32) {
+        self.lock()
+            .slow
+            .insert(name.to_ascii_lowercase(), polls.max(1));
+    }
+
+    /// The next `n` authenticated requests get `429 TooManyRequests` with
+    /// `Retry-After: {retry_after_secs}`.
+    pub fn throttle_next(&self, n: u32, retry_after_secs: u64) {
+        self.lock().throttle = Some((n, retry_after_secs));
+    }
+
+    /// `Retry-After` sent with long-running-operation answers (default 0).
+    pub fn set_poll_retry_after(&self, secs: u64) {
+        self.lock().retry_after = secs;
+    }
+
+    /// Every request received so far, in order (including rejected ones).
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for FakeArm {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::net::TcpListener,
+    state: Arc<Mutex<State>>,
+    mut stop: oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, Arc::clone(&state)));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    state: Arc<Mutex<State>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().to_string();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().unwrap_or_default().to_owned();
+    let headers: BTreeMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_owned(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body_bytes = match req.into_body().collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => Bytes::new(),
+    };
+    let body: Value = serde_json::from_slice(&body_bytes).unwrap_or(Value::Null);
+    let recorded = RecordedRequest {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    };
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    state.requests.push(recorded.clone());
+    Ok(state.answer(&recorded))
+}
