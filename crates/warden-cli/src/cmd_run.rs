@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use warden_agent::{
-    Agent, Budget, CancellationToken, DenyAll, Outcome, PreApproved, Task, TerminalApprover,
+    Agent, Budget, CancellationToken, DenyAll, LlmPlanner, Outcome, PreApproved, Task,
+    TerminalApprover,
 };
 use warden_policy::PolicyEngine;
 
@@ -35,6 +36,15 @@ pub struct RunArgs {
     /// Runbook directory.
     #[arg(long, default_value = "examples/runbooks", env = "WARDEN_RUNBOOKS")]
     runbooks: PathBuf,
+    /// `auto` plans with a model when one is configured (WARDEN_LLM_BASE_URL
+    /// + WARDEN_LLM_MODEL, OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT +
+    /// AZURE_OPENAI_DEPLOYMENT + AZURE_OPENAI_API_KEY), else from runbooks.
+    #[arg(long, value_enum, default_value = "auto")]
+    planner: PlannerChoice,
+    /// Incident store to recall similar past incidents from (and plan from
+    /// their resolutions when no runbook matches); resolved alerts are remembered.
+    #[arg(long, value_name = "DIR")]
+    memory: Option<PathBuf>,
     /// Use this runbook whatever its match criteria.
     #[arg(long)]
     runbook: Option<String>,
@@ -65,6 +75,17 @@ pub struct RunArgs {
     /// Wall-time budget for the task, e.g. `90s`, `10m`.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     timeout: std::time::Duration,
+}
+
+/// Which planner plans the task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlannerChoice {
+    /// A model if configured, else runbooks.
+    Auto,
+    /// Runbooks (and past cases with --memory), offline.
+    Runbook,
+    /// A model; an error if none is configured.
+    Llm,
 }
 
 fn attachment(spec: &str) -> anyhow::Result<(String, serde_json::Value)> {
@@ -139,8 +160,29 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
     } else {
         builder.approver(DenyAll)
     };
+    if let Some(dir) = &args.memory {
+        builder = builder.memory(warden_memory::Memory::open(dir)?);
+    }
+    let llm = match args.planner {
+        PlannerChoice::Runbook => None,
+        PlannerChoice::Auto => LlmPlanner::from_env()?,
+        PlannerChoice::Llm => Some(LlmPlanner::from_env()?.ok_or_else(|| {
+            anyhow::anyhow!("--planner llm needs a model: set WARDEN_LLM_BASE_URL and WARDEN_LLM_MODEL (any OpenAI-compatible server), OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_DEPLOYMENT and AZURE_OPENAI_API_KEY")
+        })?),
+    };
+    let offline = llm.is_none();
+    if let Some(planner) = llm {
+        builder = builder.planner(planner);
+    }
     let agent = builder.build()?;
-    eprintln!("planner: {} (offline)", agent.planner_name());
+    if offline && args.planner == PlannerChoice::Auto {
+        eprintln!(
+            "planner: {} (offline: no LLM configured; set WARDEN_LLM_BASE_URL and WARDEN_LLM_MODEL to plan with a model)",
+            agent.planner_name()
+        );
+    } else {
+        eprintln!("planner: {}", agent.planner_name());
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     let outcome = runtime.block_on(async {
         let cancel = CancellationToken::new();

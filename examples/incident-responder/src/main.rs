@@ -107,6 +107,18 @@ async fn main() -> anyhow::Result<ExitCode> {
         .journal(&args.journal)
         .dry_run(args.dry_run)
         .budget(Budget::default());
+    // With a model configured (WARDEN_LLM_BASE_URL + WARDEN_LLM_MODEL, or
+    // OPENAI_API_KEY, or AZURE_OPENAI_*), the model plans; else the runbooks.
+    let builder = match warden::LlmPlanner::from_env()? {
+        Some(planner) => {
+            writeln!(out, "planning with the model {}", planner.model())?;
+            builder.planner(planner)
+        }
+        None => {
+            writeln!(out, "planning offline from {} (no LLM configured)", args.runbooks.display())?;
+            builder
+        }
+    };
     let builder = if args.approve {
         builder.approver(PreApproved::by(&who))
     } else if std::io::stdin().is_terminal() {
