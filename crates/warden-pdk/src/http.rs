@@ -11,6 +11,27 @@
 //! assert_eq!(response.status, 200);
 //! # Ok::<(), warden_pdk::http::HttpError>(())
 //! ```
+//!
+//! # Host-side secrets
+//!
+//! A webhook URL with a token in it should not pass through a plugin's
+//! input or output. The operator registers it on the host under a name;
+//! the plugin sends to [`Request::to_secret`] (`https://<name>.secret.warden/`)
+//! and declares the host [`secret_host`]`(name)`, or `*.secret.warden` for
+//! any secret (a bare `*` does not cover secrets). The host sends the
+//! request to the real URL and returns only the response; an undeclared or
+//! unknown secret is [`HttpError::Denied`].
+//!
+//! ```no_run
+//! use warden_pdk::http::Request;
+//!
+//! let response = Request::to_secret("POST", "ops-slack")
+//!     .header("content-type", "application/json")
+//!     .body(r#"{"text": "disk almost full"}"#)
+//!     .send()?;
+//! assert!((200..300).contains(&response.status));
+//! # Ok::<(), warden_pdk::http::HttpError>(())
+//! ```
 
 use std::time::Duration;
 
@@ -20,6 +41,19 @@ use crate::__bindings::wasi::http::types::{
 };
 use crate::__bindings::wasi::io::streams::StreamError;
 use crate::ToolError;
+
+/// The reserved host suffix of secret references: `<name>.secret.warden`.
+pub const SECRET_SUFFIX: &str = ".secret.warden";
+
+/// The host that refers to the host-side secret `name`, for
+/// [`Capability::Http`](crate::Capability::Http) declarations.
+///
+/// ```
+/// assert_eq!(warden_pdk::http::secret_host("ops-slack"), "ops-slack.secret.warden");
+/// ```
+pub fn secret_host(name: &str) -> String {
+    format!("{name}{SECRET_SUFFIX}")
+}
 
 /// Why a request failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +144,12 @@ impl Request {
     /// A GET request.
     pub fn get(url: &str) -> Self {
         Self::new("GET", url)
+    }
+
+    /// A request with `method` to the URL the host holds as secret `name`
+    /// (see [the module docs](self)); the plugin never sees the URL.
+    pub fn to_secret(method: &str, name: &str) -> Self {
+        Self::new(method, &format!("https://{}/", secret_host(name)))
     }
 
     /// Add a header.

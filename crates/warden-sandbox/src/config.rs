@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::secret::Secrets;
+
 /// Limits and engine settings of a [`Sandbox`](crate::Sandbox).
 ///
 /// Long-lived configuration with `&mut self` setters; each setter documents
@@ -26,6 +28,7 @@ pub struct SandboxConfig {
     pub(crate) log_records_per_call: usize,
     pub(crate) kv_max_keys: usize,
     pub(crate) kv_max_value: usize,
+    pub(crate) secrets: Secrets,
 }
 
 impl Default for SandboxConfig {
@@ -41,6 +44,7 @@ impl Default for SandboxConfig {
             log_records_per_call: 1000,
             kv_max_keys: 1024,
             kv_max_value: 64 << 10,
+            secrets: Secrets::default(),
         }
     }
 }
@@ -107,6 +111,33 @@ impl SandboxConfig {
     /// Largest value a plugin may store under one key, in bytes. Default: 64 KiB.
     pub fn kv_max_value(&mut self, bytes: usize) -> &mut Self {
         self.kv_max_value = bytes;
+        self
+    }
+
+    /// Hold `url` under the secret `name`: a webhook or other URL whose path
+    /// or query carries a token, known only to the host (read it from an
+    /// environment variable or a file the operator controls). Default: no
+    /// secrets.
+    ///
+    /// A plugin sends to it as `https://<name>.secret.warden/` (path `/`,
+    /// no query) and must declare the HTTP host `<name>.secret.warden` or
+    /// `*.secret.warden`; a bare `*` does not cover secrets. The host swaps
+    /// in the URL, then resolves, gates and pins the request like any other.
+    /// The gate sees the host `<name>.secret.warden` with the resolved
+    /// addresses, scheme and port of the URL; denials and errors name the
+    /// secret, never the URL. `name` must be a DNS label (lowercase letters,
+    /// digits, `-`); [`Sandbox::new`](crate::Sandbox::new) refuses a bad
+    /// name or a URL that is not absolute `http`/`https`.
+    ///
+    /// ```
+    /// use warden_sandbox::SandboxConfig;
+    ///
+    /// let mut config = SandboxConfig::default();
+    /// config.secret("ops-slack", "https://hooks.slack.com/services/T0/B0/abc");
+    /// assert!(!format!("{config:?}").contains("hooks.slack.com"));
+    /// ```
+    pub fn secret(&mut self, name: &str, url: &str) -> &mut Self {
+        self.secrets.insert(name, url);
         self
     }
 }

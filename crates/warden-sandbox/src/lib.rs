@@ -20,6 +20,10 @@
 //!   declares them, and then each use is decided by the embedder's
 //!   [`CapabilityGate`](warden_types::CapabilityGate).
 //!
+//! Webhook URLs that carry a token stay on the host: register them with
+//! [`SandboxConfig::secret`] and a plugin sends to
+//! `https://<name>.secret.warden/` without ever seeing the URL.
+//!
 //! Plain-HTTP requests are pinned to the address the gate approved, so a
 //! DNS answer that changes between check and connection cannot redirect
 //! them. HTTPS requests keep the host name for TLS verification and are
@@ -54,6 +58,7 @@ mod config;
 mod error;
 mod plugin;
 mod sandbox;
+mod secret;
 mod state;
 
 pub use config::SandboxConfig;

@@ -68,6 +68,7 @@ impl Drop for SandboxInner {
 impl Sandbox {
     /// Build a sandbox with `config`.
     pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
+        config.secrets.check()?;
         let cfg_err = |e: wasmtime::Error| SandboxError::Config {
             message: format!("{e:#}"),
         };
@@ -239,6 +240,7 @@ impl SandboxInner {
             kv_max_keys: config.kv_max_keys,
             kv_max_value: config.kv_max_value,
             timeout: config.timeout,
+            secrets: config.secrets.clone(),
         });
         let state = State::new(scope, config.memory_limit, config.log_records_per_call);
         let mut store = Store::new(&self.engine, state);

@@ -20,6 +20,7 @@ use wasmtime_wasi_http::{
 };
 
 use crate::bindings::warden::plugin::{kv, log, types};
+use crate::secret::{self, Secrets};
 
 /// A capability use the host refused during a call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -46,6 +47,7 @@ pub(crate) struct CallScope {
     pub kv_max_keys: usize,
     pub kv_max_value: usize,
     pub timeout: Duration,
+    pub secrets: Secrets,
 }
 
 impl CallScope {
@@ -112,15 +114,15 @@ impl CallScope {
         &self,
         request: &mut http::Request<WasiBody>,
     ) -> Result<HttpRequestInfo, HttpError> {
-        let uri = request.uri().clone();
-        let scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
-        let host = uri
+        let mut uri = request.uri().clone();
+        let mut scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+        let mut host = uri
             .host()
             .ok_or(HttpError::HttpRequestUriInvalid)?
             .trim_start_matches('[')
             .trim_end_matches(']')
             .to_string();
-        let port = uri
+        let mut port = uri
             .port_u16()
             .unwrap_or(if scheme == "https" { 443 } else { 80 });
         let mut info = HttpRequestInfo {
@@ -134,7 +136,33 @@ impl CallScope {
                 .unwrap_or_else(|| "/".into()),
             resolved: Vec::new(),
         };
-        if !self.manifest.declares_http_host(&host) {
+        let lower = host.to_ascii_lowercase();
+        let secret_name = secret::reserved_name(&lower).map(str::to_string);
+        if let Some(name) = &secret_name {
+            // From here on the request goes to the secret's URL; `info`
+            // keeps the guest's host and path, so the gate, the denials and
+            // the logs name the secret, never the URL.
+            uri = self.open_secret(name, &info)?;
+            scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
+            host = uri
+                .host()
+                .ok_or(HttpError::HttpRequestUriInvalid)?
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            port = uri
+                .port_u16()
+                .unwrap_or(if scheme == "https" { 443 } else { 80 });
+            info.host = format!("{name}{}", secret::SECRET_SUFFIX);
+            info.scheme = scheme.clone();
+            info.port = port;
+            *request.uri_mut() = uri.clone();
+            // wasi-http set `host` to the guest's authority.
+            let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+            let value = http::HeaderValue::from_str(authority)
+                .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+            request.headers_mut().insert(http::header::HOST, value);
+        } else if !self.manifest.declares_http_host(&host) {
             self.deny(
                 CapabilityUse::Http(info),
                 format!(
@@ -145,7 +173,15 @@ impl CallScope {
             );
             return Err(HttpError::HttpRequestDenied);
         }
-        info.resolved = resolve(&host, port, self.timeout).await?;
+        info.resolved = match resolve(&host, port, self.timeout).await {
+            Ok(ips) => ips,
+            Err(e) => {
+                return Err(match &secret_name {
+                    Some(name) => secret::redact_error(e, name),
+                    None => e,
+                });
+            }
+        };
         if self.ask(CapabilityUse::Http(info.clone())).is_err() {
             return Err(HttpError::HttpRequestDenied);
         }
@@ -176,6 +212,50 @@ impl CallScope {
             }
         }
         Ok(info)
+    }
+
+    /// The URL of secret `name`, if the manifest declares it, the request
+    /// addresses its root, and the host holds it.
+    fn open_secret(&self, name: &str, info: &HttpRequestInfo) -> Result<http::Uri, HttpError> {
+        let plugin = &self.manifest.name;
+        let refuse = |reason: String, undeclared: bool| {
+            self.deny(CapabilityUse::Http(info.clone()), reason, undeclared);
+            HttpError::HttpRequestDenied
+        };
+        if !secret::valid_name(name) {
+            return Err(refuse(
+                format!(
+                    "plugin `{plugin}` addressed `{}`, which is not a valid secret name",
+                    info.host
+                ),
+                false,
+            ));
+        }
+        if !secret::declares_secret(&self.manifest, name) {
+            return Err(refuse(
+                format!(
+                    "plugin `{plugin}` did not declare the secret `{name}` (HTTP host `{name}{}`)",
+                    secret::SECRET_SUFFIX
+                ),
+                true,
+            ));
+        }
+        if info.path != "/" {
+            return Err(refuse(
+                format!(
+                    "plugin `{plugin}` sent to secret `{name}` with a path or query; the secret holds the whole URL, so send to `/`"
+                ),
+                false,
+            ));
+        }
+        self.secrets.get(name).ok_or_else(|| {
+            refuse(
+                format!(
+                    "plugin `{plugin}` asked for secret `{name}`, which the host does not hold"
+                ),
+                false,
+            )
+        })
     }
 }
 
@@ -245,7 +325,9 @@ impl WasiHttpHooks for GateHooks {
         let scope = self.scope.clone();
         Box::new(async move {
             drop(fut);
-            scope.authorize_http(&mut request).await?;
+            let info = scope.authorize_http(&mut request).await?;
+            let secret_name =
+                secret::reserved_name(&info.host.to_ascii_lowercase()).map(str::to_string);
             let cap = scope.timeout;
             let options = options.unwrap_or_default();
             let options = RequestOptions {
@@ -253,8 +335,12 @@ impl WasiHttpHooks for GateHooks {
                 first_byte_timeout: Some(options.first_byte_timeout.unwrap_or(cap).min(cap)),
                 between_bytes_timeout: Some(options.between_bytes_timeout.unwrap_or(cap).min(cap)),
             };
-            let (res, io) =
-                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
+                .await
+                .map_err(|e| match &secret_name {
+                    Some(name) => secret::redact_error(e, name),
+                    None => e,
+                })?;
             Ok((
                 res.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,

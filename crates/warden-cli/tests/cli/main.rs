@@ -9,4 +9,5 @@
 mod incidents;
 mod plugin;
 mod policy;
+mod run;
 mod support;

@@ -8,4 +8,7 @@
 
 mod guests;
 mod loading;
+mod notify;
+mod ops_plugins;
+mod secrets;
 mod support;

@@ -1,0 +1,115 @@
+//! Overhead of one agent step, excluding the tool's own work and the LLM:
+//! render the step's arguments, validate them, decide the call with the Rego
+//! policy, invoke the plugin in the sandbox (with the capability gate),
+//! append the call and decision records to the on-disk journal, and hand the
+//! observation on.
+//!
+//! - `agent/steps/1` and `agent/steps/21`: whole tasks (task record, plan
+//!   policy check, outcome, journal checkpoint with fsync) of 1 and 21
+//!   chained steps of the `trivial` guest. The marginal cost of a step is
+//!   `(t21 - t1) / 20`.
+//! - `baseline/invoke-trivial`: the same plugin call alone, to subtract.
+//! - `journal/append`: one journal record.
+//!
+//! Run: `cargo bench -p warden-bench --bench agent_step`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "benchmark setup"
+)]
+
+use std::hint::black_box;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use serde_json::json;
+use warden_agent::{Agent, AgentError, Journal, PlanContext, Planner, Proposal, Step, Task};
+use warden_sandbox::{Sandbox, SandboxConfig};
+use warden_types::{CallContext, DenyAll};
+
+/// A chain of `n` trivial steps, each depending on the one before.
+struct Chain(usize);
+
+#[async_trait]
+impl Planner for Chain {
+    fn name(&self) -> String {
+        "chain".into()
+    }
+
+    async fn plan(&self, _ctx: &PlanContext<'_>) -> Result<Proposal, AgentError> {
+        let steps = (0..self.0)
+            .map(|i| {
+                let mut s = Step::new(format!("s{i}"), "trivial", json!({"text": "{{ task.id }}"}));
+                if i > 0 {
+                    s.depends_on = vec![format!("s{}", i - 1)];
+                }
+                s
+            })
+            .collect();
+        Ok(Proposal::steps("chain", steps))
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn policies() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../policies"))
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = runtime();
+    let dir = tempfile::tempdir().unwrap();
+    let sandbox = Sandbox::new(&SandboxConfig::default()).unwrap();
+    let trivial = sandbox.load_file(test_plugins_artifacts::TRIVIAL).unwrap();
+
+    let mut group = c.benchmark_group("agent");
+    group.measurement_time(Duration::from_secs(8));
+    for n in [1usize, 21] {
+        let agent = Agent::builder()
+            .plugin(trivial.clone())
+            .policy(policies())
+            .planner(Chain(n))
+            .journal(dir.path().join(format!("journal-{n}.jsonl")))
+            .build()
+            .unwrap();
+        let mut i = 0u64;
+        group.bench_with_input(BenchmarkId::new("steps", n), &n, |b, _| {
+            b.iter(|| {
+                i += 1;
+                let outcome = rt
+                    .block_on(agent.run(Task::goal(format!("t-{i}"), "bench")))
+                    .unwrap();
+                assert!(outcome.is_resolved(), "{}", outcome.reason);
+                black_box(outcome)
+            });
+        });
+    }
+    group.finish();
+
+    let input = json!({"text": "t-1"});
+    let gate: Arc<dyn warden_types::CapabilityGate> = Arc::new(DenyAll);
+    c.bench_function("baseline/invoke-trivial", |b| {
+        b.iter(|| {
+            rt.block_on(trivial.invoke(&CallContext::default(), &input, gate.clone()))
+                .unwrap()
+        });
+    });
+
+    let journal = Journal::open(dir.path().join("append.jsonl")).unwrap();
+    let record = json!({"step": "s1", "tool": "trivial", "status": "succeeded", "duration_us": 31, "output": {"result": "t-1"}});
+    c.bench_function("journal/append", |b| {
+        b.iter(|| journal.append("t-1", "call", record.clone()).unwrap());
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
