@@ -12,11 +12,7 @@
 //! - `journal/append`: one journal record.
 //!
 //! Run: `cargo bench -p warden-bench --bench agent_step`.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    reason = "benchmark setup"
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "benchmark setup")]
 
 use std::hint::black_box;
 use std::path::Path;

@@ -320,9 +320,7 @@ impl AgentBuilder {
 /// Every plugin in `dir`, in file-name order.
 fn load_dir(sandbox: &Sandbox, dir: &Path) -> Result<Vec<Plugin>, AgentError> {
     let entries = fs_err::read_dir(dir).map_err(|e| AgentError::Config {
-        reason: format!(
-            "plugin directory: {e}\nhint: run `warden plugin build` first"
-        ),
+        reason: format!("plugin directory: {e}\nhint: run `warden plugin build` first"),
     })?;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))

@@ -104,7 +104,10 @@ impl Task {
     /// assert_eq!(alert.service.as_deref(), Some("checkout"));
     /// # Ok::<(), warden_agent::AgentError>(())
     /// ```
-    pub fn from_webhook(id: impl Into<String>, body: &serde_json::Value) -> Result<Task, AgentError> {
+    pub fn from_webhook(
+        id: impl Into<String>,
+        body: &serde_json::Value,
+    ) -> Result<Task, AgentError> {
         let bad = |why: String| AgentError::Alert { reason: why };
         let (source, alert) = if body.get("schemaId").is_some() {
             let hook: AzWebhook = serde_json::from_value(body.clone())
@@ -125,12 +128,13 @@ impl Task {
                     hook.version
                 )));
             }
-            let Some(first) = hook
-                .alerts
-                .iter()
-                .position(|a| a.status == "firing")
-                .or(if hook.alerts.is_empty() { None } else { Some(0) })
-            else {
+            let Some(first) = hook.alerts.iter().position(|a| a.status == "firing").or(
+                if hook.alerts.is_empty() {
+                    None
+                } else {
+                    Some(0)
+                },
+            ) else {
                 return Err(bad("the Alertmanager webhook has no alerts".into()));
             };
             let mut alerts = hook.alerts;

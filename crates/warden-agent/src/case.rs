@@ -77,7 +77,7 @@ pub(crate) fn generalize(plan: &Plan, alert: Option<&Alert>) -> Plan {
     }
     // Longest first, so a URL is replaced before the host inside it.
     subs.retain(|(v, _)| v.len() >= 3 && !v.contains("{{"));
-    subs.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+    subs.sort_by_key(|s| std::cmp::Reverse(s.0.len()));
     let mut plan = plan.clone();
     for step in &mut plan.steps {
         step.args = replace(&step.args, &subs);

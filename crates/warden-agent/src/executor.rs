@@ -269,7 +269,9 @@ impl Run<'_> {
                 Ok(Err(e)) => {
                     return self.finish_refused(format!("the planner failed: {e}"), None);
                 }
-                Err(stop) => return self.finish_stopped(stop, Some((&planner, summary.as_deref()))),
+                Err(stop) => {
+                    return self.finish_stopped(stop, Some((&planner, summary.as_deref())));
+                }
             };
             self.account(&next)?;
             if let Some(s) = &next.summary {
@@ -353,7 +355,10 @@ impl Run<'_> {
                    "decision": {"verdict": d.verdict.as_str(), "reasons": d.reasons, "bundle": record.bundle_hash}}),
         );
         if d.verdict == Verdict::Deny {
-            return Err(format!("the policy refused the plan: {}", d.reasons.join("; ")));
+            return Err(format!(
+                "the policy refused the plan: {}",
+                d.reasons.join("; ")
+            ));
         }
         self.plan.steps.extend(p.steps.iter().cloned());
         Ok(())
@@ -381,20 +386,22 @@ impl Run<'_> {
                 .collect();
             if ready.is_empty() {
                 for s in &pending {
-                    self.skip(s, "its dependencies never ran (unknown step or a cycle)".into())?;
+                    self.skip(
+                        s,
+                        "its dependencies never ran (unknown step or a cycle)".into(),
+                    )?;
                 }
                 return Ok(None);
             }
             let mut wave: Vec<Step> = Vec::new();
             for s in ready {
-                if let Some(dep) = s
-                    .depends_on
-                    .iter()
-                    .find(|d| {
-                        !self.not_needed.contains(*d)
-                            && self.outputs.get(*d).is_some_and(|(st, _)| *st != StepStatus::Succeeded)
-                    })
-                {
+                if let Some(dep) = s.depends_on.iter().find(|d| {
+                    !self.not_needed.contains(*d)
+                        && self
+                            .outputs
+                            .get(*d)
+                            .is_some_and(|(st, _)| *st != StepStatus::Succeeded)
+                }) {
                     self.skip(s, format!("step `{dep}` did not succeed"))?;
                     continue;
                 }
@@ -402,7 +409,13 @@ impl Run<'_> {
                     let out = self.outputs.get(&cond.step).and_then(|(_, o)| o.as_ref());
                     if !cond.holds(out) {
                         self.not_needed.insert(s.id.clone());
-                        self.skip(s, format!("its condition on `{}{}` does not hold", cond.step, cond.pointer))?;
+                        self.skip(
+                            s,
+                            format!(
+                                "its condition on `{}{}` does not hold",
+                                cond.step, cond.pointer
+                            ),
+                        )?;
                         continue;
                     }
                 }
@@ -457,7 +470,10 @@ impl Run<'_> {
     }
 
     fn skip(&mut self, s: &Step, reason: String) -> Result<(), AgentError> {
-        self.journal("skip", json!({"step": s.id, "tool": s.tool, "reason": reason}))?;
+        self.journal(
+            "skip",
+            json!({"step": s.id, "tool": s.tool, "reason": reason}),
+        )?;
         let obs = Observation {
             step: s.id.clone(),
             tool: s.tool.clone(),
@@ -469,7 +485,8 @@ impl Run<'_> {
             attempts: 0,
             duration_us: 0,
         };
-        self.outputs.insert(s.id.clone(), (StepStatus::Skipped, None));
+        self.outputs
+            .insert(s.id.clone(), (StepStatus::Skipped, None));
         self.observations.push(obs);
         Ok(())
     }
@@ -507,7 +524,12 @@ impl Run<'_> {
             obs.reasons.push(format!(
                 "unknown tool `{}` (loaded: {})",
                 step.tool,
-                self.agent.tools.keys().cloned().collect::<Vec<_>>().join(", ")
+                self.agent
+                    .tools
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
             return end(obs, self);
         };
@@ -607,7 +629,8 @@ impl Run<'_> {
         let max_attempts = if mutates { 1 } else { budget.retries + 1 };
         loop {
             obs.attempts += 1;
-            let result = tokio::time::timeout(timeout, plugin.invoke(&call_ctx, &args, gate.clone())).await;
+            let result =
+                tokio::time::timeout(timeout, plugin.invoke(&call_ctx, &args, gate.clone())).await;
             if mutates && !dry_run {
                 self.agent.record_mutation();
             }
@@ -640,7 +663,8 @@ impl Run<'_> {
             if obs.attempts >= max_attempts || !retryable || Instant::now() >= self.deadline {
                 return end(obs, self);
             }
-            let base = budget.retry_base.as_secs_f64() * f64::from(1u32 << (obs.attempts - 1).min(10));
+            let base =
+                budget.retry_base.as_secs_f64() * f64::from(1u32 << (obs.attempts - 1).min(10));
             let jitter = rand::rng().random_range(0.5..1.5);
             let delay = Duration::from_secs_f64(base * jitter);
             tracing::info!(step = %step.id, attempt = obs.attempts, ?delay, reason = %obs.reasons[0], "retrying a read-only call");
@@ -653,7 +677,10 @@ impl Run<'_> {
 
     fn verdict(&self) -> (OutcomeStatus, String) {
         if let Some(o) = self.observations.iter().find(|o| {
-            matches!(o.status, StepStatus::Failed | StepStatus::Denied | StepStatus::Rejected)
+            matches!(
+                o.status,
+                StepStatus::Failed | StepStatus::Denied | StepStatus::Rejected
+            )
         }) {
             return (
                 OutcomeStatus::Unresolved,
@@ -669,8 +696,7 @@ impl Run<'_> {
         let verifies: Vec<&Step> = self.plan.steps.iter().filter(|s| s.verify).collect();
         for s in &verifies {
             match self.outputs.get(&s.id) {
-                Some((StepStatus::Succeeded, Some(out)))
-                    if out.get("ok").is_none_or(truthy) => {}
+                Some((StepStatus::Succeeded, Some(out))) if out.get("ok").is_none_or(truthy) => {}
                 Some((StepStatus::Skipped, _)) if self.agent.dry_run => {}
                 _ => {
                     return (
@@ -683,7 +709,10 @@ impl Run<'_> {
         let how = if verifies.is_empty() {
             "every step ran".to_string()
         } else {
-            format!("every step ran and {} verification(s) passed", verifies.len())
+            format!(
+                "every step ran and {} verification(s) passed",
+                verifies.len()
+            )
         };
         (OutcomeStatus::Resolved, how)
     }
@@ -693,7 +722,9 @@ impl Run<'_> {
             let ctx = self.template_context();
             match self.renderer.render_text(t, &ctx) {
                 Ok(s) => return s.trim().to_string(),
-                Err(e) => tracing::warn!(error = %e, "the summary template failed; using the generated summary"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the summary template failed; using the generated summary")
+                }
             }
         }
         self.observations
@@ -703,7 +734,13 @@ impl Run<'_> {
             .join(", ")
     }
 
-    fn outcome(&self, status: OutcomeStatus, reason: String, planner: &str, summary: String) -> Outcome {
+    fn outcome(
+        &self,
+        status: OutcomeStatus,
+        reason: String,
+        planner: &str,
+        summary: String,
+    ) -> Outcome {
         Outcome {
             task: self.task.id.clone(),
             status,
@@ -743,14 +780,23 @@ impl Run<'_> {
 
     fn finish_refused(&self, reason: String, p: Option<&Proposal>) -> Result<Outcome, AgentError> {
         let planner = p.map(|p| p.planner.clone()).unwrap_or_default();
-        let summary = p.and_then(|p| p.summary.clone()).unwrap_or_else(|| reason.clone());
+        let summary = p
+            .and_then(|p| p.summary.clone())
+            .unwrap_or_else(|| reason.clone());
         self.close(self.outcome(OutcomeStatus::Refused, reason, &planner, summary))
     }
 
-    fn finish_stopped(&self, stop: Stop, p: Option<(&str, Option<&str>)>) -> Result<Outcome, AgentError> {
+    fn finish_stopped(
+        &self,
+        stop: Stop,
+        p: Option<(&str, Option<&str>)>,
+    ) -> Result<Outcome, AgentError> {
         let (status, reason) = match stop {
             Stop::Budget(r) => (OutcomeStatus::Stopped, r),
-            Stop::Cancelled => (OutcomeStatus::Cancelled, "cancelled before the task ended".to_string()),
+            Stop::Cancelled => (
+                OutcomeStatus::Cancelled,
+                "cancelled before the task ended".to_string(),
+            ),
         };
         self.journal("stop", json!({"status": status.as_str(), "reason": reason}))?;
         let (planner, template) = p.unwrap_or(("", None));
@@ -775,7 +821,11 @@ impl Run<'_> {
         .with_resolution(format!("{summary} (planned by {planner})"));
         incident.service = alert.service.clone();
         incident.severity = Some(alert.severity.clone());
-        incident.labels = alert.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        incident.labels = alert
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         incident.plan = serde_json::to_value(&plan).ok();
         let result = match memory.lock() {
             Ok(mut m) => m.ingest(vec![incident]).map(|_| ()),

@@ -186,7 +186,9 @@ impl LlmPlanner {
                 .tool_calls
                 .iter()
                 .enumerate()
-                .filter_map(|(i, call)| argument_problem(ctx.tools, &call.name, &call.arguments).map(|p| (i, p)))
+                .filter_map(|(i, call)| {
+                    argument_problem(ctx.tools, &call.name, &call.arguments).map(|p| (i, p))
+                })
                 .collect();
             if !problems.is_empty() && !repaired {
                 repaired = true;
@@ -203,7 +205,10 @@ impl LlmPlanner {
                         content,
                     });
                 }
-                tracing::info!(problems = problems.len(), "asking the model to repair its tool arguments");
+                tracing::info!(
+                    problems = problems.len(),
+                    "asking the model to repair its tool arguments"
+                );
                 continue;
             }
             let mut steps = Vec::new();
@@ -241,7 +246,9 @@ impl LlmPlanner {
             }
             StepStatus::Denied | StepStatus::Rejected => {
                 v["reasons"] = json!(o.reasons);
-                v["note"] = json!("The policy or a human refused this call. Do not retry it or work around it.");
+                v["note"] = json!(
+                    "The policy or a human refused this call. Do not retry it or work around it."
+                );
             }
             _ => v["reasons"] = json!(o.reasons),
         }
@@ -250,7 +257,11 @@ impl LlmPlanner {
             return text;
         }
         let mut cut: String = text.chars().take(self.output_budget).collect();
-        let _ = write!(cut, "… [truncated: {} characters in all]", text.chars().count());
+        let _ = write!(
+            cut,
+            "… [truncated: {} characters in all]",
+            text.chars().count()
+        );
         cut
     }
 }
@@ -270,7 +281,10 @@ fn argument_problem(tools: &[ToolManifest], name: &str, arguments: &str) -> Opti
 
 fn describe_task(ctx: &PlanContext<'_>) -> String {
     let t = ctx.task;
-    let mut s = format!("Task {} in environment `{}` (from {}): {}\n", t.id, t.env, t.source, t.goal);
+    let mut s = format!(
+        "Task {} in environment `{}` (from {}): {}\n",
+        t.id, t.env, t.source, t.goal
+    );
     if let Some(a) = &t.alert {
         let _ = writeln!(
             s,
@@ -288,7 +302,11 @@ fn describe_task(ctx: &PlanContext<'_>) -> String {
             .iter()
             .map(|(k, v)| format!("{k} ({} bytes)", v.to_string().len()))
             .collect();
-        let _ = writeln!(s, "Attachments (pass as \"{{{{ attachments.NAME }}}}\"): {}", names.join(", "));
+        let _ = writeln!(
+            s,
+            "Attachments (pass as \"{{{{ attachments.NAME }}}}\"): {}",
+            names.join(", ")
+        );
     }
     if !ctx.cases.is_empty() {
         let _ = writeln!(s, "Similar past incidents:");
@@ -351,10 +369,10 @@ impl Planner for LlmPlanner {
             return Ok(Proposal::done());
         }
         let (p, conv) = self.turn(ctx, conv).await?;
-        if !p.done || !p.steps.is_empty() {
-            if let Ok(mut all) = self.conversations.lock() {
-                all.insert(ctx.task.id.clone(), conv);
-            }
+        if (!p.done || !p.steps.is_empty())
+            && let Ok(mut all) = self.conversations.lock()
+        {
+            all.insert(ctx.task.id.clone(), conv);
         }
         Ok(p)
     }

@@ -93,7 +93,10 @@ impl Match {
         }
         if !self.severity.is_empty() {
             let sev = &alert?.severity;
-            self.severity.iter().any(|s| s.eq_ignore_ascii_case(sev)).then_some(())?;
+            self.severity
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(sev))
+                .then_some(())?;
             score += 1;
         }
         if !self.service.is_empty() {
@@ -102,7 +105,7 @@ impl Match {
             score += 1;
         }
         if !self.source.is_empty() {
-            self.source.iter().any(|s| *s == task.source).then_some(())?;
+            self.source.contains(&task.source).then_some(())?;
             score += 1;
         }
         if !self.keywords.is_empty() {
@@ -204,7 +207,10 @@ fn line_of(text: &str, needle_key: &str, value: &str, nth: usize) -> usize {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim_start().trim_start_matches("- ").trim();
         if let Some(rest) = t.strip_prefix(needle_key) {
-            let v = rest.trim_start_matches(':').trim().trim_matches(['"', '\'']);
+            let v = rest
+                .trim_start_matches(':')
+                .trim()
+                .trim_matches(['"', '\'']);
             if v == value {
                 if seen == nth {
                     return i + 1;
@@ -306,7 +312,10 @@ pub(crate) fn schema_errors(schema: &serde_json::Value, args: &serde_json::Value
             let templated = (0..=path.len())
                 .rev()
                 .filter(|&i| i == path.len() || path.as_bytes().get(i) == Some(&b'/'))
-                .any(|i| args.pointer(&path[..i]).is_some_and(|v| has_template(v) && v.is_string()));
+                .any(|i| {
+                    args.pointer(&path[..i])
+                        .is_some_and(|v| has_template(v) && v.is_string())
+                });
             (!templated).then(|| {
                 if path.is_empty() {
                     e.to_string()

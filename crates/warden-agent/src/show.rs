@@ -53,7 +53,10 @@ fn clip(s: &str, n: usize) -> String {
 /// result summary, approvals and the outcome.
 pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
     let mut out = String::new();
-    let start = records.iter().find(|r| r.task == task).map(|r| r.ts.clone());
+    let start = records
+        .iter()
+        .find(|r| r.task == task)
+        .map(|r| r.ts.clone());
     for r in records.iter().filter(|r| r.task == task) {
         let d = &r.data;
         let time = r.ts.get(11..19).unwrap_or(&r.ts);
@@ -82,16 +85,32 @@ pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
                             .collect()
                     })
                     .unwrap_or_default();
-                format!("recall: {}", if cases.is_empty() { "no similar incidents".into() } else { cases.join(", ") })
+                format!(
+                    "recall: {}",
+                    if cases.is_empty() {
+                        "no similar incidents".into()
+                    } else {
+                        cases.join(", ")
+                    }
+                )
             }
             "plan" => {
                 let steps: Vec<String> = d
                     .get("steps")
                     .and_then(Value::as_array)
-                    .map(|a| a.iter().map(|st| format!("{}={}", s(st, "id"), s(st, "tool"))).collect())
+                    .map(|a| {
+                        a.iter()
+                            .map(|st| format!("{}={}", s(st, "id"), s(st, "tool")))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let dec = d.get("decision").cloned().unwrap_or(Value::Null);
-                let mut l = format!("plan by {}: {} — policy {}", s(d, "planner"), steps.join(" → "), s(&dec, "verdict"));
+                let mut l = format!(
+                    "plan by {}: {} — policy {}",
+                    s(d, "planner"),
+                    steps.join(" → "),
+                    s(&dec, "verdict")
+                );
                 if let Some(note) = d.get("note").and_then(Value::as_str) {
                     let _ = write!(l, "\n           {note}");
                 }
@@ -101,7 +120,13 @@ pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
                 l
             }
             "decision" => {
-                let mut l = format!("policy {} `{}` ({}): {}", s(d, "step"), s(d, "tool"), s(d, "effect"), s(d, "verdict"));
+                let mut l = format!(
+                    "policy {} `{}` ({}): {}",
+                    s(d, "step"),
+                    s(d, "tool"),
+                    s(d, "effect"),
+                    s(d, "verdict")
+                );
                 for reason in list(d, "reasons") {
                     let _ = write!(l, "\n           · {reason}");
                 }
@@ -110,9 +135,16 @@ pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
             "approval" => format!(
                 "approval of `{}`: {} by {}{}",
                 s(d, "step"),
-                if d.get("approved").and_then(Value::as_bool) == Some(true) { "approved" } else { "rejected" },
+                if d.get("approved").and_then(Value::as_bool) == Some(true) {
+                    "approved"
+                } else {
+                    "rejected"
+                },
                 s(d, "by"),
-                d.get("note").and_then(Value::as_str).map(|n| format!(" — {n}")).unwrap_or_default()
+                d.get("note")
+                    .and_then(Value::as_str)
+                    .map(|n| format!(" — {n}"))
+                    .unwrap_or_default()
             ),
             "call" => {
                 let us = d.get("duration_us").and_then(Value::as_u64).unwrap_or(0);
@@ -120,10 +152,17 @@ pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
                     "call {} `{}`{}: {} in {:.1} ms{}",
                     s(d, "step"),
                     s(d, "tool"),
-                    if d.get("dry_run").and_then(Value::as_bool) == Some(true) { " (dry run)" } else { "" },
+                    if d.get("dry_run").and_then(Value::as_bool) == Some(true) {
+                        " (dry run)"
+                    } else {
+                        ""
+                    },
                     s(d, "status"),
                     us as f64 / 1000.0,
-                    match d.get("attempts").and_then(Value::as_u64) { Some(n) if n > 1 => format!(", {n} attempts"), _ => String::new() }
+                    match d.get("attempts").and_then(Value::as_u64) {
+                        Some(n) if n > 1 => format!(", {n} attempts"),
+                        _ => String::new(),
+                    }
                 );
                 if let Some(o) = d.get("output").filter(|o| !o.is_null()) {
                     let _ = write!(l, "\n           → {}", brief(o));
@@ -133,12 +172,20 @@ pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
                 }
                 l
             }
-            "skip" => format!("skip {} `{}`: {}", s(d, "step"), s(d, "tool"), s(d, "reason")),
+            "skip" => format!(
+                "skip {} `{}`: {}",
+                s(d, "step"),
+                s(d, "tool"),
+                s(d, "reason")
+            ),
             "llm" => format!(
                 "llm {}: {} tokens{}",
                 s(d, "planner"),
                 d.get("tokens").and_then(Value::as_u64).unwrap_or(0),
-                d.get("cost_usd").and_then(Value::as_f64).map(|c| format!(", ~${c:.4}")).unwrap_or_default()
+                d.get("cost_usd")
+                    .and_then(Value::as_f64)
+                    .map(|c| format!(", ~${c:.4}"))
+                    .unwrap_or_default()
             ),
             "stop" => format!("stop ({}): {}", s(d, "status"), s(d, "reason")),
             "outcome" => format!(

@@ -117,14 +117,18 @@ mod tests {
     #[test]
     fn a_whole_string_template_keeps_the_json_type() {
         let r = Renderer::new();
-        let ctx = json!({"attachments": {"series": [1.0, 2.0]}, "alert": {"labels": {"port": "8080"}}});
+        let ctx =
+            json!({"attachments": {"series": [1.0, 2.0]}, "alert": {"labels": {"port": "8080"}}});
         assert_eq!(
             r.render(&json!("{{ attachments.series }}"), &ctx).unwrap(),
             json!([1.0, 2.0])
         );
         assert_eq!(
-            r.render(&json!("http://127.0.0.1:{{ alert.labels.port }}/health"), &ctx)
-                .unwrap(),
+            r.render(
+                &json!("http://127.0.0.1:{{ alert.labels.port }}/health"),
+                &ctx
+            )
+            .unwrap(),
             json!("http://127.0.0.1:8080/health")
         );
     }
@@ -133,7 +137,10 @@ mod tests {
     fn an_undefined_name_is_an_error_naming_the_template() {
         let r = Renderer::new();
         let err = r
-            .render(&json!({"url": "{{ alert.annotations.health_url }}"}), &json!({"alert": {}}))
+            .render(
+                &json!({"url": "{{ alert.annotations.health_url }}"}),
+                &json!({"alert": {}}),
+            )
             .unwrap_err();
         assert!(err.contains("alert.annotations.health_url"), "{err}");
     }
@@ -143,7 +150,8 @@ mod tests {
         let r = Renderer::new();
         let ctx = json!({"attachments": {"log": "a\nb\n"}});
         assert_eq!(
-            r.render(&json!("{{ attachments.log | lines }}"), &ctx).unwrap(),
+            r.render(&json!("{{ attachments.log | lines }}"), &ctx)
+                .unwrap(),
             json!(["a", "b"])
         );
     }

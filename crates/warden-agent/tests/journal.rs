@@ -1,5 +1,11 @@
 //! The journal's hash chain catches every kind of tampering and survives a
 //! crash mid-write.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test setup panics on failure"
+)]
 
 use std::io::Write as _;
 use std::path::Path;
@@ -10,14 +16,18 @@ use warden_agent::{Journal, ProblemKind, read_journal, verify_journal};
 fn write_journal(path: &Path, n: usize) {
     let j = Journal::open(path).unwrap();
     for i in 0..n {
-        j.append("t-1", "call", json!({"step": format!("s{i}"), "status": "succeeded"}))
-            .unwrap();
+        j.append(
+            "t-1",
+            "call",
+            json!({"step": format!("s{i}"), "status": "succeeded"}),
+        )
+        .unwrap();
     }
     j.checkpoint().unwrap();
 }
 
 fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
+    fs_err::read_to_string(path)
         .unwrap()
         .lines()
         .map(str::to_string)
@@ -27,7 +37,7 @@ fn lines(path: &Path) -> Vec<String> {
 fn rewrite(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
     text.push('\n');
-    std::fs::write(path, text).unwrap();
+    fs_err::write(path, text).unwrap();
 }
 
 fn kinds(path: &Path) -> Vec<(usize, ProblemKind)> {
@@ -76,7 +86,11 @@ fn an_edit_that_recomputes_the_hash_still_breaks_the_chain() {
     l[1] = format!("{},\"hash\":\"{hash}\"}}", &edited[..cut]);
     rewrite(&path, &l);
     let problems = kinds(&path);
-    assert_eq!(problems, vec![(3, ProblemKind::Edited)], "the next record no longer follows it");
+    assert_eq!(
+        problems,
+        vec![(3, ProblemKind::Edited)],
+        "the next record no longer follows it"
+    );
 }
 
 #[test]
@@ -88,7 +102,10 @@ fn reordered_records_are_detected() {
     l.swap(1, 2);
     rewrite(&path, &l);
     let problems = kinds(&path);
-    assert!(problems.contains(&(3, ProblemKind::Reordered)), "{problems:?}");
+    assert!(
+        problems.contains(&(3, ProblemKind::Reordered)),
+        "{problems:?}"
+    );
 }
 
 #[test]
@@ -102,7 +119,11 @@ fn a_deleted_record_is_detected() {
     let report = verify_journal(&path).unwrap();
     assert_eq!(report.problems.len(), 1);
     assert_eq!(report.problems[0].kind, ProblemKind::Deleted);
-    assert!(report.problems[0].detail.contains("records 2..=2"), "{}", report.problems[0].detail);
+    assert!(
+        report.problems[0].detail.contains("records 2..=2"),
+        "{}",
+        report.problems[0].detail
+    );
 }
 
 #[test]
@@ -115,7 +136,11 @@ fn a_truncated_tail_is_detected_through_the_head() {
     let report = verify_journal(&path).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.problems[0].kind, ProblemKind::Truncated);
-    assert!(report.problems[0].detail.contains("records 3..=4"), "{}", report.problems[0].detail);
+    assert!(
+        report.problems[0].detail.contains("records 3..=4"),
+        "{}",
+        report.problems[0].detail
+    );
 }
 
 #[test]
@@ -124,7 +149,7 @@ fn a_torn_last_line_is_reported_and_earlier_records_stay_readable() {
     let path = dir.path().join("j.jsonl");
     write_journal(&path, 3);
     // A crash in the middle of the fourth write.
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut f = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
     f.write_all(br#"{"seq":3,"ts":"2026-11-27T00:00:00Z","task":"t-1","kind":"ca"#)
         .unwrap();
     drop(f);
@@ -137,7 +162,7 @@ fn a_torn_last_line_is_reported_and_earlier_records_stay_readable() {
     j.checkpoint().unwrap();
     drop(j);
     assert!(verify_journal(&path).unwrap().is_ok());
-    let torn = std::fs::read_to_string(dir.path().join("j.jsonl.torn")).unwrap();
+    let torn = fs_err::read_to_string(dir.path().join("j.jsonl.torn")).unwrap();
     assert!(torn.starts_with(r#"{"seq":3"#));
 }
 

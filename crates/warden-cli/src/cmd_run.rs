@@ -36,9 +36,9 @@ pub struct RunArgs {
     /// Runbook directory.
     #[arg(long, default_value = "examples/runbooks", env = "WARDEN_RUNBOOKS")]
     runbooks: PathBuf,
-    /// `auto` plans with a model when one is configured (WARDEN_LLM_BASE_URL
-    /// + WARDEN_LLM_MODEL, OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT +
-    /// AZURE_OPENAI_DEPLOYMENT + AZURE_OPENAI_API_KEY), else from runbooks.
+    /// `auto` plans with a model when one is configured (WARDEN_LLM_BASE_URL and
+    /// WARDEN_LLM_MODEL, OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT with
+    /// AZURE_OPENAI_DEPLOYMENT and AZURE_OPENAI_API_KEY), else from runbooks.
     #[arg(long, value_enum, default_value = "auto")]
     planner: PlannerChoice,
     /// Incident store to recall similar past incidents from (and plan from
@@ -155,7 +155,9 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
     }
     builder = if args.approve {
         builder.approver(PreApproved::by(&principal))
-    } else if std::io::IsTerminal::is_terminal(&std::io::stdin()) && args.alert.as_deref() != Some(Path::new("-")) {
+    } else if std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && args.alert.as_deref() != Some(Path::new("-"))
+    {
         builder.approver(TerminalApprover::new(&principal))
     } else {
         builder.approver(DenyAll)
@@ -219,11 +221,19 @@ fn print_outcome(outcome: &Outcome) {
             detail
         );
     }
-    println!("{}: {}", outcome.status.as_str().to_uppercase(), outcome.reason);
+    println!(
+        "{}: {}",
+        outcome.status.as_str().to_uppercase(),
+        outcome.reason
+    );
     if !outcome.summary.is_empty() {
         println!("{}", outcome.summary);
     }
     if let Some(j) = &outcome.journal {
-        println!("journal: {} (warden journal show {})", j.display(), outcome.task);
+        println!(
+            "journal: {} (warden journal show {})",
+            j.display(),
+            outcome.task
+        );
     }
 }

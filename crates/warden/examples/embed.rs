@@ -78,7 +78,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let outcome = agent.run(Task::goal("embed-1", goal).in_env("dev")).await?;
     for o in &outcome.observations {
         let status = o.output.as_ref().and_then(|v| v.get("status")).cloned();
-        println!("{:<8} {:<10} {:?} {:?}", o.step, o.status.as_str(), status, o.reasons);
+        println!(
+            "{:<8} {:<10} {:?} {:?}",
+            o.step,
+            o.status.as_str(),
+            status,
+            o.reasons
+        );
     }
     println!("{}: {}", outcome.status.as_str(), outcome.reason);
     Ok(())

@@ -19,8 +19,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use warden::policy::PolicyEngine;
 use warden::{
-    Agent, Budget, CancellationToken, DenyAll, PreApproved, Task, TerminalApprover,
-    verify_journal,
+    Agent, Budget, CancellationToken, DenyAll, PreApproved, Task, TerminalApprover, verify_journal,
 };
 
 /// Resolve the example checkout incident with a warden agent, offline.
@@ -69,12 +68,16 @@ async fn main() -> anyhow::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
 
     let (addr, state) = service::start().await?;
-    writeln!(out, "checkout service listening on http://{addr} (health failing: db pool exhausted)")?;
+    writeln!(
+        out,
+        "checkout service listening on http://{addr} (health failing: db pool exhausted)"
+    )?;
 
     let alert_path = args.examples.join("incident-responder/alert.json");
-    let alert_text = fs_err::read_to_string(&alert_path)?.replace("SERVICE_ADDR", &addr.to_string());
-    let alert: serde_json::Value =
-        serde_json::from_str(&alert_text).with_context(|| format!("parsing {}", alert_path.display()))?;
+    let alert_text =
+        fs_err::read_to_string(&alert_path)?.replace("SERVICE_ADDR", &addr.to_string());
+    let alert: serde_json::Value = serde_json::from_str(&alert_text)
+        .with_context(|| format!("parsing {}", alert_path.display()))?;
     let data = args.examples.join("data");
     let logs: Vec<String> = fs_err::read_to_string(data.join("checkout.log"))?
         .lines()
@@ -88,7 +91,12 @@ async fn main() -> anyhow::Result<ExitCode> {
         .in_env(&args.env)
         .attach("logs", serde_json::json!(logs))
         .attach("latency", latency);
-    writeln!(out, "alert received: {} ({} lines of logs, latency series attached)", task.goal, logs.len())?;
+    writeln!(
+        out,
+        "alert received: {} ({} lines of logs, latency series attached)",
+        task.goal,
+        logs.len()
+    )?;
 
     // The demo service lives on loopback, which the default bundle allows
     // only in `dev`; allow it in the chosen environment for this run.
@@ -115,7 +123,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             builder.planner(planner)
         }
         None => {
-            writeln!(out, "planning offline from {} (no LLM configured)", args.runbooks.display())?;
+            writeln!(
+                out,
+                "planning offline from {} (no LLM configured)",
+                args.runbooks.display()
+            )?;
             builder
         }
     };
@@ -159,7 +171,12 @@ async fn main() -> anyhow::Result<ExitCode> {
                 detail
             )?;
         }
-        writeln!(out, "\n{}: {}", outcome.status.as_str().to_uppercase(), outcome.reason)?;
+        writeln!(
+            out,
+            "\n{}: {}",
+            outcome.status.as_str().to_uppercase(),
+            outcome.reason
+        )?;
         writeln!(out, "{}", outcome.summary)?;
         writeln!(
             out,

@@ -77,7 +77,10 @@ async fn handle(
                 serde_json::json!({"restarted": "db-pool", "connections_closed": 50}),
             )
         }
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not found"})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not found"}),
+        ),
     };
     Ok(reply)
 }

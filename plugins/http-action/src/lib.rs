@@ -116,7 +116,9 @@ impl Tool for HttpAction {
         if let Some(body) = &input.body {
             let bytes = serde_json::to_vec(body)
                 .map_err(|e| ToolError::InvalidInput(format!("body: {e}")))?;
-            request = request.header("content-type", "application/json").body(bytes);
+            request = request
+                .header("content-type", "application/json")
+                .body(bytes);
         }
         let response = match request.send() {
             Ok(r) => r,

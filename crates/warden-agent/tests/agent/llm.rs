@@ -57,29 +57,53 @@ async fn the_model_probes_remediates_and_validates_through_tool_calls() {
     let svc = Service::start().await;
     let a = svc.addr;
     let fake = FakeOpenAi::start(vec![
-        Reply::tool_calls(&[("call_1", "http-probe", &format!(r#"{{"url":"http://{a}/health"}}"#))]),
+        Reply::tool_calls(&[(
+            "call_1",
+            "http-probe",
+            &format!(r#"{{"url":"http://{a}/health"}}"#),
+        )]),
         Reply::tool_calls(&[(
             "call_2",
             "http-action",
-            &format!(r#"{{"url":"http://{a}/admin/restart-pool","body":{{"action":"restart-pool"}}}}"#),
+            &format!(
+                r#"{{"url":"http://{a}/admin/restart-pool","body":{{"action":"restart-pool"}}}}"#
+            ),
         )]),
-        Reply::tool_calls(&[("call_3", "http-probe", r#"{"url":"{{ alert.annotations.health_url }}"}"#)]),
+        Reply::tool_calls(&[(
+            "call_3",
+            "http-probe",
+            r#"{"url":"{{ alert.annotations.health_url }}"}"#,
+        )]),
         Reply::Text("The pool was exhausted; I restarted it and health is 200 again.".into()),
     ]);
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
-    let outcome = agent.run(Task::from_webhook("t-llm", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-llm", &svc.alert()).unwrap())
+        .await
+        .unwrap();
 
-    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{}", outcome.reason);
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Resolved,
+        "{}",
+        outcome.reason
+    );
     assert_eq!(outcome.planner, "llm:test-model");
     assert_eq!(svc.admin_calls(), 1);
-    assert_eq!(outcome.summary, "The pool was exhausted; I restarted it and health is 200 again.");
+    assert_eq!(
+        outcome.summary,
+        "The pool was exhausted; I restarted it and health is 200 again."
+    );
     assert!(outcome.tokens > 0);
     let requests = fake.requests();
     assert_eq!(requests.len(), 4);
     // Tools come from the manifests, with their JSON Schema.
     let tools = requests[0].body["tools"].as_array().unwrap();
-    let probe = tools.iter().find(|t| t["function"]["name"] == "http-probe").unwrap();
+    let probe = tools
+        .iter()
+        .find(|t| t["function"]["name"] == "http-probe")
+        .unwrap();
     assert_eq!(probe["function"]["parameters"]["required"][0], "url");
     // The probe's result went back as data.
     let results = tool_messages(&requests[1]);
@@ -87,7 +111,10 @@ async fn the_model_probes_remediates_and_validates_through_tool_calls() {
     let result: Value = serde_json::from_str(&results[0].1).unwrap();
     assert_eq!(result["output"]["status"], 503);
     // The templated argument was rendered against the alert.
-    assert_eq!(outcome.observations[2].args["url"], format!("http://{a}/health"));
+    assert_eq!(
+        outcome.observations[2].args["url"],
+        format!("http://{a}/health")
+    );
     assert!(verify_journal(&s.journal).unwrap().is_ok());
 }
 
@@ -97,16 +124,27 @@ async fn invalid_arguments_are_sent_back_once_for_repair() {
     let a = svc.addr;
     let fake = FakeOpenAi::start(vec![
         Reply::tool_calls(&[("c1", "http-probe", r#"{"uri":"http://x"}"#)]),
-        Reply::tool_calls(&[("c2", "http-probe", &format!(r#"{{"url":"http://{a}/health"}}"#))]),
+        Reply::tool_calls(&[(
+            "c2",
+            "http-probe",
+            &format!(r#"{{"url":"http://{a}/health"}}"#),
+        )]),
         Reply::Text("health is 503".into()),
     ]);
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
-    let outcome = agent.run(Task::from_webhook("t-repair", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-repair", &svc.alert()).unwrap())
+        .await
+        .unwrap();
 
     let repair = tool_messages(&fake.requests()[1]);
     assert_eq!(repair[0].0, "c1");
-    assert!(repair[0].1.contains("invalid arguments for `http-probe`"), "{}", repair[0].1);
+    assert!(
+        repair[0].1.contains("invalid arguments for `http-probe`"),
+        "{}",
+        repair[0].1
+    );
     assert_eq!(outcome.observations.len(), 1, "only the repaired call ran");
     assert_eq!(outcome.observations[0].status, StepStatus::Succeeded);
 }
@@ -121,10 +159,17 @@ async fn arguments_still_invalid_after_the_repair_fail_the_step_with_the_reason(
     ]);
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
-    let outcome = agent.run(Task::from_webhook("t-bad", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-bad", &svc.alert()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Unresolved);
     assert_eq!(outcome.observations[0].status, StepStatus::Failed);
-    assert!(outcome.observations[0].reasons[0].contains("url"), "{:?}", outcome.observations[0].reasons);
+    assert!(
+        outcome.observations[0].reasons[0].contains("url"),
+        "{:?}",
+        outcome.observations[0].reasons
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,20 +177,33 @@ async fn a_denied_call_is_reported_to_the_model_and_the_task_ends_cleanly() {
     let svc = Service::start().await;
     let a = svc.addr;
     let fake = FakeOpenAi::start(vec![
-        Reply::tool_calls(&[("c1", "http-action", &format!(r#"{{"url":"http://{a}/admin/restart-pool"}}"#))]),
+        Reply::tool_calls(&[(
+            "c1",
+            "http-action",
+            &format!(r#"{{"url":"http://{a}/admin/restart-pool"}}"#),
+        )]),
         Reply::Text("I could not restart the pool: it needs approval.".into()),
     ]);
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
-    let task = Task::from_webhook("t-denied", &svc.alert()).unwrap().in_env("prod");
+    let task = Task::from_webhook("t-denied", &svc.alert())
+        .unwrap()
+        .in_env("prod");
     let outcome = agent.run(task).await.unwrap();
 
     assert_eq!(svc.admin_calls(), 0);
     assert_eq!(outcome.observations[0].status, StepStatus::Rejected);
     let told = tool_messages(&fake.requests()[1]);
-    assert!(told[0].1.contains("rejected") && told[0].1.contains("Do not retry"), "{}", told[0].1);
+    assert!(
+        told[0].1.contains("rejected") && told[0].1.contains("Do not retry"),
+        "{}",
+        told[0].1
+    );
     assert_eq!(outcome.status, OutcomeStatus::Unresolved);
-    assert_eq!(outcome.summary, "I could not restart the pool: it needs approval.");
+    assert_eq!(
+        outcome.summary,
+        "I could not restart the pool: it needs approval."
+    );
     assert!(verify_journal(&s.journal).unwrap().is_ok());
 }
 
@@ -154,7 +212,11 @@ async fn instructions_inside_tool_output_do_not_get_past_the_policy() {
     let svc = Service::start().await;
     let a = svc.addr;
     let fake = FakeOpenAi::start(vec![
-        Reply::tool_calls(&[("c1", "http-probe", &format!(r#"{{"url":"http://{a}/notes"}}"#))]),
+        Reply::tool_calls(&[(
+            "c1",
+            "http-probe",
+            &format!(r#"{{"url":"http://{a}/notes"}}"#),
+        )]),
         // A model that obeys the text it just read.
         Reply::tool_calls(&[(
             "c2",
@@ -165,13 +227,20 @@ async fn instructions_inside_tool_output_do_not_get_past_the_policy() {
     ]);
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
-    let task = Task::from_webhook("t-inject", &svc.alert()).unwrap().in_env("prod");
+    let task = Task::from_webhook("t-inject", &svc.alert())
+        .unwrap()
+        .in_env("prod");
     let outcome = agent.run(task).await.unwrap();
 
     // The injected text reached the model only as data inside a JSON result.
     let told = tool_messages(&fake.requests()[1]);
     let result: Value = serde_json::from_str(&told[0].1).unwrap();
-    assert!(result["output"]["body_excerpt"].as_str().unwrap().contains("IGNORE PREVIOUS INSTRUCTIONS"));
+    assert!(
+        result["output"]["body_excerpt"]
+            .as_str()
+            .unwrap()
+            .contains("IGNORE PREVIOUS INSTRUCTIONS")
+    );
     // The destructive request it asked for was stopped by the policy.
     assert_eq!(outcome.observations[1].status, StepStatus::Rejected);
     assert_eq!(svc.admin_calls(), 0);
@@ -183,25 +252,49 @@ async fn a_hung_model_hits_the_timeout_and_the_task_is_refused() {
     let fake = FakeOpenAi::start(vec![Reply::Hang, Reply::Hang]);
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_millis(300)));
-    let outcome = agent.run(Task::from_webhook("t-hang-llm", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-hang-llm", &svc.alert()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Refused);
-    assert!(outcome.reason.contains("planner failed"), "{}", outcome.reason);
-    assert!(outcome.reason.to_lowercase().contains("timed out") || outcome.reason.contains("timeout"), "{}", outcome.reason);
+    assert!(
+        outcome.reason.contains("planner failed"),
+        "{}",
+        outcome.reason
+    );
+    assert!(
+        outcome.reason.to_lowercase().contains("timed out") || outcome.reason.contains("timeout"),
+        "{}",
+        outcome.reason
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn rate_limits_and_server_errors_are_retried() {
     let svc = Service::start().await;
     let fake = FakeOpenAi::start(vec![
-        Reply::Status { code: 429, retry_after: Some("0".into()), body: r#"{"error":{"message":"slow down","type":"rate_limit"}}"#.into() },
+        Reply::Status {
+            code: 429,
+            retry_after: Some("0".into()),
+            body: r#"{"error":{"message":"slow down","type":"rate_limit"}}"#.into(),
+        },
         Reply::error(500, "boom"),
         Reply::Text("nothing to do".into()),
     ]);
     let s = Setup::new("name: none\nsteps: []\n");
-    let mut config = LlmConfig::new(Provider::Compatible { base_url: fake.base_url(), api_key: None }, "m");
+    let mut config = LlmConfig::new(
+        Provider::Compatible {
+            base_url: fake.base_url(),
+            api_key: None,
+        },
+        "m",
+    );
     config.max_retries = 3;
     let agent = agent(&s, LlmPlanner::new(config).unwrap());
-    let outcome = agent.run(Task::from_webhook("t-429", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-429", &svc.alert()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(fake.requests().len(), 3);
     assert_eq!(outcome.summary, "nothing to do");
 }

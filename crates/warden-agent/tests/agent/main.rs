@@ -1,5 +1,11 @@
 //! The agent end to end: real plugins in the sandbox, the default policy
 //! bundle, runbooks, approvals, budgets, cancellation and the journal.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test setup panics on failure"
+)]
 
 mod llm;
 mod service;
@@ -45,8 +51,10 @@ fn policies() -> PathBuf {
 fn policy() -> PolicyEngine {
     let cidrs = serde_json::json!(["127.0.0.0/8"]);
     PolicyEngine::builder(policies())
-        .with_data(serde_json::json!({"warden": {"config": {"network": {"allowed_private_cidrs": {
-            "dev": cidrs, "staging": cidrs, "prod": cidrs}}}}}))
+        .with_data(
+            serde_json::json!({"warden": {"config": {"network": {"allowed_private_cidrs": {
+            "dev": cidrs, "staging": cidrs, "prod": cidrs}}}}}),
+        )
         .load()
         .unwrap()
 }
@@ -65,8 +73,8 @@ struct Setup {
 impl Setup {
     fn new(runbook: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("runbooks")).unwrap();
-        std::fs::write(dir.path().join("runbooks/health.yaml"), runbook).unwrap();
+        fs_err::create_dir(dir.path().join("runbooks")).unwrap();
+        fs_err::write(dir.path().join("runbooks/health.yaml"), runbook).unwrap();
         let journal = dir.path().join("journal.jsonl");
         Setup { dir, journal }
     }
@@ -99,11 +107,20 @@ async fn the_runbook_resolves_a_failing_service_and_the_journal_verifies() {
     let task = Task::from_webhook("t-1", &svc.alert()).unwrap();
     let outcome = agent.run(task).await.unwrap();
 
-    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{}", outcome.reason);
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Resolved,
+        "{}",
+        outcome.reason
+    );
     assert_eq!(outcome.planner, "runbook:health");
     assert_eq!(svc.admin_calls(), 1);
     assert_eq!(outcome.summary, "health 503 -> 200");
-    let steps: Vec<_> = outcome.observations.iter().map(|o| (o.step.as_str(), o.status)).collect();
+    let steps: Vec<_> = outcome
+        .observations
+        .iter()
+        .map(|o| (o.step.as_str(), o.status))
+        .collect();
     assert_eq!(
         steps,
         vec![
@@ -122,14 +139,28 @@ async fn the_runbook_resolves_a_failing_service_and_the_journal_verifies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_healthy_service_is_left_alone() {
     let svc = Service::start().await;
-    svc.state.healthy.store(true, std::sync::atomic::Ordering::SeqCst);
+    svc.state
+        .healthy
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap();
-    let outcome = agent.run(Task::from_webhook("t-ok", &svc.alert()).unwrap()).await.unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{}", outcome.reason);
+    let outcome = agent
+        .run(Task::from_webhook("t-ok", &svc.alert()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Resolved,
+        "{}",
+        outcome.reason
+    );
     assert_eq!(svc.admin_calls(), 0);
     assert_eq!(outcome.observations[1].status, StepStatus::Skipped);
-    assert_eq!(outcome.observations[2].status, StepStatus::Succeeded, "validation still runs");
+    assert_eq!(
+        outcome.observations[2].status,
+        StepStatus::Succeeded,
+        "validation still runs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -143,13 +174,24 @@ async fn in_prod_the_remediation_waits_for_a_human_who_is_journaled() {
         request
     });
     let agent = s.builder().approver(approver).build().unwrap();
-    let task = Task::from_webhook("t-prod", &svc.alert()).unwrap().in_env("prod");
+    let task = Task::from_webhook("t-prod", &svc.alert())
+        .unwrap()
+        .in_env("prod");
     let outcome = agent.run(task).await.unwrap();
     let request = asked.await.unwrap();
 
     assert_eq!(request.tool, "http-action");
-    assert!(request.reasons.iter().any(|r| r.contains("prod")), "{:?}", request.reasons);
-    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{}", outcome.reason);
+    assert!(
+        request.reasons.iter().any(|r| r.contains("prod")),
+        "{:?}",
+        request.reasons
+    );
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Resolved,
+        "{}",
+        outcome.reason
+    );
     assert_eq!(svc.admin_calls(), 1);
     let approval = read_journal(&s.journal)
         .unwrap()
@@ -166,7 +208,9 @@ async fn a_rejected_remediation_is_not_sent() {
     let svc = Service::start().await;
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap(); // DenyAll by default
-    let task = Task::from_webhook("t-no", &svc.alert()).unwrap().in_env("prod");
+    let task = Task::from_webhook("t-no", &svc.alert())
+        .unwrap()
+        .in_env("prod");
     let outcome = agent.run(task).await.unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Unresolved);
     assert_eq!(outcome.observations[1].status, StepStatus::Rejected);
@@ -180,12 +224,19 @@ async fn a_dry_run_reports_the_remediation_without_sending_it() {
     let svc = Service::start().await;
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().dry_run(true).build().unwrap();
-    let outcome = agent.run(Task::from_webhook("t-dry", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-dry", &svc.alert()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(svc.admin_calls(), 0);
     let remediate = &outcome.observations[1];
     assert!(remediate.dry_run);
     assert_eq!(remediate.output.as_ref().unwrap()["dry_run"], true);
-    assert_eq!(outcome.status, OutcomeStatus::Unresolved, "validation sees the service still down");
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Unresolved,
+        "validation sees the service still down"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -193,7 +244,9 @@ async fn a_call_the_policy_denies_is_reported_with_its_reasons() {
     let svc = Service::start().await;
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap();
-    let task = Task::from_webhook("t-noenv", &svc.alert()).unwrap().in_env("");
+    let task = Task::from_webhook("t-noenv", &svc.alert())
+        .unwrap()
+        .in_env("");
     let outcome = agent.run(task).await.unwrap();
     // The plan policy refuses it before any step runs.
     assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
@@ -215,7 +268,10 @@ steps:
 "#,
     );
     let agent = s.builder().build().unwrap();
-    let outcome = agent.run(Task::from_webhook("t-par", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-par", &svc.alert()).unwrap())
+        .await
+        .unwrap();
     for o in &outcome.observations {
         // The barrier answers 200 only when both requests are in flight together.
         assert_eq!(o.output.as_ref().unwrap()["status"], 200, "{o:?}");
@@ -228,12 +284,22 @@ async fn the_step_budget_stops_the_task_cleanly() {
     let s = Setup::new(RUNBOOK);
     let agent = s
         .builder()
-        .budget(Budget { max_steps: 1, ..Budget::default() })
+        .budget(Budget {
+            max_steps: 1,
+            ..Budget::default()
+        })
         .build()
         .unwrap();
-    let outcome = agent.run(Task::from_webhook("t-budget", &svc.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-budget", &svc.alert()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Stopped);
-    assert!(outcome.reason.contains("step budget of 1"), "{}", outcome.reason);
+    assert!(
+        outcome.reason.contains("step budget of 1"),
+        "{}",
+        outcome.reason
+    );
     assert_eq!(svc.admin_calls(), 0);
     assert!(s.kinds("t-budget").contains(&"stop".to_string()));
     assert!(verify_journal(&s.journal).unwrap().is_ok());
@@ -266,11 +332,18 @@ fn hang_agent(s: &Setup, timeout: Duration, retries: u32) -> Agent {
 async fn a_read_only_tool_that_times_out_is_retried_then_fails() {
     let s = Setup::new(HANG);
     let agent = hang_agent(&s, Duration::from_millis(200), 1);
-    let outcome = agent.run(Task::goal("t-hang", "hang please")).await.unwrap();
+    let outcome = agent
+        .run(Task::goal("t-hang", "hang please"))
+        .await
+        .unwrap();
     let spin = &outcome.observations[0];
     assert_eq!(spin.status, StepStatus::Failed);
     assert_eq!(spin.attempts, 2);
-    assert!(spin.reasons[0].contains("deadline") || spin.reasons[0].contains("time"), "{:?}", spin.reasons);
+    assert!(
+        spin.reasons[0].contains("deadline") || spin.reasons[0].contains("time"),
+        "{:?}",
+        spin.reasons
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -283,7 +356,10 @@ async fn cancelling_ends_the_task_and_journals_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         trigger.cancel();
     });
-    let outcome = agent.run_until(Task::goal("t-cancel", "hang please"), cancel).await.unwrap();
+    let outcome = agent
+        .run_until(Task::goal("t-cancel", "hang please"), cancel)
+        .await
+        .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Cancelled, "{outcome:?}");
     let kinds = s.kinds("t-cancel");
     assert_eq!(kinds.last().map(String::as_str), Some("outcome"));
@@ -299,9 +375,22 @@ fn runbook_problems_are_reported_with_file_and_line() {
     let err = s.builder().build().unwrap_err().to_string();
     let file = s.dir.path().join("runbooks/health.yaml");
     let file = file.display();
-    assert!(err.contains(&format!("{file}:4: step `probe`: arguments for `http-probe`")), "{err}");
-    assert!(err.contains(&format!("{file}:7: step `fix`: depends on `later`")), "{err}");
-    assert!(err.contains(&format!("{file}:7: step `fix`: unknown tool `restart-everything`")), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{file}:4: step `probe`: arguments for `http-probe`"
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{file}:7: step `fix`: depends on `later`")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "{file}:7: step `fix`: unknown tool `restart-everything`"
+        )),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -312,7 +401,10 @@ async fn a_resolved_incident_is_remembered_and_its_plan_reused_for_a_similar_ale
     {
         let memory = warden_memory::Memory::open(mem_dir.path()).unwrap();
         let agent = s.builder().memory(memory).build().unwrap();
-        let outcome = agent.run(Task::from_webhook("t-first", &first.alert()).unwrap()).await.unwrap();
+        let outcome = agent
+            .run(Task::from_webhook("t-first", &first.alert()).unwrap())
+            .await
+            .unwrap();
         assert!(outcome.is_resolved(), "{}", outcome.reason);
     }
     // No runbooks this time: only the remembered case can plan.
@@ -327,9 +419,16 @@ async fn a_resolved_incident_is_remembered_and_its_plan_reused_for_a_similar_ale
         .journal(&s.journal)
         .build()
         .unwrap();
-    let outcome = agent.run(Task::from_webhook("t-second", &second.alert()).unwrap()).await.unwrap();
+    let outcome = agent
+        .run(Task::from_webhook("t-second", &second.alert()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(outcome.planner, "case:warden:t-first");
     assert!(outcome.is_resolved(), "{}", outcome.reason);
-    assert_eq!(second.admin_calls(), 1, "the reused plan targets the new alert's service");
+    assert_eq!(
+        second.admin_calls(),
+        1,
+        "the reused plan targets the new alert's service"
+    );
     assert_eq!(first.admin_calls(), 1);
 }

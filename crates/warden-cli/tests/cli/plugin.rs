@@ -13,7 +13,21 @@ fn plugin_list_shows_every_shipped_plugin() {
         .map(|p| p["manifest"]["name"].as_str().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["http-probe", "log-templates", "metric-anomaly"]);
+    assert_eq!(
+        names,
+        [
+            "disk-forecast",
+            "http-action",
+            "http-probe",
+            "log-templates",
+            "metric-anomaly",
+            "notify",
+            "rightsize",
+            "summarize"
+        ]
+    );
+    // Every plugin publishes its input schema.
+    assert!(list.iter().all(|p| p["manifest"]["input_schema"]["type"] == "object"));
 
     let (out, stdout, _) = run(warden(dir.path()).args(["plugin", "list"]));
     assert!(out.status.success());

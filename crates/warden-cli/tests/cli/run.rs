@@ -41,10 +41,10 @@ fn run_resolves_an_alert_from_a_runbook_and_the_journal_verifies_and_shows_it() 
     let plugins = plugin_dir();
     let tmp = tempfile::tempdir().unwrap();
     let books = tmp.path().join("runbooks");
-    std::fs::create_dir(&books).unwrap();
-    std::fs::write(books.join("probe.yaml"), RUNBOOK).unwrap();
+    fs_err::create_dir(&books).unwrap();
+    fs_err::write(books.join("probe.yaml"), RUNBOOK).unwrap();
     let alert_file = tmp.path().join("alert.json");
-    std::fs::write(&alert_file, alert(loopback(1))).unwrap();
+    fs_err::write(&alert_file, alert(loopback(1))).unwrap();
     let journal = tmp.path().join("journal.jsonl");
 
     let (out, stdout, stderr) = run(no_llm(
@@ -62,24 +62,29 @@ fn run_resolves_an_alert_from_a_runbook_and_the_journal_verifies_and_shows_it() 
     assert_eq!(outcome["status"], "resolved");
     assert_eq!(outcome["summary"], "probe said 200");
 
-    let (out, stdout, _) = run(warden(plugins.path()).args(["journal", "verify"]).arg(&journal));
+    let (out, stdout, _) = run(warden(plugins.path())
+        .args(["journal", "verify"])
+        .arg(&journal));
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("hash chain intact"), "{stdout}");
-    let (out, stdout, _) = run(
-        warden(plugins.path())
-            .args(["journal", "show", "t-cli", "--journal"])
-            .arg(&journal),
-    );
+    let (out, stdout, _) = run(warden(plugins.path())
+        .args(["journal", "show", "t-cli", "--journal"])
+        .arg(&journal));
     assert!(out.status.success());
     assert!(stdout.contains("plan by runbook:probe-it"), "{stdout}");
     assert!(stdout.contains("outcome: RESOLVED"), "{stdout}");
 
     // Edit the outcome after the fact: verify names the record.
-    let text = std::fs::read_to_string(&journal).unwrap();
-    std::fs::write(&journal, text.replace("probe said 200", "probe said 500")).unwrap();
-    let (out, stdout, _) = run(warden(plugins.path()).args(["journal", "verify"]).arg(&journal));
+    let text = fs_err::read_to_string(&journal).unwrap();
+    fs_err::write(&journal, text.replace("probe said 200", "probe said 500")).unwrap();
+    let (out, stdout, _) = run(warden(plugins.path())
+        .args(["journal", "verify"])
+        .arg(&journal));
     assert!(!out.status.success());
-    assert!(stdout.contains("Edited") && stdout.contains("outcome"), "{stdout}");
+    assert!(
+        stdout.contains("Edited") && stdout.contains("outcome"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -87,8 +92,8 @@ fn run_without_a_matching_runbook_is_refused_with_the_reason() {
     let plugins = plugin_dir();
     let tmp = tempfile::tempdir().unwrap();
     let books = tmp.path().join("runbooks");
-    std::fs::create_dir(&books).unwrap();
-    std::fs::write(books.join("probe.yaml"), RUNBOOK).unwrap();
+    fs_err::create_dir(&books).unwrap();
+    fs_err::write(books.join("probe.yaml"), RUNBOOK).unwrap();
     let (out, stdout, stderr) = run(no_llm(
         warden(plugins.path())
             .args(["run", "--goal", "make coffee", "--runbooks"])
@@ -106,8 +111,12 @@ fn run_with_a_broken_runbook_names_the_file_and_line() {
     let plugins = plugin_dir();
     let tmp = tempfile::tempdir().unwrap();
     let books = tmp.path().join("runbooks");
-    std::fs::create_dir(&books).unwrap();
-    std::fs::write(books.join("bad.yaml"), "name: bad\nsteps:\n  - id: x\n    tool: nope\n").unwrap();
+    fs_err::create_dir(&books).unwrap();
+    fs_err::write(
+        books.join("bad.yaml"),
+        "name: bad\nsteps:\n  - id: x\n    tool: nope\n",
+    )
+    .unwrap();
     let (out, _, stderr) = run(no_llm(
         warden(plugins.path())
             .args(["run", "--goal", "x", "--runbooks"])
@@ -116,5 +125,8 @@ fn run_with_a_broken_runbook_names_the_file_and_line() {
             .arg(tmp.path().join("j.jsonl")),
     ));
     assert!(!out.status.success());
-    assert!(stderr.contains("bad.yaml:3: step `x`: unknown tool `nope`"), "{stderr}");
+    assert!(
+        stderr.contains("bad.yaml:3: step `x`: unknown tool `nope`"),
+        "{stderr}"
+    );
 }

@@ -85,5 +85,17 @@ async fn shipped_plugins_load_with_valid_manifests() {
         names.push(m.name.clone());
     }
     names.sort();
-    assert_eq!(names, ["http-probe", "log-templates", "metric-anomaly"]);
+    assert_eq!(
+        names,
+        [
+            "disk-forecast",
+            "http-action",
+            "http-probe",
+            "log-templates",
+            "metric-anomaly",
+            "notify",
+            "rightsize",
+            "summarize"
+        ]
+    );
 }
