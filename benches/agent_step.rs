@@ -100,6 +100,38 @@ fn bench(c: &mut Criterion) {
         });
     });
 
+    // The plan check grows with the plan; measured alone for the split.
+    let engine = warden_policy::PolicyEngine::load(policies()).unwrap();
+    let ctx = {
+        let mut ctx = warden_policy::PolicyContext::default();
+        ctx.agent.env = "dev".into();
+        ctx
+    };
+    for n in [1usize, 21] {
+        let steps: Vec<warden_policy::PlanStep> = (0..n)
+            .map(|i| warden_policy::PlanStep {
+                id: format!("s{i}"),
+                tool: warden_policy::ToolInfo::from(trivial.manifest()),
+                args: json!({"text": "{{ task.id }}"}),
+                dry_run: false,
+            })
+            .collect();
+        let input = warden_policy::PolicyInput::plan(&ctx, steps);
+        c.bench_function(&format!("policy/plan-{n}-steps"), |b| {
+            b.iter(|| black_box(engine.decide(warden_policy::Entry::Plan, &input)));
+        });
+    }
+    let call = warden_policy::PolicyInput::call(
+        &ctx,
+        trivial.manifest(),
+        json!({"text": "t-1"}),
+        "s1",
+        false,
+    );
+    c.bench_function("policy/call", |b| {
+        b.iter(|| black_box(engine.decide(warden_policy::Entry::Call, &call)));
+    });
+
     let journal = Journal::open(dir.path().join("append.jsonl")).unwrap();
     let record = json!({"step": "s1", "tool": "trivial", "status": "succeeded", "duration_us": 31, "output": {"result": "t-1"}});
     c.bench_function("journal/append", |b| {

@@ -166,7 +166,9 @@ impl AgentBuilder {
         self
     }
 
-    /// Sandbox limits for plugins loaded from directories.
+    /// Sandbox limits and host-side secrets for plugins loaded from
+    /// directories (default: [`SandboxConfig::default`] with the compiled-code
+    /// cache in `<first plugin dir>/.cache`).
     pub fn sandbox(mut self, config: SandboxConfig) -> Self {
         self.sandbox = Some(config);
         self
@@ -246,7 +248,14 @@ impl AgentBuilder {
         let mut tools = BTreeMap::new();
         let mut plugins = self.plugins;
         if !self.plugin_dirs.is_empty() {
-            let sandbox = Sandbox::new(&self.sandbox.unwrap_or_default())?;
+            // Compiled plugins are cached beside the first plugin directory,
+            // as `warden plugin build` does.
+            let config = self.sandbox.unwrap_or_else(|| {
+                let mut c = SandboxConfig::default();
+                c.cache_dir(self.plugin_dirs[0].join(".cache"));
+                c
+            });
+            let sandbox = Sandbox::new(&config)?;
             for dir in &self.plugin_dirs {
                 plugins.extend(load_dir(&sandbox, dir)?);
             }

@@ -22,7 +22,7 @@ fn list(v: &Value, key: &str) -> Vec<String> {
 }
 
 /// A one-line view of a tool output: its scalar top-level fields.
-fn brief(output: &Value) -> String {
+pub(crate) fn brief(output: &Value) -> String {
     let Some(obj) = output.as_object() else {
         return clip(&output.to_string(), 100);
     };

@@ -267,6 +267,18 @@ pub struct Observation {
     pub duration_us: u64,
 }
 
+impl Observation {
+    /// One line for a human: the first reason, else the output's scalar
+    /// top-level fields (`status=503, ok=false, …`).
+    pub fn brief(&self) -> String {
+        match (self.reasons.first(), &self.output) {
+            (Some(r), _) => r.clone(),
+            (None, Some(out)) => crate::show::brief(out),
+            (None, None) => String::new(),
+        }
+    }
+}
+
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "kebab-case")]

@@ -20,6 +20,9 @@ use crate::output;
 /// terminal, or are refused in non-interactive runs unless --approve is given.
 /// Everything is journaled (see `warden journal`).
 ///
+/// Secrets (webhook URLs) come from WARDEN_SECRET_<NAME> variables; a plugin
+/// names the secret and never sees its value.
+///
 /// Example:
 ///   warden run --alert alert.json --attach logs=app.log --attach latency=latency.json --env staging
 #[derive(Debug, Args)]
@@ -142,8 +145,19 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
         wall_time: args.timeout,
         ..Budget::default()
     };
+    let mut sandbox = warden_sandbox::SandboxConfig::default();
+    sandbox.cache_dir(plugin_dir.join(".cache"));
+    // Webhook URLs and other secrets stay on the host: WARDEN_SECRET_ONCALL
+    // becomes the secret `oncall`, which a plugin reaches as
+    // https://oncall.secret.warden/ without ever seeing the URL.
+    for (key, value) in std::env::vars() {
+        if let Some(name) = key.strip_prefix("WARDEN_SECRET_") {
+            sandbox.secret(&name.to_ascii_lowercase().replace('_', "-"), &value);
+        }
+    }
     let mut builder = Agent::builder()
         .name("warden-cli")
+        .sandbox(sandbox)
         .plugins(plugin_dir)
         .policy_engine(policy)
         .runbooks(&args.runbooks)
@@ -211,7 +225,7 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
 fn print_outcome(outcome: &Outcome) {
     println!("planned by {}", outcome.planner);
     for o in &outcome.observations {
-        let detail = o.reasons.first().cloned().unwrap_or_default();
+        let detail = o.brief();
         println!(
             "  {:<12} {:<16} {:<10} {:>8.1} ms  {}",
             o.step,

@@ -156,11 +156,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     } else {
         writeln!(out, "\nplanned by {}", outcome.planner)?;
         for o in &outcome.observations {
-            let detail = match (&o.output, o.reasons.first()) {
-                (_, Some(r)) => r.clone(),
-                (Some(out), None) => brief(out),
-                (None, None) => String::new(),
-            };
+            let detail = o.brief();
             writeln!(
                 out,
                 "  {:<10} {:<15} {:<9} {:>7.1} ms  {}",
@@ -207,13 +203,4 @@ fn warden_task_suffix() -> String {
         .map(|d| d.as_secs())
         .unwrap_or_default();
     format!("{now}-{}", std::process::id())
-}
-
-fn brief(v: &serde_json::Value) -> String {
-    let text = v.to_string();
-    if text.len() > 90 {
-        format!("{}…", text.chars().take(90).collect::<String>())
-    } else {
-        text
-    }
 }

@@ -8,6 +8,7 @@
 )]
 
 mod llm;
+mod ops;
 mod service;
 
 use std::path::{Path, PathBuf};

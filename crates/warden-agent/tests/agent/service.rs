@@ -16,6 +16,7 @@ use tokio::sync::Barrier;
 
 #[derive(Debug)]
 pub struct State {
+    pub hooks: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
     pub healthy: AtomicBool,
     pub admin_calls: AtomicU32,
     barrier: Barrier,
@@ -31,6 +32,7 @@ impl Service {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(State {
+            hooks: std::sync::Mutex::new(Vec::new()),
             healthy: AtomicBool::new(false),
             admin_calls: AtomicU32::new(0),
             barrier: Barrier::new(2),
@@ -76,7 +78,20 @@ async fn handle(
     state: Arc<State>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let (parts, body) = req.into_parts();
-    let _ = body.collect().await;
+    let bytes = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    if parts.uri.path().starts_with("/hooks/") {
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        state
+            .hooks
+            .lock()
+            .unwrap()
+            .push((parts.uri.path().to_string(), json));
+        return Ok(Response::new(Full::new(Bytes::from("ok"))));
+    }
     let (status, text) = match (parts.method.as_str(), parts.uri.path()) {
         ("GET", "/health") if state.healthy.load(Ordering::SeqCst) => (200, r#"{"status":"ok"}"#),
         ("GET", "/health") => (503, r#"{"status":"degraded"}"#),

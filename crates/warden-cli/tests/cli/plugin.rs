@@ -27,7 +27,10 @@ fn plugin_list_shows_every_shipped_plugin() {
         ]
     );
     // Every plugin publishes its input schema.
-    assert!(list.iter().all(|p| p["manifest"]["input_schema"]["type"] == "object"));
+    assert!(
+        list.iter()
+            .all(|p| p["manifest"]["input_schema"]["type"] == "object")
+    );
 
     let (out, stdout, _) = run(warden(dir.path()).args(["plugin", "list"]));
     assert!(out.status.success());

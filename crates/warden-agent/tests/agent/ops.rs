@@ -1,0 +1,124 @@
+//! The shipped runbooks in `examples/runbooks/` with the shipped plugins:
+//! disk forecast -> notify (Slack), rightsize -> notify (Teams). The webhook
+//! URLs are host-side secrets pointing at a loopback receiver.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use warden_agent::{Agent, OutcomeStatus, StepStatus, Task, read_journal};
+use warden_sandbox::{Sandbox, SandboxConfig};
+
+use super::policy;
+use super::service::Service;
+
+fn agent(svc: &Service, journal: &Path) -> Agent {
+    let mut config = SandboxConfig::default();
+    config
+        .timeout(Duration::from_secs(10))
+        .secret(
+            "oncall",
+            &format!("http://{}/hooks/slack/T0/B0/tok", svc.addr),
+        )
+        .secret("finops", &format!("http://{}/hooks/teams/abc", svc.addr));
+    let sandbox = Sandbox::new(&config).unwrap();
+    let mut builder = Agent::builder().policy_engine(policy()).journal(journal);
+    for path in test_plugins_artifacts::PLUGINS {
+        builder = builder.plugin(sandbox.load_file(path).unwrap());
+    }
+    builder
+        .runbooks(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/runbooks"))
+        .build()
+        .unwrap()
+}
+
+fn alert(labels: serde_json::Value, summary: &str) -> serde_json::Value {
+    json!({"version": "4", "status": "firing", "receiver": "warden", "groupKey": "{}:{}",
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
+        "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": summary},
+            "startsAt": "2026-11-27T03:40:00Z", "fingerprint": "d1"}]})
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filling_disk_is_forecast_and_on_call_is_told_through_a_secret_webhook() {
+    let svc = Service::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(&svc, &dir.path().join("j.jsonl"));
+    let gib = 1024.0 * 1024.0 * 1024.0;
+    let series: Vec<_> = (0..10)
+        .map(|d| json!({"t": 1_764_000_000 + d * 86_400, "used_bytes": (400.0 + 10.0 * d as f64) * gib}))
+        .collect();
+    let body = alert(
+        json!({"alertname": "DiskFillingUp", "severity": "warning", "instance": "db-1", "mountpoint": "/var/lib/postgresql"}),
+        "disk on db-1 filling up",
+    );
+    let task = Task::from_webhook("t-disk", &body).unwrap().attach(
+        "disk",
+        json!({"series": series, "capacity_bytes": 500.0 * gib, "smart": {"5": 0, "197": 8}}),
+    );
+    let outcome = agent.run(task).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{outcome:?}");
+    assert_eq!(outcome.planner, "runbook:disk-filling-up");
+    let hooks = svc.state.hooks.lock().unwrap().clone();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].0, "/hooks/slack/T0/B0/tok");
+    let blocks = hooks[0].1["blocks"].as_array().unwrap();
+    assert_eq!(blocks[0]["type"], "header");
+    assert!(
+        blocks[0]["text"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("db-1: disk filling up")
+    );
+    // The webhook URL (a secret) is nowhere in the journal.
+    let journal = fs_err::read_to_string(dir.path().join("j.jsonl")).unwrap();
+    assert!(
+        !journal.contains("/hooks/slack"),
+        "the secret leaked into the journal"
+    );
+    assert!(
+        outcome.summary.contains("full") || outcome.summary.contains("Full"),
+        "{}",
+        outcome.summary
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_vm_gets_a_rightsize_recommendation_sent_to_teams() {
+    let svc = Service::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(&svc, &dir.path().join("j.jsonl"));
+    let cpu: Vec<f64> = (0..200).map(|i| 8.0 + f64::from(i % 12)).collect();
+    let mem: Vec<f64> = (0..200).map(|i| 28.0 + f64::from(i % 12)).collect();
+    let body = alert(
+        json!({"alertname": "VmOverprovisioned", "severity": "info", "vm": "web-7", "vm_size": "Standard_D8s_v5", "region": "eastus"}),
+        "web-7 is idle most of the day",
+    );
+    let task = Task::from_webhook("t-cost", &body)
+        .unwrap()
+        .attach("usage", json!({"cpu_pct": cpu, "memory_pct": mem}));
+    let outcome = agent.run(task).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{outcome:?}");
+    assert_eq!(outcome.observations[1].status, StepStatus::Succeeded);
+    let hooks = svc.state.hooks.lock().unwrap().clone();
+    assert_eq!(hooks.len(), 1);
+    let card = &hooks[0].1["attachments"][0];
+    assert_eq!(
+        card["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(card["content"]["type"], "AdaptiveCard");
+    assert!(
+        outcome.summary.starts_with("resize: Standard_D8s_v5 -> "),
+        "{}",
+        outcome.summary
+    );
+    let kinds: Vec<String> = read_journal(dir.path().join("j.jsonl"))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.kind)
+        .collect();
+    assert_eq!(kinds.iter().filter(|k| *k == "call").count(), 2);
+}
