@@ -11,7 +11,7 @@
 //! ```no_run
 //! use warden::{Agent, DenyAll, Task};
 //!
-//! # async fn demo() -> Result<(), warden::AgentError> {
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let agent = Agent::builder()
 //!     .plugins(".warden/plugins")
 //!     .policy("policies")
@@ -19,8 +19,7 @@
 //!     .approver(DenyAll)
 //!     .journal(".warden/journal.jsonl")
 //!     .build()?;
-//! let alert = serde_json::from_str(&std::fs::read_to_string("alert.json")?)
-//!     .map_err(|e| warden::AgentError::Alert { reason: e.to_string() })?;
+//! let alert = serde_json::from_str(&std::fs::read_to_string("alert.json")?)?;
 //! let task = Task::from_webhook("inc-42", &alert)?.in_env("staging");
 //! let outcome = agent.run(task).await?;
 //! println!("{}: {}", outcome.status.as_str(), outcome.summary);
