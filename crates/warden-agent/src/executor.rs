@@ -17,7 +17,7 @@ use crate::case::generalize;
 use crate::error::AgentError;
 use crate::planner::{Case, PlanContext, Proposal};
 use crate::task::{Observation, Outcome, OutcomeStatus, Plan, Step, StepStatus, Task, truthy};
-use crate::template::Renderer;
+use crate::template::{Renderer, has_template};
 
 /// Journaled outputs above this size keep a head and a digest only.
 const JOURNAL_OUTPUT_LIMIT: usize = 8 * 1024;
@@ -449,7 +449,11 @@ impl Run<'_> {
                 ))));
             }
             wave.truncate(room);
-            let ctx = self.template_context();
+            let ctx = if wave.iter().any(|s| has_template(&s.args)) {
+                minijinja::Value::from_serialize(self.template_context())
+            } else {
+                minijinja::Value::UNDEFINED
+            };
             let policy_ctx = self.policy_context();
             self.calls += wave.len() as u64;
             let results = {
@@ -494,7 +498,7 @@ impl Run<'_> {
     async fn run_step(
         &self,
         step: &Step,
-        ctx: &Value,
+        ctx: &minijinja::Value,
         policy_ctx: &PolicyContext,
     ) -> Result<Observation, AgentError> {
         let started = Instant::now();

@@ -42,7 +42,10 @@ impl Renderer {
     }
 
     /// Render every template in `value` against `ctx`.
-    pub(crate) fn render(&self, value: &Value, ctx: &Value) -> Result<Value, String> {
+    pub(crate) fn render(&self, value: &Value, ctx: &minijinja::Value) -> Result<Value, String> {
+        if !has_template(value) {
+            return Ok(value.clone());
+        }
         match value {
             Value::String(s) => self.render_str(s, ctx),
             Value::Array(items) => items
@@ -61,18 +64,17 @@ impl Renderer {
         }
     }
 
-    fn render_str(&self, s: &str, ctx: &Value) -> Result<Value, String> {
+    fn render_str(&self, s: &str, ctx: &minijinja::Value) -> Result<Value, String> {
         if !s.contains("{{") && !s.contains("{%") {
             return Ok(Value::String(s.to_string()));
         }
-        let ctx = minijinja::Value::from_serialize(ctx);
         if let Some(expr) = single_expression(s) {
             let compiled = self
                 .env
                 .compile_expression(expr)
                 .map_err(|e| format!("in `{s}`: {}", describe(&e)))?;
             let value = compiled
-                .eval(&ctx)
+                .eval(ctx)
                 .map_err(|e| format!("in `{s}`: {}", describe(&e)))?;
             if value.is_undefined() {
                 return Err(format!("in `{s}`: `{}` is undefined", expr.trim()));
@@ -80,7 +82,7 @@ impl Renderer {
             return serde_json::to_value(&value).map_err(|e| format!("in `{s}`: {e}"));
         }
         self.env
-            .render_str(s, ctx)
+            .render_str(s, ctx.clone())
             .map(Value::String)
             .map_err(|e| format!("in `{s}`: {}", describe(&e)))
     }
@@ -114,19 +116,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn mv(v: &Value) -> minijinja::Value {
+        minijinja::Value::from_serialize(v)
+    }
+
     #[test]
     fn a_whole_string_template_keeps_the_json_type() {
         let r = Renderer::new();
         let ctx =
             json!({"attachments": {"series": [1.0, 2.0]}, "alert": {"labels": {"port": "8080"}}});
         assert_eq!(
-            r.render(&json!("{{ attachments.series }}"), &ctx).unwrap(),
+            r.render(&json!("{{ attachments.series }}"), &mv(&ctx))
+                .unwrap(),
             json!([1.0, 2.0])
         );
         assert_eq!(
             r.render(
                 &json!("http://127.0.0.1:{{ alert.labels.port }}/health"),
-                &ctx
+                &mv(&ctx)
             )
             .unwrap(),
             json!("http://127.0.0.1:8080/health")
@@ -139,7 +146,7 @@ mod tests {
         let err = r
             .render(
                 &json!({"url": "{{ alert.annotations.health_url }}"}),
-                &json!({"alert": {}}),
+                &mv(&json!({"alert": {}})),
             )
             .unwrap_err();
         assert!(err.contains("alert.annotations.health_url"), "{err}");
@@ -150,7 +157,7 @@ mod tests {
         let r = Renderer::new();
         let ctx = json!({"attachments": {"log": "a\nb\n"}});
         assert_eq!(
-            r.render(&json!("{{ attachments.log | lines }}"), &ctx)
+            r.render(&json!("{{ attachments.log | lines }}"), &mv(&ctx))
                 .unwrap(),
             json!(["a", "b"])
         );
