@@ -3,10 +3,12 @@
 //!
 //! The planner below is ordinary Rust: it probes every URL named in the
 //! goal. The approver answers approval requests from a channel, as a chat
-//! integration would. Build the plugins first (`warden plugin build`), then:
+//! integration would. Your own tool is a WebAssembly plugin (`warden plugin
+//! new my-tool`), loaded from its file next to the shipped ones. Build the
+//! plugins first (`warden plugin build`), then:
 //!
 //! ```sh
-//! cargo run -p warden --example embed -- "check https://example.com/health and http://127.0.0.1:9/"
+//! cargo run -p warden --example embed -- "check https://example.com/health and http://127.0.0.1:9/" [my_tool.wasm]
 //! ```
 #![allow(clippy::print_stdout, reason = "an example program")]
 
@@ -67,7 +69,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     });
 
-    let agent = Agent::builder()
+    let mut builder = Agent::builder();
+    if let Some(path) = std::env::args().nth(2) {
+        // Your own tool, with its own limits.
+        let mut config = warden::sandbox::SandboxConfig::default();
+        config.timeout(std::time::Duration::from_secs(5));
+        let sandbox = warden::sandbox::Sandbox::new(&config)?;
+        builder = builder.plugin(sandbox.load_file(&path)?);
+    }
+    let agent = builder
         .name("embed-example")
         .plugins(".warden/plugins")
         .policy("policies")
