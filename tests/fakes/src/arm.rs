@@ -15,17 +15,13 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 
+use crate::server::{Loopback, bind};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::sync::oneshot;
 
 use rest::State;
 
@@ -78,8 +74,7 @@ pub struct FakeArm {
     addr: SocketAddr,
     token: String,
     state: Arc<Mutex<State>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl FakeArm {
@@ -89,42 +84,18 @@ impl FakeArm {
     }
 
     /// Starts a fake demanding `Authorization: Bearer {token}`.
-    #[allow(
-        clippy::expect_used,
-        reason = "test fixture: without a loopback socket or thread no test can run"
-    )]
     pub fn start_with_token(token: &str) -> Self {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the fake");
-        listener
-            .set_nonblocking(true)
-            .expect("make the fake's listener non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("read the fake's local address");
+        let (listener, addr) = bind();
         let state = Arc::new(Mutex::new(State::new(
             format!("http://{addr}"),
             token.to_owned(),
         )));
-        let (shutdown, stop) = oneshot::channel();
-        let thread_state = Arc::clone(&state);
-        // Own thread and runtime: usable from sync tests and any tokio flavour.
-        let thread = std::thread::Builder::new()
-            .name("fake-arm".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("build the fake's runtime");
-                runtime.block_on(serve(listener, thread_state, stop));
-            })
-            .expect("spawn the fake's thread");
+        let server = Loopback::serve("fake-arm", listener, Arc::clone(&state), handle);
         Self {
             addr,
             token: token.to_owned(),
             state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -174,43 +145,6 @@ impl FakeArm {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for FakeArm {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let stream = tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, Arc::clone(&state)));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

@@ -22,3 +22,4 @@
 
 pub mod arm;
 pub mod openai;
+mod server;

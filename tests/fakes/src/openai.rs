@@ -4,18 +4,14 @@ use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
 
+use crate::server::{Loopback, bind};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
-use tokio::sync::oneshot;
 
 /// Fixed `created` timestamp, so recorded answers are reproducible.
 const CREATED: u64 = 1_700_000_000;
@@ -131,8 +127,7 @@ struct State {
 pub struct FakeOpenAi {
     addr: SocketAddr,
     state: Arc<Mutex<State>>,
-    shutdown: Option<oneshot::Sender<()>>,
-    thread: Option<JoinHandle<()>>,
+    _server: Loopback,
 }
 
 impl FakeOpenAi {
@@ -143,43 +138,18 @@ impl FakeOpenAi {
     }
 
     /// Like [`FakeOpenAi::start`], demanding `auth`.
-    #[allow(
-        clippy::expect_used,
-        reason = "test fixture: without a loopback socket or thread no test can run"
-    )]
     pub fn start_with(script: Vec<Reply>, auth: ExpectAuth) -> Self {
-        let listener =
-            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the fake");
-        listener
-            .set_nonblocking(true)
-            .expect("make the fake's listener non-blocking");
-        let addr = listener
-            .local_addr()
-            .expect("read the fake's local address");
+        let (listener, addr) = bind();
         let state = Arc::new(Mutex::new(State {
             script: script.into(),
             requests: Vec::new(),
             auth,
         }));
-        let (shutdown, stop) = oneshot::channel();
-        let thread_state = Arc::clone(&state);
-        // Own thread and runtime: usable from sync tests and from any tokio
-        // flavour, and dropping the runtime closes hanging connections.
-        let thread = std::thread::Builder::new()
-            .name("fake-openai".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("build the fake's runtime");
-                runtime.block_on(serve(listener, thread_state, stop));
-            })
-            .expect("spawn the fake's thread");
+        let server = Loopback::serve("fake-openai", listener, Arc::clone(&state), handle);
         Self {
             addr,
             state,
-            shutdown: Some(shutdown),
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -205,43 +175,6 @@ impl FakeOpenAi {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl Drop for FakeOpenAi {
-    fn drop(&mut self) {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn serve(
-    listener: std::net::TcpListener,
-    state: Arc<Mutex<State>>,
-    mut stop: oneshot::Receiver<()>,
-) {
-    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-        return;
-    };
-    loop {
-        let stream = tokio::select! {
-            _ = &mut stop => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(_) => continue,
-            },
-        };
-        let state = Arc::clone(&state);
-        tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, Arc::clone(&state)));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
     }
 }
 

@@ -1,0 +1,120 @@
+//! The loopback HTTP server under each fake: its own thread and
+//! current-thread runtime, so a fake works from sync tests and from any
+//! tokio flavour; dropping it stops the accept loop and closes the
+//! connections still open (a hanging reply included).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::sync::oneshot;
+
+/// A running server; stops when dropped.
+#[derive(Debug)]
+pub(crate) struct Loopback {
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A non-blocking listener on 127.0.0.1 and its address.
+#[allow(
+    clippy::expect_used,
+    reason = "test fixture: without a loopback socket no test can run"
+)]
+pub(crate) fn bind() -> (std::net::TcpListener, SocketAddr) {
+    let listener =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the fake");
+    listener
+        .set_nonblocking(true)
+        .expect("make the fake's listener non-blocking");
+    let addr = listener
+        .local_addr()
+        .expect("read the fake's local address");
+    (listener, addr)
+}
+
+impl Loopback {
+    /// Serve every connection on `listener` with `handle(request, state)`.
+    #[allow(
+        clippy::expect_used,
+        reason = "test fixture: without a thread or runtime no test can run"
+    )]
+    pub(crate) fn serve<S, H, F>(
+        name: &str,
+        listener: std::net::TcpListener,
+        state: Arc<Mutex<S>>,
+        handle: H,
+    ) -> Self
+    where
+        S: Send + 'static,
+        H: Fn(Request<Incoming>, Arc<Mutex<S>>) -> F + Copy + Send + Sync + 'static,
+        F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+    {
+        let (shutdown, stop) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("build the fake's runtime");
+                runtime.block_on(accept(listener, state, stop, handle));
+            })
+            .expect("spawn the fake's thread");
+        Loopback {
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Loopback {
+    fn drop(&mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn accept<S, H, F>(
+    listener: std::net::TcpListener,
+    state: Arc<Mutex<S>>,
+    mut stop: oneshot::Receiver<()>,
+    handle: H,
+) where
+    S: Send + 'static,
+    H: Fn(Request<Incoming>, Arc<Mutex<S>>) -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        let stream = tokio::select! {
+            _ = &mut stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = service_fn(move |req| handle(req, Arc::clone(&state)));
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
