@@ -1,8 +1,10 @@
-# data.warden.capability: decided for each HTTP request or key-value use a
-# plugin makes inside a call. The sandbox already refuses capabilities the
+# data.warden.capability: decided for each HTTP request, key-value use or
+# Azure Resource Manager operation a plugin makes inside a call. The sandbox already refuses capabilities the
 # manifest does not declare; this is the second line.
 package warden.rules.capability
 
+import data.warden.lib.break_glass_envs
+import data.warden.lib.break_glass_ticket
 import data.warden.lib.env
 import data.warden.lib.net as addr
 import data.warden.lib.net.metadata_hosts
@@ -66,7 +68,7 @@ blocked_internal := {a: classes |
 
 # Only capability kinds the policy knows.
 deny contains msg if {
-	not kind in {"http", "kv-read", "kv-write"}
+	not kind in {"http", "kv-read", "kv-write", "arm"}
 	msg := sprintf("Plugin `%s` asked for the capability `%v`, which the policy does not know, so it is denied.", [tool_name, kind])
 }
 
@@ -111,4 +113,21 @@ deny contains msg if {
 	kind == "http"
 	count(addresses) == 0
 	msg := sprintf("Plugin `%s` asked for `%s`, which resolved to no address, so the request cannot be checked.", [tool_name, host])
+}
+
+# Azure Resource Manager: only Azure tools hold the host's ARM credential.
+deny contains msg if {
+	kind == "arm"
+	not startswith(tool_name, "azure")
+	msg := sprintf("Plugin `%s` may not call Azure Resource Manager (`%v`): only tools named `azure*` may.", [tool_name, object.get(cap, "operation", "")])
+}
+
+# Deleting a whole resource group in a protected environment needs a
+# break-glass ticket, whatever the tool's declared effect.
+deny contains msg if {
+	kind == "arm"
+	cap.operation == "delete-resource-group"
+	env in break_glass_envs
+	not break_glass_ticket
+	msg := sprintf("Plugin `%s` may not delete resource group `%v` in `%s`: it is protected, so this runs only for a task that carries a break-glass ticket id.", [tool_name, object.get(cap, "resource_group", ""), env])
 }

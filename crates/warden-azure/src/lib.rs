@@ -7,6 +7,9 @@
 //! HTTP client and `azure_identity` credentials. No `azure_*` type appears
 //! in the public API, so the unmaintained 0.21 SDK can be swapped out.
 //!
+//! [`AzureBackend`] serves warden plugins' `arm` import with an [`Arm`], so
+//! a plugin deploys through the host's credential without ever seeing it.
+//!
 //! Long-running operations (deployments, deletions, what-if) poll
 //! `Azure-AsyncOperation` or `Location` until a terminal state or the
 //! caller's deadline; a deadline yields [`OperationState::Running`] with the
@@ -42,6 +45,7 @@
 #![deny(missing_docs)]
 
 mod arm;
+mod backend;
 mod client;
 mod error;
 mod lro;
@@ -49,6 +53,7 @@ mod model;
 mod ops;
 
 pub use arm::Arm;
+pub use backend::AzureBackend;
 pub use client::{AzureArm, Credential};
 pub use error::ArmError;
 pub use model::{

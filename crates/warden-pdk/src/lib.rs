@@ -4,7 +4,8 @@
 //! input and output type, exported with [`export_tool!`]. The PDK generates
 //! `describe()` (the manifest, with JSON Schemas derived from your types),
 //! parses the input, maps errors, and gives you the host's imports:
-//! [`log`], [`kv`] and a small blocking [`http`] client over `wasi:http`.
+//! [`log`], [`kv`], a small blocking [`http`] client over `wasi:http` and
+//! Azure Resource Manager through the host's credential ([`arm`]).
 //!
 //! Build with `cargo build --release --target wasm32-wasip2` (crate type
 //! `cdylib`); the `.wasm` is a component the warden host loads directly.
@@ -51,6 +52,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod arm;
 pub mod http;
 pub mod kv;
 pub mod log;

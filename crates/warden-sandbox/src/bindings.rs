@@ -4,6 +4,7 @@ wasmtime::component::bindgen!({
     path: "../../wit",
     world: "warden:plugin/tool",
     exports: { default: async },
+    imports: { "warden:plugin/arm.call": async },
     with: {
         "wasi:http": wasmtime_wasi_http::p2::bindings::http,
         "wasi:io": wasmtime_wasi::p2::bindings::io,

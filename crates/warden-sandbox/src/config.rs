@@ -1,6 +1,8 @@
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::arm::{ArmBackend, ArmSlot};
 use crate::secret::Secrets;
 
 /// Limits and engine settings of a [`Sandbox`](crate::Sandbox).
@@ -29,6 +31,7 @@ pub struct SandboxConfig {
     pub(crate) kv_max_keys: usize,
     pub(crate) kv_max_value: usize,
     pub(crate) secrets: Secrets,
+    pub(crate) arm: ArmSlot,
 }
 
 impl Default for SandboxConfig {
@@ -45,6 +48,7 @@ impl Default for SandboxConfig {
             kv_max_keys: 1024,
             kv_max_value: 64 << 10,
             secrets: Secrets::default(),
+            arm: ArmSlot::default(),
         }
     }
 }
@@ -138,6 +142,19 @@ impl SandboxConfig {
     /// ```
     pub fn secret(&mut self, name: &str, url: &str) -> &mut Self {
         self.secrets.insert(name, url);
+        self
+    }
+
+    /// Serve the `arm` import (Azure Resource Manager) with `backend`, which
+    /// holds the credential; plugins send JSON requests and never see it.
+    /// Each operation is decided by the capability gate
+    /// ([`CapabilityUse::Arm`](warden_types::CapabilityUse::Arm)), mutating
+    /// operations are refused in dry-run calls, and the backend gets a
+    /// deadline a little before the call's [`timeout`](Self::timeout).
+    /// Default: none, and plugins get "no Azure capability is configured on
+    /// this host".
+    pub fn arm(&mut self, backend: Arc<dyn ArmBackend>) -> &mut Self {
+        self.arm = ArmSlot(Some(backend));
         self
     }
 }

@@ -20,6 +20,10 @@
 //!   declares them, and then each use is decided by the embedder's
 //!   [`CapabilityGate`](warden_types::CapabilityGate).
 //!
+//! Azure Resource Manager goes through [`SandboxConfig::arm`]: the host
+//! holds the credential and runs the operations a plugin asks for through
+//! the `arm` import, each one gated, none that mutates in a dry run.
+//!
 //! Webhook URLs that carry a token stay on the host: register them with
 //! [`SandboxConfig::secret`] and a plugin sends to
 //! `https://<name>.secret.warden/` without ever seeing the URL.
@@ -52,6 +56,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod arm;
 mod bindings;
 mod cache;
 mod config;
@@ -61,6 +66,7 @@ mod sandbox;
 mod secret;
 mod state;
 
+pub use arm::ArmBackend;
 pub use config::SandboxConfig;
 pub use error::{SandboxError, ToolErrorKind};
 pub use plugin::{CallOutput, Plugin};

@@ -106,6 +106,11 @@ impl Sandbox {
             |s| s,
         )
         .map_err(cfg_err)?;
+        bindings::warden::plugin::arm::add_to_linker::<_, wasmtime::component::HasSelf<State>>(
+            &mut linker,
+            |s| s,
+        )
+        .map_err(cfg_err)?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone())?;
@@ -241,6 +246,8 @@ impl SandboxInner {
             kv_max_value: config.kv_max_value,
             timeout: config.timeout,
             secrets: config.secrets.clone(),
+            arm: config.arm.0.clone(),
+            started: Instant::now(),
         });
         let state = State::new(scope, config.memory_limit, config.log_records_per_call);
         let mut store = Store::new(&self.engine, state);

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::BodyExt;
 use warden_types::{
@@ -19,6 +19,7 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
+use crate::arm::ArmBackend;
 use crate::bindings::warden::plugin::{kv, log, types};
 use crate::secret::{self, Secrets};
 
@@ -48,6 +49,9 @@ pub(crate) struct CallScope {
     pub kv_max_value: usize,
     pub timeout: Duration,
     pub secrets: Secrets,
+    pub arm: Option<Arc<dyn ArmBackend>>,
+    /// When the call started; the ARM deadline counts from here.
+    pub started: Instant,
 }
 
 impl CallScope {
@@ -63,7 +67,12 @@ impl CallScope {
         }
     }
 
-    fn deny(&self, capability: CapabilityUse, reason: String, undeclared: bool) -> String {
+    pub(crate) fn deny(
+        &self,
+        capability: CapabilityUse,
+        reason: String,
+        undeclared: bool,
+    ) -> String {
         tracing::warn!(
             plugin = %self.manifest.name,
             task = %self.ctx.task_id,
@@ -84,7 +93,7 @@ impl CallScope {
     }
 
     /// Ask the gate about a declared capability; `Err(reason)` on denial.
-    fn ask(&self, capability: CapabilityUse) -> Result<(), String> {
+    pub(crate) fn ask(&self, capability: CapabilityUse) -> Result<(), String> {
         let decision = self.gate.check(&self.request(capability.clone()));
         match decision {
             GateDecision::Allow => {

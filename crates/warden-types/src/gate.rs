@@ -36,6 +36,17 @@ pub enum CapabilityUse {
         /// Key written.
         key: String,
     },
+    /// One Azure Resource Manager operation through the host's credential.
+    Arm {
+        /// Operation, e.g. `deploy`, `what-if` or `delete-resource-group`.
+        operation: String,
+        /// Subscription id.
+        subscription: String,
+        /// Resource group, when the operation names one.
+        resource_group: Option<String>,
+        /// Deployment name, when the operation names one.
+        name: Option<String>,
+    },
 }
 
 /// Everything a gate needs to decide one capability use.

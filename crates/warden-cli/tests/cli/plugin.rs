@@ -16,6 +16,7 @@ fn plugin_list_shows_every_shipped_plugin() {
     assert_eq!(
         names,
         [
+            "azure-deploy",
             "disk-forecast",
             "http-action",
             "http-probe",

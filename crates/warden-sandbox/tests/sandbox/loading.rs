@@ -88,6 +88,7 @@ async fn shipped_plugins_load_with_valid_manifests() {
     assert_eq!(
         names,
         [
+            "azure-deploy",
             "disk-forecast",
             "http-action",
             "http-probe",
