@@ -13,7 +13,10 @@ use super::policy;
 use super::service::Service;
 
 fn agent(svc: &Service, journal: &Path) -> Agent {
-    let mut config = SandboxConfig::default();
+    agent_with(svc, journal, SandboxConfig::default())
+}
+
+fn agent_with(svc: &Service, journal: &Path, mut config: SandboxConfig) -> Agent {
     config
         .timeout(Duration::from_secs(10))
         .secret(
@@ -121,4 +124,146 @@ async fn an_oversized_vm_gets_a_rightsize_recommendation_sent_to_teams() {
         .map(|r| r.kind)
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "call").count(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_provisioning_runbook_previews_deploys_and_validates_through_the_arm_capability() {
+    use std::sync::Arc;
+    use warden_azure::{AzureArm, AzureBackend, Credential};
+    use warden_fakes::arm::FakeArm;
+
+    let svc = Service::start().await;
+    svc.state
+        .healthy
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let fake = FakeArm::start();
+    let arm = AzureArm::new(
+        &fake.endpoint(),
+        Credential::StaticToken(fake.token().to_owned()),
+    )
+    .unwrap()
+    .with_default_poll_interval(Duration::ZERO);
+    let mut config = SandboxConfig::default();
+    config.arm(Arc::new(AzureBackend::new(Arc::new(arm))));
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with(&svc, &dir.path().join("j.jsonl"), config);
+    let template = json!({"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+        "contentVersion": "1.0.0.0",
+        "resources": [{"type": "Microsoft.Storage/storageAccounts", "apiVersion": "2023-01-01",
+            "name": "webstatic", "location": "westeurope", "sku": {"name": "Standard_LRS"}, "kind": "StorageV2"}]});
+    let task = Task::goal("t-prov", "provision the staging web tier")
+        .in_env("staging")
+        .attach(
+            "azure",
+            json!({"subscription": "00000000-0000-0000-0000-000000000001",
+            "resource_group": "web-staging", "location": "westeurope",
+            "health_url": format!("http://{}/health", svc.addr)}),
+        )
+        .attach("template", template);
+    let outcome = agent.run(task).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{outcome:?}");
+    assert_eq!(outcome.planner, "runbook:provision-staging");
+    assert!(
+        outcome.summary.contains("deploy succeeded"),
+        "{}",
+        outcome.summary
+    );
+    let puts: Vec<String> = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .map(|r| r.path)
+        .collect();
+    assert!(
+        puts.iter()
+            .any(|p| p.ends_with("/resourcegroups/web-staging")),
+        "{puts:?}"
+    );
+    assert!(
+        puts.iter()
+            .any(|p| p.contains("/deployments/warden-t-prov")),
+        "{puts:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_in_a_forbidden_region_is_denied_before_anything_is_deployed() {
+    use std::sync::Arc;
+    use warden_azure::{AzureArm, AzureBackend, Credential};
+    use warden_fakes::arm::FakeArm;
+
+    let svc = Service::start().await;
+    let fake = FakeArm::start();
+    let arm = AzureArm::new(
+        &fake.endpoint(),
+        Credential::StaticToken(fake.token().to_owned()),
+    )
+    .unwrap();
+    let mut config = SandboxConfig::default();
+    config.arm(Arc::new(AzureBackend::new(Arc::new(arm))));
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with(&svc, &dir.path().join("j.jsonl"), config);
+    let template = json!({"resources": [{"type": "Microsoft.Compute/virtualMachines", "name": "vm-1",
+        "location": "eastus", "properties": {"hardwareProfile": {"vmSize": "Standard_B2s"}}}]});
+    let task = Task::goal("t-region", "provision the staging web tier")
+        .in_env("staging")
+        .attach("azure", json!({"subscription": "s", "resource_group": "rg", "location": "westeurope", "health_url": "http://127.0.0.1:9/"}))
+        .attach("template", template);
+    let outcome = agent.run(task).await.unwrap();
+    let preview = outcome
+        .observations
+        .iter()
+        .find(|o| o.step == "preview")
+        .unwrap();
+    assert_eq!(preview.status, StepStatus::Denied, "{outcome:?}");
+    assert!(
+        preview
+            .reasons
+            .iter()
+            .any(|r| r.contains("region `eastus`")),
+        "{:?}",
+        preview.reasons
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| !r.path.contains("/deployments/"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn in_prod_provisioning_waits_for_approval_and_sends_nothing_without_it() {
+    use std::sync::Arc;
+    use warden_azure::{AzureArm, AzureBackend, Credential};
+    use warden_fakes::arm::FakeArm;
+
+    let svc = Service::start().await;
+    let fake = FakeArm::start();
+    let arm = AzureArm::new(
+        &fake.endpoint(),
+        Credential::StaticToken(fake.token().to_owned()),
+    )
+    .unwrap();
+    let mut config = SandboxConfig::default();
+    config.arm(Arc::new(AzureBackend::new(Arc::new(arm))));
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent_with(&svc, &dir.path().join("j.jsonl"), config); // DenyAll
+    let task = Task::goal("t-prod-prov", "provision the web tier")
+        .in_env("prod")
+        .attach("azure", json!({"subscription": "s", "resource_group": "rg", "location": "westeurope", "health_url": "http://127.0.0.1:9/"}))
+        .attach("template", json!({"resources": []}));
+    let outcome = agent.run(task).await.unwrap();
+    assert_eq!(
+        outcome.observations[0].status,
+        StepStatus::Rejected,
+        "{outcome:?}"
+    );
+    assert!(fake.requests().iter().all(|r| r.method != "PUT"));
+    let approvals = read_journal(dir.path().join("j.jsonl"))
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.kind == "approval")
+        .count();
+    assert_eq!(approvals, 1);
 }
