@@ -267,3 +267,38 @@ async fn in_prod_provisioning_waits_for_approval_and_sends_nothing_without_it() 
         .count();
     assert_eq!(approvals, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alerts_from_several_monitors_become_one_status_report_on_the_webhook() {
+    let svc = Service::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = agent(&svc, &dir.path().join("j.jsonl"));
+    let alerts = json!([
+        alert(json!({"alertname": "CheckoutDown", "service": "checkout", "severity": "critical"}), "checkout down"),
+        {"host": "web01", "service": "HTTP", "state": "CRITICAL", "state_type": "HARD",
+         "output": "HTTP CRITICAL: 503", "timestamp": 1_714_557_780},
+        {"host": "web01", "service": "HTTP", "state": "CRITICAL", "state_type": "HARD",
+         "output": "HTTP CRITICAL: 503", "timestamp": 1_714_557_840}
+    ]);
+    let task = Task::goal("t-status", "send the morning status report").attach("alerts", alerts);
+    let outcome = agent.run(task).await.unwrap();
+
+    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{outcome:?}");
+    assert_eq!(outcome.planner, "runbook:hybrid-status-report");
+    let report = outcome.observations[0].output.as_ref().unwrap();
+    assert_eq!(
+        report["alerts"], 2,
+        "the repeated Nagios alert is deduplicated: {report}"
+    );
+    let hooks = svc.state.hooks.lock().unwrap().clone();
+    assert_eq!(hooks.len(), 1);
+    assert_eq!(hooks[0].1["severity"], "critical");
+    assert!(
+        hooks[0].1["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Status: 2 firing"),
+        "{}",
+        hooks[0].1
+    );
+}
