@@ -350,6 +350,12 @@ fn duplicates(
         started.elapsed().as_secs_f64(),
         started.elapsed().as_secs_f64() * 1000.0 / f64::from(queries)
     );
+    let ticket_texts: Vec<&str> = incidents.iter().map(|i| i.body.as_str()).collect();
+    let vectors = embedder()?.embed(&ticket_texts)?;
+    println!(
+        "intrinsic dimension of the report bodies' vectors (TwoNN; a fresh embedder, so no learned IDF): {:.1}",
+        two_nn(&vectors)
+    );
     let report = memory.recluster()?;
     let clusters = memory.clusters()?;
     println!(
@@ -364,4 +370,33 @@ fn duplicates(
             .join(", ")
     );
     Ok(())
+}
+
+/// TwoNN intrinsic dimension (Facco et al., 2017, maximum-likelihood form):
+/// `N / sum(ln(r2 / r1))` over each vector's two nearest neighbours by exact
+/// Euclidean distance; vectors with an identical neighbour are left out. It
+/// says how hard nearest-neighbour search on such vectors is, and so which
+/// synthetic data `benches/memory.rs` should stand for.
+fn two_nn(vectors: &[Vec<f32>]) -> f64 {
+    let (mut n, mut sum) = (0usize, 0f64);
+    for (i, a) in vectors.iter().enumerate() {
+        let (mut r1, mut r2) = (f32::INFINITY, f32::INFINITY);
+        for (j, b) in vectors.iter().enumerate() {
+            if i == j {
+                continue;
+            }
+            let d: f32 = a.iter().zip(b).map(|(x, y)| (x - y) * (x - y)).sum();
+            if d < r1 {
+                (r1, r2) = (d, r1);
+            } else if d < r2 {
+                r2 = d;
+            }
+        }
+        if r1 > 1e-12 && r2.is_finite() {
+            n += 1;
+            // Squared distances: halve the log ratio.
+            sum += 0.5 * f64::from(r2 / r1).ln();
+        }
+    }
+    n as f64 / sum
 }

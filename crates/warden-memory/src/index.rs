@@ -1,7 +1,7 @@
 //! HNSW index over record vectors (hnsw_rs), with tombstones and a
 //! checksummed on-disk dump that is only trusted when it matches the store.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
@@ -36,7 +36,7 @@ pub(crate) struct HnswParams {
 
 const BASENAME: &str = "hnsw";
 const META_FILE: &str = "meta.json";
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Written last into the dump directory: what the dump reflects and checksums
 /// of the files hnsw_rs wrote.
@@ -46,20 +46,37 @@ struct DumpMeta {
     generation: u64,
     fingerprint: String,
     dim: usize,
+    /// Points in the graph: one per distinct vector.
     points: usize,
     basename: String,
     data_sha256: String,
     graph_sha256: String,
 }
 
+/// First 16 bytes of the SHA-256 of a vector's bits: identifies identical vectors.
+type VectorDigest = [u8; 16];
+
 /// The in-memory index: hnsw graph keyed by record slot, plus the slots
 /// whose records were deleted or replaced since the graph was built.
+///
+/// Identical vectors share one graph point. hnsw_rs's neighbour heuristic
+/// keeps a candidate only if it is closer to the new point than to every
+/// neighbour kept so far, so a vector that repeats an earlier one (the same
+/// alert firing again, a log line that differs only in masked fields) gets a
+/// single link, to its twin: it costs build time, memory and disk and helps
+/// no search. The first slot with a vector is its graph point; later slots
+/// with the same vector are its `duplicates` and are returned with it.
 pub(crate) struct Index {
     hnsw: Hnsw<'static, f32, CosineDistance>,
     dim: usize,
-    params: HnswParams,
+    pub(crate) params: HnswParams,
     tombstones: HashSet<u64>,
+    /// Slots added, graph points and duplicates alike, removed ones included.
     points: usize,
+    /// Each distinct vector's graph point.
+    graph_slot: HashMap<VectorDigest, u64>,
+    /// Graph point → the other slots with the identical vector.
+    duplicates: HashMap<u64, Vec<u64>>,
 }
 
 impl std::fmt::Debug for Index {
@@ -68,6 +85,7 @@ impl std::fmt::Debug for Index {
             .field("dim", &self.dim)
             .field("points", &self.points)
             .field("tombstones", &self.tombstones.len())
+            .field("graph_points", &self.graph_slot.len())
             .finish_non_exhaustive()
     }
 }
@@ -88,13 +106,20 @@ impl Index {
             params,
             tombstones: HashSet::new(),
             points: 0,
+            graph_slot: HashMap::new(),
+            duplicates: HashMap::new(),
         }
     }
 
     /// Builds an index from `(slot, vector)` pairs, inserting in parallel.
     pub(crate) fn build(dim: usize, items: &[(u64, Vec<f32>)], params: HnswParams) -> Self {
-        let index = Self::new(dim, items.len(), params);
-        let data: Vec<(&Vec<f32>, usize)> = items.iter().map(|(s, v)| (v, slot_id(*s))).collect();
+        let mut index = Self::new(dim, items.len(), params);
+        let mut data: Vec<(&Vec<f32>, usize)> = Vec::with_capacity(items.len());
+        for (slot, v) in items {
+            if index.add_distinct(*slot, v) {
+                data.push((v, slot_id(*slot)));
+            }
+        }
         // hnsw_rs parallelises with rayon; below a few thousand points the
         // thread overhead outweighs the gain.
         if data.len() >= 4096 {
@@ -120,8 +145,25 @@ impl Index {
     }
 
     pub(crate) fn insert(&mut self, slot: u64, v: &[f32]) {
-        self.hnsw.insert((v, slot_id(slot)));
+        if self.add_distinct(slot, v) {
+            self.hnsw.insert((v, slot_id(slot)));
+        }
         self.points += 1;
+    }
+
+    /// Records `slot`; true when its vector is new and needs a graph point,
+    /// false when it joined the graph point of an identical vector.
+    fn add_distinct(&mut self, slot: u64, v: &[f32]) -> bool {
+        match self.graph_slot.entry(digest(v)) {
+            std::collections::hash_map::Entry::Occupied(point) => {
+                self.duplicates.entry(*point.get()).or_default().push(slot);
+                false
+            }
+            std::collections::hash_map::Entry::Vacant(free) => {
+                free.insert(slot);
+                true
+            }
+        }
     }
 
     /// Marks `slot` deleted; hnsw_rs cannot remove points from its graph.
@@ -145,16 +187,25 @@ impl Index {
         let mut out = self.collect(self.hnsw.search(q, k + extra, ef), want);
         if out.len() < want {
             // Many tombstones near the query: let hnsw_rs skip them while walking.
-            let live = |id: &usize| !self.tombstones.contains(&(*id as u64));
+            let live = |id: &usize| self.members(*id as u64).next().is_some();
             out = self.collect(self.hnsw.search_filter(q, want, ef, Some(&live)), want);
         }
         out
     }
 
+    /// The live slots of graph point `point`: itself, then its duplicates.
+    fn members(&self, point: u64) -> impl Iterator<Item = u64> + '_ {
+        std::iter::once(point)
+            .chain(self.duplicates.get(&point).into_iter().flatten().copied())
+            .filter(|slot| !self.tombstones.contains(slot))
+    }
+
     fn collect(&self, hits: Vec<hnsw_rs::prelude::Neighbour>, want: usize) -> Vec<(u64, f32)> {
         hits.into_iter()
-            .map(|n| (n.d_id as u64, 1.0 - n.distance))
-            .filter(|(slot, _)| !self.tombstones.contains(slot))
+            .flat_map(|n| {
+                let sim = 1.0 - n.distance;
+                self.members(n.d_id as u64).map(move |slot| (slot, sim))
+            })
             .take(want)
             .collect()
     }
@@ -172,7 +223,8 @@ impl Index {
             fs_err::remove_dir_all(&tmp).map_err(|e| MemoryError::io(&tmp, e))?;
         }
         fs_err::create_dir_all(&tmp).map_err(|e| MemoryError::io(&tmp, e))?;
-        let basename = if self.points == 0 {
+        let graph_points = self.graph_slot.len();
+        let basename = if graph_points == 0 {
             BASENAME.to_owned()
         } else {
             // hnsw_rs panics instead of returning an error when it cannot create its files.
@@ -183,7 +235,7 @@ impl Index {
                 Err(_) => return Err(index_err(&tmp, "dump panicked".to_owned())),
             }
         };
-        let (data_sha256, graph_sha256) = if self.points == 0 {
+        let (data_sha256, graph_sha256) = if graph_points == 0 {
             (String::new(), String::new())
         } else {
             (
@@ -196,7 +248,7 @@ impl Index {
             generation,
             fingerprint: fingerprint.to_owned(),
             dim: self.dim,
-            points: self.points,
+            points: graph_points,
             basename,
             data_sha256,
             graph_sha256,
@@ -213,16 +265,16 @@ impl Index {
     }
 
     /// Loads the dump in `dir` if it reflects exactly `generation` of a store
-    /// built with `fingerprint`, its checksums match and its points are the
-    /// store's slots (`live`) plus tombstones. Any doubt returns `Err(reason)`
-    /// and the caller rebuilds from the store.
+    /// built with `fingerprint`, its checksums match and its graph holds each
+    /// of the store's vectors (`live`) under its slot or an identical one.
+    /// Any doubt returns `Err(reason)` and the caller rebuilds from the store.
     pub(crate) fn load(
         dir: &Path,
         generation: u64,
         fingerprint: &str,
         dim: usize,
         params: HnswParams,
-        live: &HashSet<u64>,
+        live: &[(u64, Vec<f32>)],
     ) -> Result<Self, String> {
         let meta_path = dir.join(META_FILE);
         let raw = fs_err::read(&meta_path).map_err(|e| e.to_string())?;
@@ -266,30 +318,55 @@ impl Index {
             Ok(Err(e)) => return Err(format!("load failed: {e}")),
             Err(_) => return Err("load panicked".to_owned()),
         };
-        let mut slots = HashSet::with_capacity(meta.points);
+        let mut graph_slot = HashMap::with_capacity(meta.points);
         for p in hnsw.get_point_indexation() {
-            slots.insert(p.get_origin_id() as u64);
+            if graph_slot
+                .insert(digest(p.get_v()), p.get_origin_id() as u64)
+                .is_some()
+            {
+                return Err("two graph points hold the same vector".to_owned());
+            }
         }
-        if slots.len() != meta.points || hnsw.get_nb_point() != meta.points {
+        if graph_slot.len() != meta.points || hnsw.get_nb_point() != meta.points {
             return Err("point count differs from its metadata".to_owned());
         }
-        if !live.is_subset(&slots) {
-            return Err("store has records the index lacks".to_owned());
+        let graph_slots: HashSet<u64> = graph_slot.values().copied().collect();
+        let mut unseen = graph_slots.clone();
+        let mut duplicates: HashMap<u64, Vec<u64>> = HashMap::new();
+        for (slot, v) in live {
+            match graph_slot.get(&digest(v)) {
+                Some(point) if point == slot => {
+                    unseen.remove(slot);
+                }
+                Some(point) if !graph_slots.contains(slot) => {
+                    duplicates.entry(*point).or_default().push(*slot);
+                }
+                _ => {
+                    return Err(format!(
+                        "store record {slot} has another vector in the index"
+                    ));
+                }
+            }
         }
-        let tombstones = slots.difference(live).copied().collect();
+        // Graph points whose records were deleted stay as tombstones; their
+        // duplicates, if any are still stored, are found through them.
+        let points = live.len() + unseen.len();
         Ok(Self {
             hnsw,
             dim,
             params,
-            tombstones,
-            points: meta.points,
+            tombstones: unseen,
+            points,
+            graph_slot,
+            duplicates,
         })
     }
 }
 
 /// A cosine HNSW index over unit vectors keyed by `u64`: the index a
 /// [`Memory`](crate::Memory) keeps, for callers with vectors of their own.
-/// Removal leaves a tombstone that searches skip.
+/// Removal leaves a tombstone that searches skip. Identical vectors share one
+/// graph point and are all returned, so repeats do not degrade the graph.
 ///
 /// ```
 /// use warden_memory::{MemoryOptions, VectorIndex};
@@ -348,6 +425,20 @@ impl VectorIndex {
         Ok(self.0.search(q, k))
     }
 
+    /// Sets the search beam width (`ef`) for later searches: wider finds
+    /// more true neighbours and takes longer. Never below `k`.
+    ///
+    /// ```
+    /// # use warden_memory::{MemoryOptions, VectorIndex};
+    /// let mut index = VectorIndex::build(2, &[(1, vec![1.0, 0.0])], &MemoryOptions::default())?;
+    /// index.set_ef_search(256);
+    /// assert_eq!(index.search(&[1.0, 0.0], 1)?[0].0, 1);
+    /// # Ok::<(), warden_memory::MemoryError>(())
+    /// ```
+    pub fn set_ef_search(&mut self, ef: usize) {
+        self.0.params.ef_search = ef;
+    }
+
     /// Live (not removed) vectors.
     pub fn len(&self) -> usize {
         self.0.len()
@@ -377,6 +468,16 @@ impl VectorIndex {
             })
         }
     }
+}
+
+fn digest(v: &[f32]) -> VectorDigest {
+    let mut hasher = Sha256::new();
+    for x in v {
+        hasher.update(x.to_le_bytes());
+    }
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hasher.finalize()[..16]);
+    out
 }
 
 fn slot_id(slot: u64) -> usize {
@@ -469,7 +570,7 @@ mod tests {
         let mut index = Index::build(16, &items, PARAMS);
         index.remove(7);
         index.save(&path, 5, "fp").unwrap();
-        let live: HashSet<u64> = (0..100).filter(|s| *s != 7).collect();
+        let live: Vec<(u64, Vec<f32>)> = items.iter().filter(|(s, _)| *s != 7).cloned().collect();
 
         let loaded = Index::load(&path, 5, "fp", 16, PARAMS, &live).unwrap();
         assert_eq!(loaded.len(), 99);
@@ -489,17 +590,77 @@ mod tests {
         assert!(corrupt.contains("checksum"), "{corrupt}");
     }
 
+    /// 30 distinct vectors, each stored under 20 slots, interleaved.
+    fn repeated(dim: usize) -> Vec<(u64, Vec<f32>)> {
+        let distinct = vectors(30, dim);
+        (0..600u64)
+            .map(|slot| (slot, distinct[(slot % 30) as usize].1.clone()))
+            .collect()
+    }
+
+    fn assert_group_found(index: &Index, items: &[(u64, Vec<f32>)], group: u64, expect: usize) {
+        let hits = index.search(&items[group as usize].1, 20);
+        assert_eq!(hits.len(), 20);
+        let members = hits
+            .iter()
+            .filter(|(s, sim)| s % 30 == group && (sim - 1.0).abs() < 1e-4)
+            .count();
+        assert_eq!(members, expect, "group {group}: {hits:?}");
+    }
+
+    #[test]
+    fn identical_vectors_share_a_graph_point_and_are_all_found() {
+        let items = repeated(16);
+        let mut index = Index::build(16, &items[..300], PARAMS);
+        for (slot, v) in &items[300..] {
+            index.insert(*slot, v);
+        }
+        assert_eq!(index.graph_slot.len(), 30);
+        assert_eq!(index.len(), 600);
+        for group in 0..30 {
+            assert_group_found(&index, &items, group, 20);
+        }
+        // Removing the graph point keeps its duplicates findable.
+        index.remove(4);
+        index.remove(34);
+        assert_group_found(&index, &items, 4, 18);
+        let hits = index.search(&items[4].1, 20);
+        assert!(hits.iter().all(|(s, _)| *s != 4 && *s != 34), "{hits:?}");
+    }
+
+    #[test]
+    fn a_dump_with_duplicates_reloads_them_from_the_store_vectors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("index");
+        let items = repeated(8);
+        Index::build(8, &items, PARAMS)
+            .save(&path, 1, "fp")
+            .unwrap();
+        // The store lost the graph point of group 2 (slot 2) and slot 32.
+        let live: Vec<(u64, Vec<f32>)> = items
+            .iter()
+            .filter(|(s, _)| *s != 2 && *s != 32)
+            .cloned()
+            .collect();
+        let loaded = Index::load(&path, 1, "fp", 8, PARAMS, &live).unwrap();
+        assert_eq!(loaded.len(), 598);
+        assert_group_found(&loaded, &items, 2, 18);
+        assert_group_found(&loaded, &items, 3, 20);
+
+        let mut changed = live.clone();
+        changed[0].1 = items[1].1.clone();
+        let err = Index::load(&path, 1, "fp", 8, PARAMS, &changed).unwrap_err();
+        assert!(err.contains("another vector"), "{err}");
+        let mut unknown = live;
+        unknown[5].1 = vectors(31, 8)[30].1.clone();
+        let err = Index::load(&path, 1, "fp", 8, PARAMS, &unknown).unwrap_err();
+        assert!(err.contains("another vector"), "{err}");
+    }
+
     #[test]
     fn a_missing_dump_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().unwrap();
-        let err = Index::load(
-            &dir.path().join("nope"),
-            1,
-            "fp",
-            8,
-            PARAMS,
-            &HashSet::new(),
-        );
+        let err = Index::load(&dir.path().join("nope"), 1, "fp", 8, PARAMS, &[]);
         assert!(err.is_err());
     }
 }

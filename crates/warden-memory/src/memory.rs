@@ -1,6 +1,5 @@
 //! The `Memory` handle: opening a data directory, queries, persistence.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::cluster::ClusterMethod;
@@ -38,7 +37,12 @@ pub struct MemoryOptions {
     pub graph_neighbours: usize,
     /// Graph partitioning used by re-clustering. Default [`ClusterMethod::Components`].
     pub method: ClusterMethod,
-    /// HNSW links per node and layer. Default `16`.
+    /// HNSW links per node and layer. Default `16`: recall@10 is 1.0 up to
+    /// 100k records and building stays cheap on small boxes. Near a million
+    /// records, use `32` with `ef_construction` `200`. On 1M synthetic 384-d
+    /// vectors (`benches/memory.rs`), that took recall@10 at the default
+    /// `ef_search` from 0.69 to 0.99 (search p50 0.88 ms) and made the build
+    /// 3.3 times slower.
     pub max_connections: usize,
     /// HNSW candidate list size while building. Default `100`.
     pub ef_construction: usize,
@@ -171,7 +175,6 @@ impl Memory {
         let snapshot = self.store.read()?;
         let generation = snapshot.meta_u64(key::GENERATION)?.unwrap_or(0);
         let vectors = snapshot.vectors()?;
-        let live: HashSet<u64> = vectors.iter().map(|(s, _)| *s).collect();
         let fingerprint = self.embedder.fingerprint();
         let dir = self.dir.join(INDEX_DIR);
         match Index::load(
@@ -180,7 +183,7 @@ impl Memory {
             &fingerprint,
             self.embedder.dim(),
             self.options.hnsw(),
-            &live,
+            &vectors,
         ) {
             Ok(index) => {
                 self.index = index;
