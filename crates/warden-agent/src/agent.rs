@@ -328,14 +328,9 @@ impl AgentBuilder {
 
 /// Every plugin in `dir`, in file-name order.
 fn load_dir(sandbox: &Sandbox, dir: &Path) -> Result<Vec<Plugin>, AgentError> {
-    let entries = fs_err::read_dir(dir).map_err(|e| AgentError::Config {
+    let files = warden_sandbox::plugin_files(dir).map_err(|e| AgentError::Config {
         reason: format!("plugin directory: {e}\nhint: run `warden plugin build` first"),
     })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    files.sort();
     let mut plugins = Vec::with_capacity(files.len());
     for file in files {
         plugins.push(sandbox.load_file(&file)?);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use warden_sandbox::{Plugin, Sandbox, SandboxConfig};
+use warden_sandbox::{Plugin, Sandbox, SandboxConfig, SandboxError};
 use warden_types::CallContext;
 
 use crate::output;
@@ -110,25 +110,15 @@ fn sandbox(plugin_dir: &Path, timeout: Option<f64>) -> anyhow::Result<Sandbox> {
 }
 
 fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut files = Vec::new();
-    let entries = match fs_err::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+    match warden_sandbox::plugin_files(dir) {
+        Err(SandboxError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
             bail!(
                 "plugin directory {} does not exist\nhint: run `warden plugin build` first, or pass --plugin-dir",
                 dir.display()
             )
         }
-        Err(e) => return Err(e.into()),
-    };
-    for entry in entries {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "wasm") {
-            files.push(path);
-        }
+        other => Ok(other?),
     }
-    files.sort();
-    Ok(files)
 }
 
 /// Load `name` from the plugin directory, or from a path.

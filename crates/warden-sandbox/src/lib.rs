@@ -69,6 +69,6 @@ mod state;
 pub use arm::ArmBackend;
 pub use config::SandboxConfig;
 pub use error::{SandboxError, ToolErrorKind};
-pub use plugin::{CallOutput, Plugin};
+pub use plugin::{CallOutput, Plugin, plugin_files};
 pub use sandbox::Sandbox;
 pub use state::Denial;
