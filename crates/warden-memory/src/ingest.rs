@@ -43,30 +43,7 @@ impl Memory {
         if batch.is_empty() {
             return Ok(IngestReport::default());
         }
-        let snapshot = self.embedder.state();
-        let Self {
-            store,
-            embedder,
-            index,
-            options,
-            next_slot,
-            ..
-        } = self;
-        let result = store.write(|w| {
-            let mut txn = Txn {
-                w,
-                embedder: embedder.as_mut(),
-                index,
-                options,
-                next_slot,
-                learns: snapshot.is_some(),
-                clusters: HashMap::new(),
-                report: IngestReport::default(),
-            };
-            txn.ingest(batch)?;
-            txn.finish()
-        });
-        self.after_write(result, snapshot)
+        self.transact(|txn| txn.ingest(batch))
     }
 
     /// Deletes the incidents with these ids; returns how many existed.
@@ -74,47 +51,42 @@ impl Memory {
     /// # Errors
     /// Store errors; nothing is deleted then.
     pub fn delete(&mut self, ids: &[&str]) -> Result<usize, MemoryError> {
-        let snapshot = self.embedder.state();
-        let Self {
-            store,
-            embedder,
-            index,
-            options,
-            next_slot,
-            ..
-        } = self;
-        let result = store.write(|w| {
-            let mut txn = Txn {
-                w,
-                embedder: embedder.as_mut(),
-                index,
-                options,
-                next_slot,
-                learns: snapshot.is_some(),
-                clusters: HashMap::new(),
-                report: IngestReport::default(),
-            };
+        self.transact(|txn| {
             let mut removed = Vec::new();
-            let mut deleted = 0;
             for id in ids {
                 if let Some(row) = txn.w.row(id)? {
                     removed.push(row.incident.text());
                     txn.drop_slot(row.slot)?;
                     txn.w.remove_row(id)?;
-                    deleted += 1;
+                    txn.report.updated += 1;
                 }
             }
             let refs: Vec<&str> = removed.iter().map(String::as_str).collect();
             txn.embedder.learn(&[], &refs);
-            txn.report.updated = deleted;
-            txn.finish()
-        });
-        self.after_write(result, snapshot).map(|r| r.updated)
+            Ok(())
+        })
+        .map(|r| r.updated)
     }
 
     /// Embeds every stored record again with the current embedder and
     /// recomputes cluster centroids, in one transaction.
     pub(crate) fn reembed_all(&mut self) -> Result<(), MemoryError> {
+        self.transact(|txn| {
+            let rows = txn.w.rows()?;
+            let texts: Vec<String> = rows.iter().map(|r| r.incident.text()).collect();
+            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+            txn.embedder.learn(&refs, &[]);
+            txn.reembed(&rows)
+        })
+        .map(|_| ())
+    }
+
+    /// Runs `body` and [`Txn::finish`] in one write transaction, then keeps
+    /// the in-memory state consistent with what was (or was not) committed.
+    fn transact(
+        &mut self,
+        body: impl FnOnce(&mut Txn<'_, '_>) -> Result<(), MemoryError>,
+    ) -> Result<IngestReport, MemoryError> {
         let snapshot = self.embedder.state();
         let Self {
             store,
@@ -135,22 +107,9 @@ impl Memory {
                 clusters: HashMap::new(),
                 report: IngestReport::default(),
             };
-            let rows = txn.w.rows()?;
-            let texts: Vec<String> = rows.iter().map(|r| r.incident.text()).collect();
-            let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-            txn.embedder.learn(&refs, &[]);
-            txn.reembed(&rows)?;
+            body(&mut txn)?;
             txn.finish()
         });
-        self.after_write(result, snapshot).map(|_| ())
-    }
-
-    /// Keeps the in-memory state consistent with what was (or was not) committed.
-    fn after_write(
-        &mut self,
-        result: Result<IngestReport, MemoryError>,
-        snapshot: Option<Vec<u8>>,
-    ) -> Result<IngestReport, MemoryError> {
         match result {
             Ok(report) => {
                 self.index_dirty = true;
