@@ -11,7 +11,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use warden_memory::{Cluster, Columns, IngestReport, Memory, MemoryError};
+use warden_memory::{
+    Cluster, Columns, HashingEmbedder, IngestReport, Memory, MemoryError, MemoryOptions,
+};
 
 /// Records per transaction when ingesting a file: each batch is committed
 /// atomically, so an interrupted ingest keeps every finished batch.
@@ -41,6 +43,14 @@ pub enum IncidentsCmd {
         /// Records per atomic batch.
         #[arg(long, default_value_t = DEFAULT_BATCH, value_name = "N")]
         batch_size: usize,
+        /// HNSW links per node when this ingest creates the store (a store
+        /// keeps its shape). Near a million records use 32 with
+        /// `--index-ef-construction 200`. Default 16.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(4..=128))]
+        index_links: Option<u16>,
+        /// HNSW build beam when this ingest creates the store. Default 100.
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(10..=2000))]
+        index_ef_construction: Option<u16>,
     },
     /// Stored incidents most similar to TEXT: id, score, cluster.
     Similar {
@@ -72,7 +82,19 @@ pub enum IncidentsCmd {
 /// process, an unknown id.
 pub fn run(cmd: IncidentsCmd, data_dir: Option<PathBuf>, json: bool) -> Result<ExitCode> {
     let dir = resolve_data_dir(data_dir)?;
-    let mut memory = Memory::open(&dir).map_err(|e| match e {
+    let mut options = MemoryOptions::default();
+    if let IncidentsCmd::Ingest {
+        index_links,
+        index_ef_construction,
+        ..
+    } = &cmd
+    {
+        options.max_connections = index_links.map_or(options.max_connections, usize::from);
+        options.ef_construction =
+            index_ef_construction.map_or(options.ef_construction, usize::from);
+    }
+    let embedder = Box::new(HashingEmbedder::default());
+    let mut memory = Memory::open_with(&dir, options, embedder).map_err(|e| match e {
         MemoryError::Locked { .. } => anyhow::Error::new(e).context(format!(
             "hint: another warden process is using {}; wait for it or pass another --data-dir",
             dir.display()
@@ -89,6 +111,7 @@ pub fn run(cmd: IncidentsCmd, data_dir: Option<PathBuf>, json: bool) -> Result<E
             title_col,
             body_col,
             batch_size,
+            ..
         } => {
             let mut columns = Columns::default();
             columns.id = id_col;

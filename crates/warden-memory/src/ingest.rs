@@ -408,6 +408,12 @@ impl Txn<'_, '_> {
         self.w
             .set_meta(key::FINGERPRINT, self.embedder.fingerprint().as_bytes())?;
         self.w.set_meta_u64(key::DIM, self.embedder.dim() as u64)?;
+        self.w
+            .set_meta_u64(key::HNSW_LINKS, self.options.max_connections as u64)?;
+        self.w.set_meta_u64(
+            key::HNSW_EF_CONSTRUCTION,
+            self.options.ef_construction as u64,
+        )?;
         if self.learns
             && let Some(state) = self.embedder.state()
         {

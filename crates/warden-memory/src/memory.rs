@@ -37,7 +37,9 @@ pub struct MemoryOptions {
     pub graph_neighbours: usize,
     /// Graph partitioning used by re-clustering. Default [`ClusterMethod::Components`].
     pub method: ClusterMethod,
-    /// HNSW links per node and layer. Default `16`: recall@10 is 1.0 up to
+    /// HNSW links per node and layer; this and `ef_construction` are kept
+    /// in the store on its first write and win over the options on later
+    /// opens, so rebuilds keep the shape. Default `16`: recall@10 is 1.0 up to
     /// 100k records and building stays cheap on small boxes. Near a million
     /// records, use `32` with `ef_construction` `200`. On 1M synthetic 384-d
     /// vectors (`benches/memory.rs`), that took recall@10 at the default
@@ -152,6 +154,15 @@ impl Memory {
         let fingerprint = memory.embedder.fingerprint();
         let snapshot = memory.store.read()?;
         memory.next_slot = snapshot.meta_u64(key::NEXT_SLOT)?.unwrap_or(0);
+        let stored_shape = (
+            snapshot.meta_u64(key::HNSW_LINKS)?,
+            snapshot.meta_u64(key::HNSW_EF_CONSTRUCTION)?,
+        );
+        if let (Some(links), Some(ef)) = stored_shape {
+            let opts = &mut memory.options;
+            opts.max_connections = usize::try_from(links).unwrap_or(opts.max_connections);
+            opts.ef_construction = usize::try_from(ef).unwrap_or(opts.ef_construction);
+        }
         let stored_fp = snapshot.meta_str(key::FINGERPRINT)?;
         let empty = snapshot.len()? == 0;
         if stored_fp.as_deref() == Some(fingerprint.as_str()) {

@@ -45,6 +45,9 @@ pub(crate) mod key {
     pub(crate) const EMBEDDER_STATE: &str = "embedder_state";
     /// Documents in the corpus when all vectors were last computed.
     pub(crate) const EMBEDDED_DOCS: &str = "embedded_docs";
+    /// The HNSW shape the store was created with (`MemoryOptions`).
+    pub(crate) const HNSW_LINKS: &str = "hnsw_max_connections";
+    pub(crate) const HNSW_EF_CONSTRUCTION: &str = "hnsw_ef_construction";
 }
 
 /// A stored incident.

@@ -210,6 +210,33 @@ fn a_clean_reopen_reuses_the_saved_index() {
 }
 
 #[test]
+fn a_store_keeps_the_hnsw_shape_it_was_created_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = MemoryOptions {
+        max_connections: 32,
+        ef_construction: 200,
+        ..MemoryOptions::default()
+    };
+    {
+        let mut m =
+            Memory::open_with(dir.path(), wide, Box::new(HashingEmbedder::default())).unwrap();
+        m.ingest(incidents()).unwrap();
+    }
+    let mut m = open(dir.path());
+    assert_eq!(m.options.max_connections, 32);
+    assert_eq!(m.options.ef_construction, 200);
+    m.ingest(vec![Incident::new("n1", "kafka lag on refunds", "")])
+        .unwrap();
+    drop(m);
+    let fresh = tempfile::tempdir().unwrap();
+    let m = open(fresh.path());
+    assert_eq!(
+        m.options.max_connections, 16,
+        "a new store takes the options"
+    );
+}
+
+#[test]
 fn a_stale_index_is_rebuilt_from_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let old = tempfile::tempdir().unwrap();
