@@ -140,6 +140,22 @@ pub struct Output {
     pub would_send: Option<Value>,
 }
 
+impl Output {
+    /// Nothing sent yet.
+    fn planned(operation: Operation, dry_run: bool) -> Self {
+        Self {
+            operation,
+            sent: None,
+            dry_run,
+            state: "planned".into(),
+            operation_url: None,
+            last_status: None,
+            result: Value::Null,
+            would_send: None,
+        }
+    }
+}
+
 /// The host request for `input`, and whether it may be sent in this call.
 #[derive(Debug, PartialEq)]
 pub struct Plan {
@@ -272,16 +288,7 @@ impl Tool for AzureDeploy {
 
     fn invoke(ctx: &Context, input: Input) -> Result<Output, ToolError> {
         let plan = plan(&input, ctx.dry_run)?;
-        let mut output = Output {
-            operation: input.operation,
-            sent: None,
-            dry_run: ctx.dry_run,
-            state: "planned".into(),
-            operation_url: None,
-            last_status: None,
-            result: Value::Null,
-            would_send: None,
-        };
+        let mut output = Output::planned(input.operation, ctx.dry_run);
         if !plan.send {
             output.would_send = Some(plan.request);
             return Ok(output);
@@ -395,16 +402,7 @@ mod tests {
 
     #[test]
     fn a_failed_deployment_is_an_error_naming_the_arm_codes() {
-        let mut output = Output {
-            operation: Operation::Deploy,
-            sent: None,
-            dry_run: false,
-            state: "planned".into(),
-            operation_url: None,
-            last_status: None,
-            result: Value::Null,
-            would_send: None,
-        };
+        let mut output = Output::planned(Operation::Deploy, false);
         let answer = json!({
             "state": "failed", "code": "DeploymentFailed", "message": "see details",
             "details": [{"code": "QuotaExceeded", "message": "no cores left"}],
@@ -417,16 +415,7 @@ mod tests {
 
     #[test]
     fn a_running_deployment_keeps_its_operation_url_and_is_not_success() {
-        let mut output = Output {
-            operation: Operation::Deploy,
-            sent: None,
-            dry_run: false,
-            state: "planned".into(),
-            operation_url: None,
-            last_status: None,
-            result: Value::Null,
-            would_send: None,
-        };
+        let mut output = Output::planned(Operation::Deploy, false);
         let answer = json!({"state": "running", "operation_url": "http://arm/op/1", "last_status": "Running"});
         settle(&mut output, answer).unwrap();
         assert_eq!(output.state, "running");

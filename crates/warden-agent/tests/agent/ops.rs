@@ -3,10 +3,13 @@
 //! URLs are host-side secrets pointing at a loopback receiver.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 use warden_agent::{Agent, OutcomeStatus, StepStatus, Task, read_journal};
+use warden_azure::{AzureArm, AzureBackend, Credential};
+use warden_fakes::arm::FakeArm;
 use warden_sandbox::{Sandbox, SandboxConfig};
 
 use super::policy;
@@ -14,6 +17,19 @@ use super::service::Service;
 
 fn agent(svc: &Service, journal: &Path) -> Agent {
     agent_with(svc, journal, SandboxConfig::default())
+}
+
+/// A sandbox whose ARM capability talks to `fake`.
+fn arm_config(fake: &FakeArm) -> SandboxConfig {
+    let arm = AzureArm::new(
+        &fake.endpoint(),
+        Credential::StaticToken(fake.token().to_owned()),
+    )
+    .unwrap()
+    .with_default_poll_interval(Duration::ZERO);
+    let mut config = SandboxConfig::default();
+    config.arm(Arc::new(AzureBackend::new(Arc::new(arm))));
+    config
 }
 
 fn agent_with(svc: &Service, journal: &Path, mut config: SandboxConfig) -> Agent {
@@ -128,23 +144,12 @@ async fn an_oversized_vm_gets_a_rightsize_recommendation_sent_to_teams() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_provisioning_runbook_previews_deploys_and_validates_through_the_arm_capability() {
-    use std::sync::Arc;
-    use warden_azure::{AzureArm, AzureBackend, Credential};
-    use warden_fakes::arm::FakeArm;
-
     let svc = Service::start().await;
     svc.state
         .healthy
         .store(true, std::sync::atomic::Ordering::SeqCst);
     let fake = FakeArm::start();
-    let arm = AzureArm::new(
-        &fake.endpoint(),
-        Credential::StaticToken(fake.token().to_owned()),
-    )
-    .unwrap()
-    .with_default_poll_interval(Duration::ZERO);
-    let mut config = SandboxConfig::default();
-    config.arm(Arc::new(AzureBackend::new(Arc::new(arm))));
+    let config = arm_config(&fake);
     let dir = tempfile::tempdir().unwrap();
     let agent = agent_with(&svc, &dir.path().join("j.jsonl"), config);
     let template = json!({"$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
@@ -189,19 +194,9 @@ async fn the_provisioning_runbook_previews_deploys_and_validates_through_the_arm
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_template_in_a_forbidden_region_is_denied_before_anything_is_deployed() {
-    use std::sync::Arc;
-    use warden_azure::{AzureArm, AzureBackend, Credential};
-    use warden_fakes::arm::FakeArm;
-
     let svc = Service::start().await;
     let fake = FakeArm::start();
-    let arm = AzureArm::new(
-        &fake.endpoint(),
-        Credential::StaticToken(fake.token().to_owned()),
-    )
-    .unwrap();
-    let mut config = SandboxConfig::default();
-    config.arm(Arc::new(AzureBackend::new(Arc::new(arm))));
+    let config = arm_config(&fake);
     let dir = tempfile::tempdir().unwrap();
     let agent = agent_with(&svc, &dir.path().join("j.jsonl"), config);
     let template = json!({"resources": [{"type": "Microsoft.Compute/virtualMachines", "name": "vm-1",
@@ -234,19 +229,9 @@ async fn a_template_in_a_forbidden_region_is_denied_before_anything_is_deployed(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn in_prod_provisioning_waits_for_approval_and_sends_nothing_without_it() {
-    use std::sync::Arc;
-    use warden_azure::{AzureArm, AzureBackend, Credential};
-    use warden_fakes::arm::FakeArm;
-
     let svc = Service::start().await;
     let fake = FakeArm::start();
-    let arm = AzureArm::new(
-        &fake.endpoint(),
-        Credential::StaticToken(fake.token().to_owned()),
-    )
-    .unwrap();
-    let mut config = SandboxConfig::default();
-    config.arm(Arc::new(AzureBackend::new(Arc::new(arm))));
+    let config = arm_config(&fake);
     let dir = tempfile::tempdir().unwrap();
     let agent = agent_with(&svc, &dir.path().join("j.jsonl"), config); // DenyAll
     let task = Task::goal("t-prod-prov", "provision the web tier")
