@@ -6,7 +6,9 @@
 //! fixed number of polls of their `Azure-AsyncOperation` URL, so tests are
 //! deterministic; deletions and what-if answer `202` + `Location`. Every
 //! request is recorded, and every request must carry
-//! `Authorization: Bearer <token>`.
+//! `Authorization: Bearer <token>` (else `401` with ARM's error body and
+//! `WWW-Authenticate` challenge); [`crate::entra::FakeEntra::for_arm`]
+//! issues that token to a client that authenticates.
 
 mod rest;
 mod wire;

@@ -9,6 +9,12 @@
 //! template deployments that progress over polls, what-if, throttling and
 //! failure knobs, validated against Azure's published REST examples.
 //!
+//! [`entra::FakeEntra`] is a Microsoft Entra ID token endpoint (client
+//! credentials grant with a client secret) that issues the bearer token a
+//! [`arm::FakeArm`] demands, so clients configured like production
+//! (`AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//! `AZURE_CLIENT_SECRET`) authenticate over the real wire format.
+//!
 //! ```
 //! use warden_fakes::openai::{FakeOpenAi, Reply};
 //!
@@ -21,5 +27,6 @@
 #![deny(missing_docs)]
 
 pub mod arm;
+pub mod entra;
 pub mod openai;
 mod server;

@@ -294,6 +294,11 @@ async fn fake_rejects_requests_without_the_bearer_token() {
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status().as_u16(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.starts_with("Bearer authorization_uri=") && challenge.contains("invalid_token"),
+        "{challenge}"
+    );
     let body: Value =
         serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body["error"]["code"], "AuthenticationFailed");

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use hyper::StatusCode;
-use hyper::header::{LOCATION, RETRY_AFTER};
+use hyper::header::{LOCATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 
 use super::wire::{
@@ -68,6 +68,21 @@ enum Operation {
     DeleteGroup { key: GroupKey, polls_left: u32 },
     DeleteDeployment { key: DeploymentKey, polls_left: u32 },
     WhatIf { result: Value, polls_left: u32 },
+}
+
+/// ARM's 401: the error body plus the `WWW-Authenticate` challenge that
+/// tells a client where to get a token.
+fn unauthorized(code: &str, message: &str, challenge: &str) -> Reply {
+    let mut reply = error(StatusCode::UNAUTHORIZED, code, message);
+    insert(
+        &mut reply,
+        WWW_AUTHENTICATE,
+        &format!(
+            "Bearer authorization_uri=\"https://login.windows.net/\", \
+             error=\"invalid_token\", error_description=\"{challenge}\""
+        ),
+    );
+    reply
 }
 
 /// Everything the fake knows; requests are answered under its lock.
@@ -185,16 +200,16 @@ impl State {
     fn gate(&mut self, req: &RecordedRequest) -> Option<Reply> {
         match req.header("authorization") {
             None => {
-                return Some(error(
-                    StatusCode::UNAUTHORIZED,
+                return Some(unauthorized(
                     "AuthenticationFailed",
                     "Authentication failed. The 'Authorization' header is missing.",
+                    "The authentication failed because of missing 'Authorization' header.",
                 ));
             }
             Some(value) if value != format!("Bearer {}", self.token) => {
-                return Some(error(
-                    StatusCode::UNAUTHORIZED,
+                return Some(unauthorized(
                     "InvalidAuthenticationToken",
+                    "The access token is invalid.",
                     "The access token is invalid.",
                 ));
             }
