@@ -1,10 +1,4 @@
 //! `AzureArm` against the loopback ARM fake.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    reason = "test helpers outside #[test] fns should fail loudly too"
-)]
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
