@@ -66,10 +66,15 @@ impl std::fmt::Debug for Credential {
     }
 }
 
+/// Where the bearer token comes from.
 #[derive(Clone)]
-enum TokenSource {
+pub(crate) enum TokenSource {
     Static(String),
-    Azure(Arc<dyn TokenCredential>),
+    Azure {
+        credential: Arc<dyn TokenCredential>,
+        /// Names the credential in errors, e.g. "the Azure CLI".
+        what: String,
+    },
 }
 
 /// Azure Resource Manager over HTTPS (or plain HTTP on loopback, for tests).
@@ -118,16 +123,7 @@ impl AzureArm {
     /// capped at 60 s, 10 s between polls when ARM sends no `Retry-After`,
     /// 5 retries of a throttled request, 100 s per HTTP request.
     pub fn new(endpoint: &str, credential: Credential) -> Result<Self, ArmError> {
-        let endpoint = Url::parse(endpoint).map_err(|e| ArmError::InvalidUrl {
-            url: endpoint.to_owned(),
-            message: e.to_string(),
-        })?;
-        if !matches!(endpoint.scheme(), "http" | "https") || endpoint.cannot_be_a_base() {
-            return Err(ArmError::InvalidUrl {
-                url: endpoint.to_string(),
-                message: "the endpoint must be an http(s) base url".into(),
-            });
-        }
+        let endpoint = parse_endpoint(endpoint)?;
         let http = azure_core::new_http_client();
         let token = match credential {
             Credential::StaticToken(token) => TokenSource::Static(token),
@@ -135,27 +131,41 @@ impl AzureArm {
                 tenant_id,
                 client_id,
                 secret,
-            } => TokenSource::Azure(Arc::new(azure_identity::ClientSecretCredential::new(
-                Arc::clone(&http),
-                azure_core::authority_hosts::AZURE_PUBLIC_CLOUD.clone(),
-                tenant_id,
-                client_id,
-                secret,
-            ))),
-            Credential::AzureCli => {
-                TokenSource::Azure(Arc::new(azure_identity::AzureCliCredential::new()))
-            }
-            Credential::Default => {
-                TokenSource::Azure(azure_identity::create_default_credential().map_err(|e| {
+            } => TokenSource::Azure {
+                what: format!("the client secret of app {client_id} in tenant {tenant_id}"),
+                credential: Arc::new(azure_identity::ClientSecretCredential::new(
+                    Arc::clone(&http),
+                    azure_core::authority_hosts::AZURE_PUBLIC_CLOUD.clone(),
+                    tenant_id,
+                    client_id,
+                    secret,
+                )),
+            },
+            Credential::AzureCli => TokenSource::Azure {
+                credential: Arc::new(azure_identity::AzureCliCredential::new()),
+                what: "the Azure CLI (`az account get-access-token`)".into(),
+            },
+            Credential::Default => TokenSource::Azure {
+                credential: azure_identity::create_default_credential().map_err(|e| {
                     ArmError::Credential {
                         scope: String::new(),
-                        message: e.to_string(),
+                        message: error_chain(&e),
                     }
-                })?)
-            }
+                })?,
+                what: "azure_identity's default credential chain".into(),
+            },
         };
+        Ok(Self::with_token_source(endpoint, http, token))
+    }
+
+    /// A client for an already parsed `endpoint`, with the defaults of [`AzureArm::new`].
+    pub(crate) fn with_token_source(
+        endpoint: Url,
+        http: Arc<dyn HttpClient>,
+        token: TokenSource,
+    ) -> Self {
         let scope = format!("{}/.default", endpoint.as_str().trim_end_matches('/'));
-        Ok(Self {
+        Self {
             endpoint,
             http,
             token,
@@ -164,7 +174,7 @@ impl AzureArm {
             default_poll_interval: Duration::from_secs(10),
             max_throttle_retries: 5,
             request_timeout: Duration::from_secs(100),
-        })
+        }
     }
 
     /// Caps every `Retry-After` wait, for polls and for 429s (default 60 s).
@@ -243,13 +253,13 @@ impl AzureArm {
     async fn bearer(&self) -> Result<String, ArmError> {
         match &self.token {
             TokenSource::Static(token) => Ok(token.clone()),
-            TokenSource::Azure(credential) => credential
+            TokenSource::Azure { credential, what } => credential
                 .get_token(&[self.scope.as_str()])
                 .await
                 .map(|t| t.token.secret().to_owned())
                 .map_err(|e| ArmError::Credential {
                     scope: self.scope.clone(),
-                    message: e.to_string(),
+                    message: format!("authentication with {what} failed: {}", error_chain(&e)),
                 }),
         }
     }
@@ -355,6 +365,49 @@ impl AzureArm {
         self.send(method, url, Some(Bytes::from(body)), deadline)
             .await
     }
+}
+
+/// An ARM endpoint: an http(s) URL that can carry a path.
+pub(crate) fn parse_endpoint(raw: &str) -> Result<Url, ArmError> {
+    let endpoint = Url::parse(raw).map_err(|e| ArmError::InvalidUrl {
+        url: raw.to_owned(),
+        message: e.to_string(),
+    })?;
+    if !matches!(endpoint.scheme(), "http" | "https") || endpoint.cannot_be_a_base() {
+        return Err(ArmError::InvalidUrl {
+            url: endpoint.to_string(),
+            message: "the endpoint must be an http(s) base url".into(),
+        });
+    }
+    Ok(endpoint)
+}
+
+/// How `azure_identity`'s client secret credential (through `oauth2`)
+/// reports a token endpoint's refusal.
+type TokenEndpointError =
+    oauth2::RequestTokenError<azure_core::Error, oauth2::basic::BasicErrorResponse>;
+
+/// `error: source: source ...`: `azure_core` errors put the useful part
+/// (the token endpoint's refusal, the CLI's message) in their sources.
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        // oauth2's Display drops the answer ("Server returned error
+        // response"), and with it Entra's `AADSTS...` reason.
+        let cause_text = match cause.downcast_ref::<TokenEndpointError>() {
+            Some(oauth2::RequestTokenError::ServerResponse(answer)) => {
+                format!("the token endpoint answered {answer}")
+            }
+            _ => cause.to_string(),
+        };
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A raw ARM answer.

@@ -93,4 +93,13 @@ pub enum ArmError {
         /// Why it was refused.
         message: String,
     },
+    /// A variable read by [`backend_from_env`](crate::backend_from_env) is
+    /// missing, malformed or points at something unreadable.
+    #[error("environment variable {variable}: {message}")]
+    Environment {
+        /// The variable, e.g. `WARDEN_ARM_ENDPOINT`.
+        variable: String,
+        /// What is wrong with it.
+        message: String,
+    },
 }

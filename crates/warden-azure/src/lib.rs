@@ -9,6 +9,10 @@
 //!
 //! [`AzureBackend`] serves warden plugins' `arm` import with an [`Arm`], so
 //! a plugin deploys through the host's credential without ever seeing it.
+//! [`backend_from_env`] builds one from the variables Azure tooling uses
+//! (`AZURE_SUBSCRIPTION_ID`, `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
+//! `AZURE_CLIENT_SECRET`, ...), for hosts that turn the capability on from
+//! their environment.
 //!
 //! Long-running operations (deployments, deletions, what-if) poll
 //! `Azure-AsyncOperation` or `Location` until a terminal state or the
@@ -47,6 +51,7 @@
 mod arm;
 mod backend;
 mod client;
+mod env;
 mod error;
 mod lro;
 mod model;
@@ -55,6 +60,7 @@ mod ops;
 pub use arm::Arm;
 pub use backend::AzureBackend;
 pub use client::{AzureArm, Credential};
+pub use env::{backend_from_env, backend_from_vars};
 pub use error::ArmError;
 pub use model::{
     Deployment, DeploymentMode, DeploymentSpec, ErrorDetail, OperationState, PropertyChange,
