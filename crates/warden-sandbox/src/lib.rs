@@ -6,9 +6,12 @@
 //!
 //! - refuses files that are not components, do not export the interface, or
 //!   target another ABI version, naming the file and the problem;
-//! - precompiles through an optional cache of checksummed `.cwasm` files
-//!   keyed by content hash and engine fingerprint (a stale or corrupt entry
-//!   is rebuilt, never trusted);
+//! - precompiles through an optional cache of `.cwasm` files keyed by
+//!   content hash and engine fingerprint, each bound to the `.wasm` it came
+//!   from and the engine by an HMAC under the host's
+//!   [`cache_key`](SandboxConfig::cache_key) (random per process unless
+//!   set); an entry that does not verify (planted, copied from another
+//!   plugin, altered, stale) is recompiled, never loaded;
 //! - pre-links each plugin once (`InstancePre`) and gives every call a fresh
 //!   instance from the pooling allocator;
 //! - validates the input against the tool's JSON Schema before the guest

@@ -10,7 +10,7 @@ use crate::bindings::{self, HANDLER_INTERFACE, HANDLER_PREFIX};
 
 /// Epoch ticks between a computing guest's yields to the async runtime.
 const YIELD_TICKS: u64 = 2;
-use crate::cache;
+use crate::cache::{self, CacheKey};
 use crate::plugin::{Plugin, PluginInner};
 use crate::state::{CallScope, KvMap, State};
 use crate::{SandboxConfig, SandboxError};
@@ -56,6 +56,8 @@ pub(crate) struct SandboxInner {
     pub engine: Engine,
     pub linker: Linker<State>,
     pub config: SandboxConfig,
+    /// The configured cache key, or this process's random one.
+    cache_key: CacheKey,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -69,6 +71,10 @@ impl Sandbox {
     /// Build a sandbox with `config`.
     pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
         config.secrets.check()?;
+        let cache_key = match config.cache_key {
+            Some(key) => key,
+            None => CacheKey::per_process()?,
+        };
         let cfg_err = |e: wasmtime::Error| SandboxError::Config {
             message: format!("{e:#}"),
         };
@@ -119,6 +125,7 @@ impl Sandbox {
                 engine,
                 linker,
                 config: config.clone(),
+                cache_key,
                 ticker_stop,
             }),
         })
@@ -153,7 +160,8 @@ impl Sandbox {
         let started = Instant::now();
         let (component, cache_hit) = match &self.inner.config.cache_dir {
             Some(dir) => {
-                let loaded = cache::load_cached(engine, dir, bytes, origin, compile)?;
+                let loaded =
+                    cache::load_cached(engine, dir, &self.inner.cache_key, bytes, origin, compile)?;
                 (loaded.component, loaded.cache_hit)
             }
             None => (compile(bytes)?, false),

@@ -6,6 +6,7 @@
     reason = "test support code panics on setup failure"
 )]
 
+mod cache;
 mod guests;
 mod loading;
 mod notify;
