@@ -27,6 +27,7 @@ pub struct SandboxConfig {
     pub(crate) fuel: Option<u64>,
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) cache_key: Option<CacheKey>,
+    pub(crate) extra_ca_file: Option<PathBuf>,
     pub(crate) max_instances: u32,
     pub(crate) epoch_tick: Duration,
     pub(crate) log_records_per_call: usize,
@@ -45,6 +46,7 @@ impl Default for SandboxConfig {
             fuel: None,
             cache_dir: None,
             cache_key: None,
+            extra_ca_file: None,
             max_instances: 64,
             epoch_tick: Duration::from_millis(5),
             log_records_per_call: 1000,
@@ -125,6 +127,18 @@ impl SandboxConfig {
     /// ```
     pub fn cache_key(&mut self, key: [u8; 32]) -> &mut Self {
         self.cache_key = Some(CacheKey::configured(key));
+        self
+    }
+
+    /// A PEM file of CA certificates that plugins' HTTPS servers may also
+    /// chain to, besides the Mozilla roots built in (`webpki-roots`): an
+    /// internal CA, a TLS-inspecting proxy's CA. Certificates are still
+    /// checked for the host name the plugin asked for, while the connection
+    /// goes to the address the gate approved. [`Sandbox::new`](crate::Sandbox::new)
+    /// refuses a file it cannot read or that holds no valid certificate,
+    /// naming the file. Default: none (the built-in roots only).
+    pub fn extra_ca_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.extra_ca_file = Some(path.as_ref().to_path_buf());
         self
     }
 

@@ -31,10 +31,12 @@
 //! [`SandboxConfig::secret`] and a plugin sends to
 //! `https://<name>.secret.warden/` without ever seeing the URL.
 //!
-//! Plain-HTTP requests are pinned to the address the gate approved, so a
+//! Outgoing requests connect only to the addresses the gate approved, so a
 //! DNS answer that changes between check and connection cannot redirect
-//! them. HTTPS requests keep the host name for TLS verification and are
-//! resolved again when connecting.
+//! them. HTTPS still verifies the server's certificate for the host name the
+//! plugin asked for, against the Mozilla roots built in (`webpki-roots`)
+//! plus an optional [`SandboxConfig::extra_ca_file`]; a certificate that
+//! does not verify fails the request with a TLS error for the guest.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_sandbox::SandboxError> {
@@ -64,6 +66,7 @@ mod bindings;
 mod cache;
 mod config;
 mod error;
+mod outbound;
 mod plugin;
 mod sandbox;
 mod secret;

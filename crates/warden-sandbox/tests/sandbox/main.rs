@@ -8,6 +8,7 @@
 
 mod cache;
 mod guests;
+mod https;
 mod loading;
 mod notify;
 mod ops_plugins;
