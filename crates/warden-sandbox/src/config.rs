@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::arm::{ArmBackend, ArmSlot};
+use crate::cache::CacheKey;
 use crate::secret::Secrets;
 
 /// Limits and engine settings of a [`Sandbox`](crate::Sandbox).
@@ -25,6 +26,8 @@ pub struct SandboxConfig {
     pub(crate) output_limit: usize,
     pub(crate) fuel: Option<u64>,
     pub(crate) cache_dir: Option<PathBuf>,
+    pub(crate) cache_key: Option<CacheKey>,
+    pub(crate) extra_ca_file: Option<PathBuf>,
     pub(crate) max_instances: u32,
     pub(crate) epoch_tick: Duration,
     pub(crate) log_records_per_call: usize,
@@ -42,6 +45,8 @@ impl Default for SandboxConfig {
             output_limit: 4 << 20,
             fuel: None,
             cache_dir: None,
+            cache_key: None,
+            extra_ca_file: None,
             max_instances: 64,
             epoch_tick: Duration::from_millis(5),
             log_records_per_call: 1000,
@@ -87,9 +92,53 @@ impl SandboxConfig {
     }
 
     /// Directory for precompiled `.cwasm` files, keyed by content hash and
-    /// engine configuration. Default: none (compile on every load).
+    /// engine configuration; each entry carries an HMAC under the
+    /// [`cache_key`](Self::cache_key) and is only used when it verifies.
+    /// Default: none (compile on every load).
     pub fn cache_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
         self.cache_dir = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Secret key that binds [`cache_dir`](Self::cache_dir) entries to this
+    /// host. A `.cwasm` entry is native code that the host maps and runs, so
+    /// each entry carries an HMAC-SHA256 over the `.wasm` it was compiled
+    /// from, the engine configuration and the compiled bytes; an entry that
+    /// does not verify under this key (planted, copied from another plugin,
+    /// altered, written under another key) is recompiled and rewritten,
+    /// never loaded. Whoever can write the cache directory therefore cannot
+    /// get code into the host without the key.
+    ///
+    /// Keep the key outside the cache directory (a file only the host's user
+    /// reads, a secret store) and give every process that shares the cache
+    /// the same key.
+    ///
+    /// Default: a random key drawn once per process, so entries are reused
+    /// within the process but never across processes: every new process
+    /// recompiles each plugin once and overwrites its entry.
+    ///
+    /// ```
+    /// use warden_sandbox::SandboxConfig;
+    ///
+    /// let key = [7u8; 32]; // in practice: 32 random bytes kept outside the cache
+    /// let mut config = SandboxConfig::default();
+    /// config.cache_dir("/var/cache/warden").cache_key(key);
+    /// assert!(!format!("{config:?}").contains("7, 7"));
+    /// ```
+    pub fn cache_key(&mut self, key: [u8; 32]) -> &mut Self {
+        self.cache_key = Some(CacheKey::configured(key));
+        self
+    }
+
+    /// A PEM file of CA certificates that plugins' HTTPS servers may also
+    /// chain to, besides the Mozilla roots built in (`webpki-roots`): an
+    /// internal CA, a TLS-inspecting proxy's CA. Certificates are still
+    /// checked for the host name the plugin asked for, while the connection
+    /// goes to the address the gate approved. [`Sandbox::new`](crate::Sandbox::new)
+    /// refuses a file it cannot read or that holds no valid certificate,
+    /// naming the file. Default: none (the built-in roots only).
+    pub fn extra_ca_file(&mut self, path: impl AsRef<Path>) -> &mut Self {
+        self.extra_ca_file = Some(path.as_ref().to_path_buf());
         self
     }
 

@@ -145,6 +145,14 @@ pub enum SandboxError {
         /// Second file.
         second: PathBuf,
     },
+    /// The extra CA bundle for plugins' HTTPS cannot be used.
+    #[error("extra CA file {}: {message}", path.display())]
+    ExtraCaFile {
+        /// The file configured with `SandboxConfig::extra_ca_file`.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The engine could not be set up with this configuration.
     #[error("sandbox configuration: {message}")]
     Config {

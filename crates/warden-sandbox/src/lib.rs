@@ -6,9 +6,12 @@
 //!
 //! - refuses files that are not components, do not export the interface, or
 //!   target another ABI version, naming the file and the problem;
-//! - precompiles through an optional cache of checksummed `.cwasm` files
-//!   keyed by content hash and engine fingerprint (a stale or corrupt entry
-//!   is rebuilt, never trusted);
+//! - precompiles through an optional cache of `.cwasm` files keyed by
+//!   content hash and engine fingerprint, each bound to the `.wasm` it came
+//!   from and the engine by an HMAC under the host's
+//!   [`cache_key`](SandboxConfig::cache_key) (random per process unless
+//!   set); an entry that does not verify (planted, copied from another
+//!   plugin, altered, stale) is recompiled, never loaded;
 //! - pre-links each plugin once (`InstancePre`) and gives every call a fresh
 //!   instance from the pooling allocator;
 //! - validates the input against the tool's JSON Schema before the guest
@@ -28,10 +31,12 @@
 //! [`SandboxConfig::secret`] and a plugin sends to
 //! `https://<name>.secret.warden/` without ever seeing the URL.
 //!
-//! Plain-HTTP requests are pinned to the address the gate approved, so a
+//! Outgoing requests connect only to the addresses the gate approved, so a
 //! DNS answer that changes between check and connection cannot redirect
-//! them. HTTPS requests keep the host name for TLS verification and are
-//! resolved again when connecting.
+//! them. HTTPS still verifies the server's certificate for the host name the
+//! plugin asked for, against the Mozilla roots built in (`webpki-roots`)
+//! plus an optional [`SandboxConfig::extra_ca_file`]; a certificate that
+//! does not verify fails the request with a TLS error for the guest.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_sandbox::SandboxError> {
@@ -61,6 +66,7 @@ mod bindings;
 mod cache;
 mod config;
 mod error;
+mod outbound;
 mod plugin;
 mod sandbox;
 mod secret;

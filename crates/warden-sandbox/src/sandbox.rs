@@ -10,7 +10,8 @@ use crate::bindings::{self, HANDLER_INTERFACE, HANDLER_PREFIX};
 
 /// Epoch ticks between a computing guest's yields to the async runtime.
 const YIELD_TICKS: u64 = 2;
-use crate::cache;
+use crate::cache::{self, CacheKey};
+use crate::outbound;
 use crate::plugin::{Plugin, PluginInner};
 use crate::state::{CallScope, KvMap, State};
 use crate::{SandboxConfig, SandboxError};
@@ -56,6 +57,10 @@ pub(crate) struct SandboxInner {
     pub engine: Engine,
     pub linker: Linker<State>,
     pub config: SandboxConfig,
+    /// The configured cache key, or this process's random one.
+    cache_key: CacheKey,
+    /// TLS client for plugins' `https` requests.
+    tls: Arc<rustls::ClientConfig>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -67,8 +72,23 @@ impl Drop for SandboxInner {
 
 impl Sandbox {
     /// Build a sandbox with `config`.
+    ///
+    /// Fails on a bad [`secret`](SandboxConfig::secret), an unusable
+    /// [`extra_ca_file`](SandboxConfig::extra_ca_file), or an engine
+    /// wasmtime cannot build.
+    ///
+    /// The first sandbox of a process also installs ring as the process's
+    /// default rustls crypto provider, unless the embedder installed one
+    /// before: with more than one provider compiled in, rustls otherwise
+    /// panics wherever a default is needed.
     pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
         config.secrets.check()?;
+        outbound::install_crypto_provider();
+        let tls = outbound::client_config(config.extra_ca_file.as_deref())?;
+        let cache_key = match config.cache_key {
+            Some(key) => key,
+            None => CacheKey::per_process()?,
+        };
         let cfg_err = |e: wasmtime::Error| SandboxError::Config {
             message: format!("{e:#}"),
         };
@@ -119,6 +139,8 @@ impl Sandbox {
                 engine,
                 linker,
                 config: config.clone(),
+                cache_key,
+                tls,
                 ticker_stop,
             }),
         })
@@ -153,7 +175,8 @@ impl Sandbox {
         let started = Instant::now();
         let (component, cache_hit) = match &self.inner.config.cache_dir {
             Some(dir) => {
-                let loaded = cache::load_cached(engine, dir, bytes, origin, compile)?;
+                let loaded =
+                    cache::load_cached(engine, dir, &self.inner.cache_key, bytes, origin, compile)?;
                 (loaded.component, loaded.cache_hit)
             }
             None => (compile(bytes)?, false),
@@ -247,6 +270,7 @@ impl SandboxInner {
             timeout: config.timeout,
             secrets: config.secrets.clone(),
             arm: config.arm.0.clone(),
+            tls: self.tls.clone(),
             started: Instant::now(),
         });
         let state = State::new(scope, config.memory_limit, config.log_records_per_call);

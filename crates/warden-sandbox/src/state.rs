@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_body_util::BodyExt;
+use rustls::pki_types::ServerName;
 use warden_types::{
     CallContext, CapabilityGate, CapabilityRequest, CapabilityUse, GateDecision, HttpRequestInfo,
     ToolManifest,
@@ -21,6 +21,7 @@ use wasmtime_wasi_http::{
 
 use crate::arm::ArmBackend;
 use crate::bindings::warden::plugin::{kv, log, types};
+use crate::outbound::{self, Target, Timeouts};
 use crate::secret::{self, Secrets};
 
 /// A capability use the host refused during a call.
@@ -50,6 +51,8 @@ pub(crate) struct CallScope {
     pub timeout: Duration,
     pub secrets: Secrets,
     pub arm: Option<Arc<dyn ArmBackend>>,
+    /// TLS client for `https` (trusted roots plus any extra CA).
+    pub tls: Arc<rustls::ClientConfig>,
     /// When the call started; the ARM deadline counts from here.
     pub started: Instant,
 }
@@ -118,11 +121,12 @@ impl CallScope {
         self.ask(capability)
     }
 
-    /// Decide one outgoing HTTP request and pin it to the checked address.
+    /// Decide one outgoing HTTP request; on success, what the gate saw and
+    /// where to connect.
     async fn authorize_http(
         &self,
         request: &mut http::Request<WasiBody>,
-    ) -> Result<HttpRequestInfo, HttpError> {
+    ) -> Result<(HttpRequestInfo, Destination), HttpError> {
         let mut uri = request.uri().clone();
         let mut scheme = uri.scheme_str().unwrap_or("https").to_ascii_lowercase();
         let mut host = uri
@@ -194,33 +198,22 @@ impl CallScope {
         if self.ask(CapabilityUse::Http(info.clone())).is_err() {
             return Err(HttpError::HttpRequestDenied);
         }
-        // Connect to the address the gate saw, so a DNS answer that changes
-        // between the check and the connection cannot redirect the request.
-        // TLS needs the name for SNI and certificate checks, so https keeps
-        // the name (see the crate docs).
-        if scheme == "http"
-            && let Some(ip) = info.resolved.first()
-        {
-            let authority = match ip {
-                IpAddr::V4(v4) => format!("{v4}:{port}"),
-                IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+        if !request.headers().contains_key(http::header::HOST) {
+            let host_header = if uri_has_port(&info) {
+                format!("{}:{}", bracket(&host), port)
+            } else {
+                bracket(&host)
             };
-            let mut parts = uri.into_parts();
-            parts.authority = authority.parse().ok();
-            *request.uri_mut() =
-                http::Uri::from_parts(parts).map_err(|_| HttpError::HttpRequestUriInvalid)?;
-            if !request.headers().contains_key(http::header::HOST) {
-                let host_header = if uri_has_port(&info) {
-                    format!("{}:{}", bracket(&host), port)
-                } else {
-                    bracket(&host)
-                };
-                if let Ok(v) = http::HeaderValue::from_str(&host_header) {
-                    request.headers_mut().insert(http::header::HOST, v);
-                }
+            if let Ok(v) = http::HeaderValue::from_str(&host_header) {
+                request.headers_mut().insert(http::header::HOST, v);
             }
         }
-        Ok(info)
+        let destination = Destination {
+            https: scheme == "https",
+            host,
+            port,
+        };
+        Ok((info, destination))
     }
 
     /// The URL of secret `name`, if the manifest declares it, the request
@@ -266,6 +259,15 @@ impl CallScope {
             )
         })
     }
+}
+
+/// Where an approved request connects: the resolved addresses are in the
+/// [`HttpRequestInfo`] the gate saw.
+pub(crate) struct Destination {
+    /// The host name (or IP literal) the certificate must be valid for.
+    host: String,
+    port: u16,
+    https: bool,
 }
 
 fn uri_has_port(info: &HttpRequestInfo) -> bool {
@@ -334,30 +336,43 @@ impl WasiHttpHooks for GateHooks {
         let scope = self.scope.clone();
         Box::new(async move {
             drop(fut);
-            let info = scope.authorize_http(&mut request).await?;
+            let (info, destination) = scope.authorize_http(&mut request).await?;
             let secret_name =
                 secret::reserved_name(&info.host.to_ascii_lowercase()).map(str::to_string);
+            let redact = |e| match &secret_name {
+                Some(name) => secret::redact_error(e, name),
+                None => e,
+            };
             let cap = scope.timeout;
             let options = options.unwrap_or_default();
-            let options = RequestOptions {
-                connect_timeout: Some(options.connect_timeout.unwrap_or(cap).min(cap)),
-                first_byte_timeout: Some(options.first_byte_timeout.unwrap_or(cap).min(cap)),
-                between_bytes_timeout: Some(options.between_bytes_timeout.unwrap_or(cap).min(cap)),
+            let timeouts = Timeouts {
+                connect: options.connect_timeout.unwrap_or(cap).min(cap),
+                first_byte: options.first_byte_timeout.unwrap_or(cap).min(cap),
+                between_bytes: options.between_bytes_timeout.unwrap_or(cap).min(cap),
             };
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(options))
+            // Connect to the addresses the gate saw, so a DNS answer that
+            // changes between the check and the connection cannot redirect
+            // the request; TLS still verifies the certificate for the name.
+            let tls = if destination.https {
+                let name = ServerName::try_from(destination.host)
+                    .map_err(|e| redact(HttpError::InvalidDnsNameError(e)))?;
+                Some((name, scope.tls.clone()))
+            } else {
+                None
+            };
+            let target = Target {
+                addrs: &info.resolved,
+                port: destination.port,
+                tls,
+                label: &info.host,
+            };
+            let (res, io) = outbound::send(request, target, timeouts)
                 .await
-                .map_err(|e| match &secret_name {
-                    Some(name) => secret::redact_error(e, name),
-                    None => e,
-                })?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-            ))
+                .map_err(redact)?;
+            Ok((res, io))
         })
     }
 }
-
 /// Caps linear memory and remembers whether the cap was hit, so a guest
 /// that aborts after a failed allocation is reported as `MemoryLimit`.
 pub(crate) struct Limiter {

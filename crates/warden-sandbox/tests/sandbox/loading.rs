@@ -1,8 +1,7 @@
-//! Loading bad files and the precompile cache.
+//! Loading bad files and the shipped plugins.
 
-use serde_json::json;
 use test_plugins_artifacts as guests;
-use warden_sandbox::{Sandbox, SandboxConfig, SandboxError};
+use warden_sandbox::SandboxError;
 
 use crate::support::*;
 
@@ -35,42 +34,6 @@ async fn garbage_is_refused_as_invalid_wasm() {
         .load_bytes(b"#!/bin/sh\necho", "script.wasm")
         .unwrap_err();
     assert!(matches!(err, SandboxError::InvalidWasm { .. }), "{err}");
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn second_load_uses_the_cache_and_a_corrupt_entry_is_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = SandboxConfig::default();
-    config.cache_dir(dir.path());
-    let sandbox = Sandbox::new(&config).unwrap();
-    let first = sandbox.load_file(guests::TRIVIAL).unwrap();
-    assert!(!first.was_cached());
-    let second = sandbox.load_file(guests::TRIVIAL).unwrap();
-    assert!(second.was_cached());
-
-    // Flip a byte in the middle of every entry: it must be rebuilt.
-    let entries: Vec<_> = fs_err::read_dir(dir.path())
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cwasm"))
-        .collect();
-    assert_eq!(entries.len(), 1);
-    let mut bytes = fs_err::read(&entries[0]).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0xff;
-    fs_err::write(&entries[0], &bytes).unwrap();
-    let third = sandbox.load_file(guests::TRIVIAL).unwrap();
-    assert!(!third.was_cached(), "a corrupt cache entry was trusted");
-    let out = third
-        .invoke(&ctx(), &json!({"text": "ok"}), deny_all())
-        .await
-        .unwrap();
-    assert_eq!(out.output["result"], "ok");
-    assert!(sandbox.load_file(guests::TRIVIAL).unwrap().was_cached());
-
-    // A truncated entry too.
-    fs_err::write(&entries[0], b"short").unwrap();
-    assert!(!sandbox.load_file(guests::TRIVIAL).unwrap().was_cached());
 }
 
 #[tokio::test(flavor = "multi_thread")]

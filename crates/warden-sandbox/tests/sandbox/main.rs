@@ -6,7 +6,9 @@
     reason = "test support code panics on setup failure"
 )]
 
+mod cache;
 mod guests;
+mod https;
 mod loading;
 mod notify;
 mod ops_plugins;

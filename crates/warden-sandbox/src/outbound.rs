@@ -1,0 +1,271 @@
+//! Sending one gated HTTP request: connect only to the addresses the gate
+//! saw (never resolving again), and for `https` verify the server's
+//! certificate for the host name against the trusted roots.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Once};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
+
+use crate::SandboxError;
+
+/// What the connection finishes with once the response head is back.
+pub(crate) type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+
+/// Install ring as the process's rustls provider, once. With both ring and
+/// aws-lc-rs compiled into one binary (other crates bring the latter) rustls
+/// cannot pick one itself and panics in any code that asks for the default.
+/// If the embedder installed a provider first, theirs is kept.
+pub(crate) fn install_crypto_provider() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The TLS client for plugins' HTTPS: the Mozilla roots (`webpki-roots`)
+/// plus the certificates of `extra_ca`, a PEM bundle.
+pub(crate) fn client_config(
+    extra_ca: Option<&Path>,
+) -> Result<Arc<rustls::ClientConfig>, SandboxError> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    if let Some(path) = extra_ca {
+        add_pem_bundle(&mut roots, path)?;
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SandboxError::Config {
+            message: format!("setting up the TLS client: {e}"),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn add_pem_bundle(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), SandboxError> {
+    let fail = |message: String| SandboxError::ExtraCaFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    // fs-err's message names the path again, but keeps the OS's reason.
+    let bytes = fs_err::read(path).map_err(|e| fail(e.to_string()))?;
+    let mut added = 0usize;
+    for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
+        let n = i + 1;
+        let cert = cert.map_err(|e| fail(format!("not a PEM bundle: {}", pem_error(&e))))?;
+        roots.add(cert).map_err(|e| {
+            fail(match e {
+                rustls::Error::InvalidCertificate(why) => {
+                    format!("certificate {n} is not a usable X.509 certificate ({why:?})")
+                }
+                other => format!("certificate {n}: {other}"),
+            })
+        })?;
+        added += 1;
+    }
+    if added == 0 {
+        return Err(fail("contains no PEM `CERTIFICATE` block".into()));
+    }
+    Ok(())
+}
+
+/// The pem crate's messages print markers as byte arrays.
+fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
+    use rustls::pki_types::pem::Error;
+    match e {
+        Error::MissingSectionEnd { end_marker } => {
+            format!(
+                "missing `-----END {}-----`",
+                String::from_utf8_lossy(end_marker)
+            )
+        }
+        Error::IllegalSectionStart { line } => {
+            format!("malformed line `{}`", String::from_utf8_lossy(line))
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Where a request goes.
+pub(crate) struct Target<'a> {
+    /// Addresses the gate approved, tried in order.
+    pub addrs: &'a [IpAddr],
+    pub port: u16,
+    /// For `https`: the name the certificate must be valid for, and the
+    /// client to check it with.
+    pub tls: Option<(ServerName<'static>, Arc<rustls::ClientConfig>)>,
+    /// How logs name the destination (a secret's name, never its URL).
+    pub label: &'a str,
+}
+
+/// Per-phase deadlines, each already capped by the call's timeout.
+#[derive(Clone, Copy)]
+pub(crate) struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub between_bytes: Duration,
+}
+
+/// Send `request` to `target` over HTTP/1.1.
+pub(crate) async fn send(
+    request: http::Request<WasiBody>,
+    target: Target<'_>,
+    timeouts: Timeouts,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let stream = connect(target.addrs, target.port, timeouts.connect).await?;
+    let Some((name, config)) = target.tls else {
+        return exchange(stream, request, timeouts).await;
+    };
+    let handshake = tokio_rustls::TlsConnector::from(config).connect(name, stream);
+    let stream = match tokio::time::timeout(timeouts.connect, handshake).await {
+        Err(_) => return Err(HttpError::ConnectionTimeout),
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::warn!(host = target.label, error = %e, "TLS handshake failed");
+            return Err(tls_error(e));
+        }
+    };
+    exchange(stream, request, timeouts).await
+}
+
+async fn connect(addrs: &[IpAddr], port: u16, limit: Duration) -> Result<TcpStream, HttpError> {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut last = None;
+    for ip in addrs {
+        let attempt = TcpStream::connect(SocketAddr::new(*ip, port));
+        match tokio::time::timeout_at(deadline, attempt).await {
+            Err(_) => return Err(HttpError::ConnectionTimeout),
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = Some(e),
+        }
+    }
+    Err(last.map_or(HttpError::DestinationNotFound, HttpError::Connect))
+}
+
+/// A certificate the roots do not vouch for is a certificate error for the
+/// guest; anything else stays a TLS protocol error.
+fn tls_error(e: std::io::Error) -> HttpError {
+    let rustls_error = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls_error {
+        Some(rustls::Error::InvalidCertificate(_)) => HttpError::TlsCertificateError,
+        _ => HttpError::Tls(e),
+    }
+}
+
+async fn exchange<S>(
+    stream: S,
+    mut request: http::Request<WasiBody>,
+    timeouts: Timeouts,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError>
+where
+    S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+{
+    let handshake = hyper::client::conn::http1::handshake(TokioIo::new(stream));
+    let (mut sender, conn) = tokio::time::timeout(timeouts.connect, handshake)
+        .await
+        .map_err(|_| HttpError::ConnectionTimeout)??;
+    // Origin form on the wire: the scheme and authority are only for proxies.
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or_else(|| "/".to_string(), |p| p.as_str().to_string());
+    *request.uri_mut() = http::Uri::builder()
+        .path_and_query(path)
+        .build()
+        .map_err(|_| HttpError::HttpRequestUriInvalid)?;
+
+    // The connection must be driven while waiting for the response head.
+    let mut conn = Box::pin(conn);
+    let mut conn_done = false;
+    let response = tokio::time::timeout(timeouts.first_byte, sender.send_request(request));
+    tokio::pin!(response);
+    let response = loop {
+        tokio::select! {
+            biased;
+            r = &mut response => {
+                break r.map_err(|_| HttpError::ConnectionReadTimeout)??;
+            }
+            done = &mut conn, if !conn_done => {
+                conn_done = true;
+                done?;
+            }
+        }
+    };
+
+    // Tokio panics on a zero interval.
+    let gap = timeouts.between_bytes.max(Duration::from_nanos(1));
+    let mut timer = tokio::time::interval(gap);
+    timer.reset();
+    let response = response.map(|incoming| TimedBody { incoming, timer }.boxed_unsync());
+    let io: IoFuture = Box::new(async move {
+        if conn_done {
+            return Ok(());
+        }
+        conn.await.map_err(|e| {
+            if e.is_timeout() {
+                HttpError::HttpResponseTimeout
+            } else {
+                e.into()
+            }
+        })
+    });
+    Ok((response, io))
+}
+
+/// A response body that fails when no bytes arrive for a while.
+struct TimedBody {
+    incoming: Incoming,
+    timer: tokio::time::Interval,
+}
+
+impl Body for TimedBody {
+    type Data = Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
+        match Pin::new(&mut self.incoming).poll_frame(cx) {
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(if e.is_timeout() {
+                HttpError::HttpResponseTimeout
+            } else {
+                e.into()
+            }))),
+            Poll::Ready(Some(Ok(frame))) => {
+                self.timer.reset();
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Pending => {
+                ready!(self.timer.poll_tick(cx));
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.incoming.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.incoming.size_hint()
+    }
+}
