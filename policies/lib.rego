@@ -4,13 +4,38 @@ package warden.lib
 
 import data.warden.fn
 
-default approval_envs := ["prod"]
+default config := {}
 
-approval_envs := data.warden.config.approval_envs
+config := c if {
+	c := data.warden.config
+	is_object(c)
+}
 
-default break_glass_envs := ["prod"]
+# The environments the bundle knows (warden.config.environments): `known`
+# canonical names, `aliases` the host maps onto them, the `default` one and
+# the `protected` ones. warden-policy checks their shape at load; the host
+# canonicalises agent.env with them before asking.
+default environments := {}
 
-break_glass_envs := data.warden.config.break_glass_envs
+environments := e if {
+	e := config.environments
+	is_object(e)
+}
+
+known_envs := environments.known
+
+# Without an environments list, only `prod` is protected, as before.
+protected_envs := object.get(environments, "protected", ["prod"])
+
+# Explicit settings win; otherwise approval and break-glass apply to the
+# protected environments.
+approval_envs := object.get(config, "approval_envs", protected_envs)
+
+break_glass_envs := object.get(config, "break_glass_envs", protected_envs)
+
+default allow_self_approval := false
+
+allow_self_approval := config.allow_self_approval
 
 default max_mutations_per_hour := 20
 
@@ -31,6 +56,10 @@ azure_settings := data.warden.config.azure
 default env := ""
 
 env := input.agent.env if is_string(input.agent.env)
+
+default principal_id := ""
+
+principal_id := input.principal.id if is_string(input.principal.id)
 
 default agent_name := "(unnamed)"
 
@@ -88,4 +117,25 @@ input_errors contains msg if {
 input_errors contains msg if {
 	not is_array(break_glass_envs)
 	msg := "The setting warden.config.break_glass_envs is not a list, so the policy denies everything until it is fixed."
+}
+
+# A host that forgot to canonicalise (`Prod`, `production`, `prod `) must not
+# land outside the protected environments: an unknown name denies.
+input_errors contains msg if {
+	env != ""
+	known := known_envs
+	is_array(known)
+	not env in known
+	msg := sprintf("Environment `%s` is not known to this bundle (known: %s), so the policy denies everything.", [env, concat(", ", sort(known))])
+}
+
+input_errors contains msg if {
+	"environments" in object.keys(config)
+	not is_array(known_envs)
+	msg := "The setting warden.config.environments.known is not a list, so the policy denies everything until it is fixed."
+}
+
+input_errors contains msg if {
+	not is_boolean(allow_self_approval)
+	msg := "The setting warden.config.allow_self_approval is not a boolean, so the policy denies everything until it is fixed."
 }

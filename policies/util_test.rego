@@ -58,6 +58,12 @@ plan_input := {
 	"now": "2026-11-27T00:00:00Z",
 }
 
+# alice's own call in prod, approved by alice.
+approve_input := object.union(call_input, {
+	"approver": {"id": "alice", "roles": ["sre"]},
+	"approval": {"reasons": ["Tool `restart-service` changes infrastructure in `prod`, so a human must approve this call."]},
+})
+
 # Host `host` resolving to `addrs`.
 http_to(host, addrs) := object.union(http_input, {"capability": {"host": host, "resolved": addrs, "addresses": addrs}})
 

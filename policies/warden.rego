@@ -1,4 +1,4 @@
-# Entry points of the default bundle.
+# Entry points of the default bundle: call, capability, plan and approve.
 #
 # Each returns {allow, deny, approval, obligations}; warden reads deny first,
 # then approval, then allow. The rules live in data.warden.rules.<entry>,
@@ -6,6 +6,7 @@
 package warden
 
 import data.warden.lib.input_errors
+import data.warden.rules.approve.deny as approve_rule_deny
 import data.warden.rules.call.approval as call_approval
 import data.warden.rules.call.deny as call_rule_deny
 import data.warden.rules.call.obligations as call_obligations
@@ -40,4 +41,14 @@ plan := {
 	"deny": plan_deny,
 	"approval": plan_approval,
 	"obligations": plan_obligations,
+}
+
+approve_deny := approve_rule_deny | input_errors
+
+# An approval either counts or not: it cannot itself wait for approval.
+approve := {
+	"allow": count(approve_deny) == 0,
+	"deny": approve_deny,
+	"approval": set(),
+	"obligations": {},
 }

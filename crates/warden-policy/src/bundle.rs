@@ -10,6 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::analysis::{self, ModuleInfo};
 use crate::compiled::CompiledEntries;
 use crate::decision::Entry;
+use crate::env::{self, Environments};
 use crate::error::PolicyError;
 
 /// What a loaded bundle holds.
@@ -69,6 +70,8 @@ pub(crate) struct Bundle {
     pub compiled: Option<CompiledEntries>,
     pub modules: Vec<ModuleInfo>,
     pub data: serde_json::Value,
+    /// `data.warden.config.environments`, checked at load.
+    pub environments: Environments,
     pub timeout: Duration,
     pub max_instructions: usize,
     /// What the folder looked like just before loading (for the watcher).
@@ -170,6 +173,11 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
             .update(serde_json::to_vec(&regorus::Value::from(overlay.clone())).unwrap_or_default());
         merge_override(&mut data, overlay.clone());
     }
+    // Settings the host relies on too are checked here, so a malformed one
+    // stops the load instead of quietly leaving an environment unprotected.
+    let environments =
+        Environments::from_data(&data).map_err(|message| env::load_error(dir, message))?;
+    check_settings(&data).map_err(|message| env::load_error(dir, message))?;
     engine
         .add_data(regorus::Value::from(data.clone()))
         .map_err(|e| PolicyError::Bundle {
@@ -249,10 +257,22 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
         compiled,
         modules,
         data,
+        environments,
         timeout: opts.timeout,
         max_instructions: opts.max_instructions,
         fingerprint,
     })
+}
+
+/// Type checks of `data.warden.config` settings outside the environments.
+fn check_settings(data: &serde_json::Value) -> Result<(), String> {
+    let config = data.get("warden").and_then(|w| w.get("config"));
+    match config.and_then(|c| c.get("allow_self_approval")) {
+        None | Some(serde_json::Value::Bool(_)) => Ok(()),
+        Some(other) => Err(format!(
+            "data.warden.config.allow_self_approval must be true or false, got {other}"
+        )),
+    }
 }
 
 /// Work units between clock reads of regorus's cooperative timer: small

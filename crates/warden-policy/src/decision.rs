@@ -16,11 +16,15 @@ pub enum Entry {
     Capability,
     /// `data.warden.plan`: the whole plan before it runs.
     Plan,
+    /// `data.warden.approve`: whether a person's approval of a call that
+    /// needed one counts (e.g. not their own call in a protected
+    /// environment).
+    Approve,
 }
 
 impl Entry {
     /// All entry points, in the order the agent meets them.
-    pub const ALL: [Entry; 3] = [Entry::Plan, Entry::Call, Entry::Capability];
+    pub const ALL: [Entry; 4] = [Entry::Plan, Entry::Call, Entry::Approve, Entry::Capability];
 
     /// The short name (`call`).
     pub fn as_str(self) -> &'static str {
@@ -28,6 +32,7 @@ impl Entry {
             Entry::Call => "call",
             Entry::Capability => "capability",
             Entry::Plan => "plan",
+            Entry::Approve => "approve",
         }
     }
 
@@ -37,6 +42,7 @@ impl Entry {
             Entry::Call => "data.warden.call",
             Entry::Capability => "data.warden.capability",
             Entry::Plan => "data.warden.plan",
+            Entry::Approve => "data.warden.approve",
         }
     }
 }
@@ -55,8 +61,9 @@ impl std::str::FromStr for Entry {
             "call" => Ok(Entry::Call),
             "capability" => Ok(Entry::Capability),
             "plan" => Ok(Entry::Plan),
+            "approve" => Ok(Entry::Approve),
             other => Err(format!(
-                "unknown entry `{other}`; expected call, capability or plan"
+                "unknown entry `{other}`; expected call, capability, plan or approve"
             )),
         }
     }
@@ -198,6 +205,16 @@ mod tests {
 
     fn value(json: &str) -> regorus::Value {
         regorus::Value::from_json_str(json).unwrap()
+    }
+
+    #[test]
+    fn every_entry_parses_from_its_short_name_and_names_its_rule() {
+        for entry in Entry::ALL {
+            assert_eq!(entry.as_str().parse::<Entry>(), Ok(entry));
+            assert_eq!(entry.rule(), format!("data.warden.{entry}"));
+        }
+        assert_eq!("approve".parse::<Entry>(), Ok(Entry::Approve));
+        assert!("approval".parse::<Entry>().unwrap_err().contains("approve"));
     }
 
     #[test]

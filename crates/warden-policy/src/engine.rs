@@ -11,6 +11,7 @@ use warden_types::{Decision, Verdict};
 
 use crate::bundle::{self, Bundle, BundleSummary, LoadOptions};
 use crate::decision::{DecisionRecord, Entry, interpret, policy_error};
+use crate::env::Environments;
 use crate::error::{PolicyError, locate, message_of};
 use crate::explain::{self, Explanation};
 use crate::input::PolicyInput;
@@ -197,6 +198,12 @@ impl PolicyEngine {
     /// What the current bundle holds (its hash in particular).
     pub fn summary(&self) -> BundleSummary {
         self.current().summary.clone()
+    }
+
+    /// The environments the current bundle knows
+    /// (`data.warden.config.environments`); read again on every reload.
+    pub fn environments(&self) -> Environments {
+        self.current().environments.clone()
     }
 
     /// Decide `input` at `entry`.

@@ -52,6 +52,26 @@ pub enum PolicyError {
         /// What is wrong.
         message: String,
     },
+    /// The bundle's settings under `data.warden.config` are malformed, e.g.
+    /// `data.warden.config.environments` names a default it does not know.
+    /// The message starts with the offending path.
+    #[error("bundle {dir}: {message}")]
+    Config {
+        /// The bundle directory.
+        dir: PathBuf,
+        /// What is wrong, starting with the path (`data.warden.config.environments.default ...`).
+        message: String,
+    },
+    /// An environment name the bundle does not know, after trimming,
+    /// lowercasing and mapping aliases (see [`crate::Environments::canonical`]).
+    #[error("{}", crate::env::unknown_message(.name, .known))]
+    UnknownEnvironment {
+        /// The name as given.
+        name: String,
+        /// The bundle's canonical names, sorted; empty when the bundle lists
+        /// none.
+        known: Vec<String>,
+    },
 }
 
 impl PolicyError {

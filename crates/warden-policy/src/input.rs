@@ -8,7 +8,8 @@ use warden_types::{Capability, CapabilityRequest, CapabilityUse, Effect, ToolMan
 pub struct AgentInfo {
     /// Agent name (`edge-01`).
     pub name: String,
-    /// Environment it acts on (`prod`, `staging`).
+    /// Environment it acts on (`prod`, `staging`), by its canonical name
+    /// (see [`Environments::canonical`](crate::Environments::canonical)).
     pub env: String,
 }
 
@@ -129,6 +130,15 @@ pub struct PlanStep {
     pub dry_run: bool,
 }
 
+/// The approval being judged by `data.warden.approve`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalInfo {
+    /// Why the call needed approval: the reasons of its `needs approval`
+    /// decision.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
 /// A plan about to run.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PlanInfo {
@@ -138,8 +148,8 @@ pub struct PlanInfo {
 
 /// The document a policy sees as `input`.
 ///
-/// Build it with [`PolicyInput::call`], [`PolicyInput::capability`] or
-/// [`PolicyInput::plan`]; the fields are public so tests and odd embedders
+/// Build it with [`PolicyInput::call`], [`PolicyInput::capability`],
+/// [`PolicyInput::plan`] or [`PolicyInput::approve`]; the fields are public so tests and odd embedders
 /// can set anything.
 ///
 /// ```
@@ -184,6 +194,12 @@ pub struct PolicyInput {
     /// The plan (plan decisions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanInfo>,
+    /// Who approves the call (approve decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approver: Option<Principal>,
+    /// What the approval is for (approve decisions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalInfo>,
     /// Recent activity.
     pub history: History,
     /// Current time, RFC 3339.
@@ -235,6 +251,52 @@ impl PolicyInput {
             }),
             capability: Some(capability_json(&request.capability)),
             ..Self::from_context(ctx)
+        }
+    }
+
+    /// Input for `data.warden.approve`: the call's input (as
+    /// [`PolicyInput::call`] builds it, not a dry run) plus who approves it
+    /// (`approver`) and the reasons it needed approval (`approval.reasons`).
+    ///
+    /// ```
+    /// use warden_policy::{PolicyContext, PolicyInput, Principal};
+    /// use warden_types::{Effect, ToolManifest};
+    ///
+    /// let mut ctx = PolicyContext::default();
+    /// ctx.agent.env = "prod".into();
+    /// ctx.principal.id = "alice".into();
+    /// let manifest = ToolManifest {
+    ///     name: "restart-service".into(),
+    ///     version: "0.1.0".into(),
+    ///     description: String::new(),
+    ///     input_schema: serde_json::json!({}),
+    ///     output_schema: serde_json::json!({}),
+    ///     effect: Effect::Mutating,
+    ///     supports_dry_run: false,
+    ///     capabilities: vec![],
+    /// };
+    /// let bob = Principal { id: "bob".into(), roles: vec!["sre".into()] };
+    /// let reasons = vec!["a human must approve this call".to_string()];
+    /// let input = PolicyInput::approve(&ctx, &manifest, serde_json::json!({}), "s1", &bob, &reasons);
+    /// let json = serde_json::to_value(&input).unwrap();
+    /// assert_eq!(json["approver"]["id"], "bob");
+    /// assert_eq!(json["principal"]["id"], "alice");
+    /// assert_eq!(json["approval"]["reasons"][0], "a human must approve this call");
+    /// ```
+    pub fn approve(
+        ctx: &PolicyContext,
+        tool: &ToolManifest,
+        args: serde_json::Value,
+        step: &str,
+        approver: &Principal,
+        reasons: &[String],
+    ) -> Self {
+        PolicyInput {
+            approver: Some(approver.clone()),
+            approval: Some(ApprovalInfo {
+                reasons: reasons.to_vec(),
+            }),
+            ..Self::call(ctx, tool, args, step, false)
         }
     }
 

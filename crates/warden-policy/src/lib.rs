@@ -1,8 +1,9 @@
 //! Rego policy decisions for warden.
 //!
 //! Every tool call (`data.warden.call`), every capability a plugin uses
-//! inside a call (`data.warden.capability`) and every plan
-//! (`data.warden.plan`) is decided by a Rego bundle: a folder of `*.rego`
+//! inside a call (`data.warden.capability`), every plan
+//! (`data.warden.plan`) and every approval of a call (`data.warden.approve`)
+//! is decided by a Rego bundle: a folder of `*.rego`
 //! files plus `data.json` / `data.yaml` files (mounted at their folder's
 //! path, as in OPA bundles). `*_test.rego` files hold `test_*` rules for
 //! [`run_tests`] and are not loaded for decisions. Each entry returns
@@ -55,6 +56,12 @@
 //! # Ok::<(), warden_policy::PolicyError>(())
 //! ```
 //!
+//! The bundle also says which environments exist
+//! ([`PolicyEngine::environments`]): hosts canonicalise a task's
+//! environment with [`Environments::canonical`] (`Prod`, `production` ->
+//! `prod`), and the default bundle denies every decision for a name it does
+//! not know.
+//!
 //! Long-running agents reload the folder with [`PolicyEngine::reload`] or
 //! [`PolicyEngine::watch`]; a broken new bundle is rejected and the old one
 //! stays. [`PolicyGate`] puts the engine behind the sandbox's
@@ -66,6 +73,7 @@ mod bundle;
 mod compiled;
 mod decision;
 mod engine;
+mod env;
 mod error;
 mod explain;
 mod gate;
@@ -79,12 +87,13 @@ pub use engine::{
     DEFAULT_MAX_INSTRUCTIONS, DEFAULT_TIMEOUT, DecisionSink, PolicyEngine, PolicyEngineBuilder,
     Watcher,
 };
+pub use env::Environments;
 pub use error::PolicyError;
 pub use explain::{Explanation, ReasonSource, RuleSource};
 pub use gate::PolicyGate;
 pub use input::{
-    AgentInfo, CallInfo, History, PlanInfo, PlanStep, PolicyContext, PolicyInput, Principal,
-    TaskInfo, ToolInfo,
+    AgentInfo, ApprovalInfo, CallInfo, History, PlanInfo, PlanStep, PolicyContext, PolicyInput,
+    Principal, TaskInfo, ToolInfo,
 };
 pub use query::RegoQuery;
 pub use testing::{TestOutcome, TestReport, TestResult, check, run_tests};

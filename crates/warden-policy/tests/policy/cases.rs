@@ -49,9 +49,11 @@ fn every_case_in_policies_cases_gets_its_expected_decision() {
         "the default bundle must run compiled"
     );
     let mut failures = Vec::new();
+    let mut entries = Vec::new();
     for path in &paths {
         let case: Case = serde_yaml_ng::from_str(&fs_err::read_to_string(path).unwrap())
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        entries.push(case.entry);
         let builder = || match &case.data {
             Some(data) => PolicyEngine::builder(policies_dir()).with_data(data.clone()),
             None => PolicyEngine::builder(policies_dir()),
@@ -102,6 +104,11 @@ fn every_case_in_policies_cases_gets_its_expected_decision() {
             ));
         }
     }
+    let untested: Vec<Entry> = Entry::ALL
+        .into_iter()
+        .filter(|e| !entries.contains(e))
+        .collect();
+    assert!(untested.is_empty(), "no case exercises {untested:?}");
     assert!(
         failures.is_empty(),
         "failing cases:\n{}",

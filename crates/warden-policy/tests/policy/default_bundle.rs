@@ -1,8 +1,8 @@
 //! The shipped bundle: its Rego tests, its shape, explanations.
 
 use warden_policy::{
-    Entry, PlanStep, PolicyContext, PolicyEngine, PolicyInput, TestOutcome, ToolInfo, check,
-    run_tests,
+    Entry, PlanStep, PolicyContext, PolicyEngine, PolicyInput, Principal, TestOutcome, ToolInfo,
+    check, run_tests,
 };
 use warden_types::{Effect, ToolManifest, Verdict};
 
@@ -35,7 +35,14 @@ fn the_default_bundle_passes_its_own_rego_tests() {
     let report = run_tests(policies_dir()).unwrap();
     let failures: Vec<_> = report.failures().collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    assert!(report.passed() >= 50, "only {} tests ran", report.passed());
+    assert!(report.passed() >= 75, "only {} tests ran", report.passed());
+    for package in ["call", "capability", "plan", "approve", "env"] {
+        let prefix = format!("data.warden_test.{package}.test_");
+        assert!(
+            report.results.iter().any(|r| r.name.starts_with(&prefix)),
+            "no Rego test ran from warden_test.{package}"
+        );
+    }
     assert!(report.is_success());
 }
 
@@ -98,7 +105,7 @@ fn test_files_do_not_change_the_bundle_hash_but_data_does() {
 }
 
 #[test]
-fn typed_inputs_reach_the_policy_for_all_three_entries() {
+fn typed_call_and_plan_inputs_reach_the_policy() {
     let engine = PolicyEngine::load(policies_dir()).unwrap();
     let prod = context("prod");
     let restart = tool("restart-service", Effect::Mutating);
@@ -131,6 +138,88 @@ fn typed_inputs_reach_the_policy_for_all_three_entries() {
     assert_eq!(
         engine.decide(Entry::Plan, &plan).decision.verdict,
         Verdict::NeedsApproval
+    );
+}
+
+#[test]
+fn typed_approvals_refuse_self_approval_in_prod_only() {
+    let engine = PolicyEngine::load(policies_dir()).unwrap();
+    let restart = tool("restart-service", Effect::Mutating);
+    let mut prod = context("prod");
+    prod.principal.id = "alice".into();
+    let call = PolicyInput::call(&prod, &restart, serde_json::json!({}), "s1", false);
+    let reasons = engine.decide(Entry::Call, &call).decision.reasons;
+
+    let alice = Principal {
+        id: "alice".into(),
+        roles: vec!["sre".into()],
+    };
+    let bob = Principal {
+        id: "bob".into(),
+        roles: vec![],
+    };
+    let approve = |ctx: &PolicyContext, approver: &Principal| {
+        let input = PolicyInput::approve(
+            ctx,
+            &restart,
+            serde_json::json!({}),
+            "s1",
+            approver,
+            &reasons,
+        );
+        engine.decide(Entry::Approve, &input).decision
+    };
+    let own = approve(&prod, &alice);
+    assert_eq!(own.verdict, Verdict::Deny);
+    assert_eq!(
+        own.reasons,
+        [
+            "`alice` cannot approve their own call in `prod`; another person must approve it, or the bundle must set warden.config.allow_self_approval."
+        ]
+    );
+    assert_eq!(approve(&prod, &bob).verdict, Verdict::Allow);
+    let mut staging = prod.clone();
+    staging.agent.env = "staging".into();
+    assert_eq!(approve(&staging, &alice).verdict, Verdict::Allow);
+
+    let lenient = PolicyEngine::builder(policies_dir())
+        .with_data(serde_json::json!({"warden": {"config": {"allow_self_approval": true}}}))
+        .load()
+        .unwrap();
+    let input = PolicyInput::approve(
+        &prod,
+        &restart,
+        serde_json::json!({}),
+        "s1",
+        &alice,
+        &reasons,
+    );
+    assert_eq!(
+        lenient.decide(Entry::Approve, &input).decision.verdict,
+        Verdict::Allow
+    );
+}
+
+#[test]
+fn a_bundle_without_an_approve_entry_refuses_every_approval() {
+    let dir = crate::bundle(&[(
+        "p.rego",
+        &crate::call_returning(
+            r#"{"allow": true, "deny": set(), "approval": set(), "obligations": {}}"#,
+        ),
+    )]);
+    let engine = PolicyEngine::load(dir.path()).unwrap();
+    assert!(engine.summary().missing_entries.contains(&Entry::Approve));
+    let decision = engine
+        .decide_json(
+            Entry::Approve,
+            &serde_json::json!({"approver": {"id": "bob"}}),
+        )
+        .decision;
+    assert_eq!(decision.verdict, Verdict::Deny);
+    assert!(
+        decision.reasons[0].contains("data.warden.approve"),
+        "{decision:?}"
     );
 }
 

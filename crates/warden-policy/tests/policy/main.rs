@@ -7,6 +7,7 @@
 
 mod cases;
 mod default_bundle;
+mod environments;
 mod fail_closed;
 mod gate;
 mod reload;
