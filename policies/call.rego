@@ -13,8 +13,12 @@ import data.warden.lib.dry_run_honoured
 import data.warden.lib.effect
 import data.warden.lib.env
 import data.warden.lib.known_effects
+import data.warden.lib.limits_principal
 import data.warden.lib.max_mutations_per_hour
+import data.warden.lib.max_mutations_per_hour_per_principal
 import data.warden.lib.mutations_last_hour
+import data.warden.lib.mutations_last_hour_principal
+import data.warden.lib.principal_id
 import data.warden.lib.tool
 import data.warden.lib.tool_name
 
@@ -82,6 +86,27 @@ deny contains msg if {
 	not dry_run_honoured
 	not mutations_last_hour
 	msg := sprintf("Tool `%s` changes state but the input carries no history.mutations_last_hour, so the rate limit cannot be checked.", [tool_name])
+}
+
+# Rate limit per person, when the bundle sets one: at most N changes per
+# principal per hour, across agents.
+deny contains msg if {
+	changes_state
+	not dry_run_honoured
+	limits_principal
+	limit := max_mutations_per_hour_per_principal
+	done := mutations_last_hour_principal
+	is_number(done)
+	done >= limit
+	msg := sprintf("Principal `%s` already made %d changes in the last hour and the limit is %d; wait, or raise warden.config.max_mutations_per_hour_per_principal.", [principal_id, done, limit])
+}
+
+deny contains msg if {
+	changes_state
+	not dry_run_honoured
+	limits_principal
+	not is_number(mutations_last_hour_principal)
+	msg := sprintf("Tool `%s` changes state but the input carries no history.mutations_last_hour_principal, so the per-principal rate limit cannot be checked.", [tool_name])
 }
 
 # Azure: regions, VM sizes and the cost ceiling.

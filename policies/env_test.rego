@@ -76,3 +76,40 @@ test_a_known_list_that_is_not_a_list_denies_everything if {
 	verdict(d) == "deny"
 	mentions(d.deny, "environments.known is not a list")
 }
+
+test_no_per_principal_limit_unless_the_bundle_sets_one if {
+	d := data.warden.call with input as object.union(call_input, {"agent": {"env": "staging"}, "history": {"mutations_last_hour_principal": 1000}})
+	verdict(d) == "allow"
+}
+
+test_the_per_principal_limit_denies_the_change_that_would_exceed_it if {
+	staging := object.union(call_input, {"agent": {"env": "staging"}, "history": {"mutations_last_hour_principal": 5}})
+	d := data.warden.call with input as staging
+		with data.warden.config.max_mutations_per_hour_per_principal as 5
+	verdict(d) == "deny"
+	mentions(d.deny, "Principal `alice` already made 5 changes")
+	under := data.warden.call with input as object.union(staging, {"history": {"mutations_last_hour_principal": 4}})
+		with data.warden.config.max_mutations_per_hour_per_principal as 5
+	verdict(under) == "allow"
+}
+
+test_the_per_principal_limit_without_history_denies if {
+	d := data.warden.call with input as object.union(call_input, {"agent": {"env": "staging"}})
+		with data.warden.config.max_mutations_per_hour_per_principal as 5
+	verdict(d) == "deny"
+	mentions(d.deny, "no history.mutations_last_hour_principal")
+}
+
+test_the_per_principal_limit_counts_a_plans_changes if {
+	d := data.warden.plan with input as object.union(plan_input, {"agent": {"env": "staging"}, "history": {"mutations_last_hour_principal": 4}})
+		with data.warden.config.max_mutations_per_hour_per_principal as 4
+	verdict(d) == "deny"
+	mentions(d.deny, "principal `alice` already made 4")
+}
+
+test_a_per_principal_limit_that_is_not_a_number_denies_everything if {
+	d := data.warden.call with input as reads_in("dev")
+		with data.warden.config.max_mutations_per_hour_per_principal as "ten"
+	verdict(d) == "deny"
+	mentions(d.deny, "max_mutations_per_hour_per_principal is not a number")
+}

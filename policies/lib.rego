@@ -41,6 +41,13 @@ default max_mutations_per_hour := 20
 
 max_mutations_per_hour := data.warden.config.max_mutations_per_hour
 
+# Optional: no per-principal limit unless the bundle sets one. (Tested
+# with `in object.keys` rather than by assigning the rule: regorus's
+# compiled engine lets `x := <undefined>` succeed.)
+limits_principal if "max_mutations_per_hour_per_principal" in object.keys(config)
+
+max_mutations_per_hour_per_principal := config.max_mutations_per_hour_per_principal
+
 default max_plan_steps := 50
 
 max_plan_steps := data.warden.config.max_plan_steps
@@ -98,6 +105,11 @@ mutations_last_hour := n if {
 	is_number(n)
 }
 
+mutations_last_hour_principal := n if {
+	n := input.history.mutations_last_hour_principal
+	is_number(n)
+}
+
 # Problems with the input or the settings themselves: every entry denies.
 input_errors contains msg if {
 	env == ""
@@ -138,4 +150,10 @@ input_errors contains msg if {
 input_errors contains msg if {
 	not is_boolean(allow_self_approval)
 	msg := "The setting warden.config.allow_self_approval is not a boolean, so the policy denies everything until it is fixed."
+}
+
+input_errors contains msg if {
+	limits_principal
+	not is_number(max_mutations_per_hour_per_principal)
+	msg := "The setting warden.config.max_mutations_per_hour_per_principal is not a number, so the policy denies everything until it is fixed."
 }

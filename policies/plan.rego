@@ -10,9 +10,13 @@ import data.warden.lib.break_glass_envs
 import data.warden.lib.break_glass_ticket
 import data.warden.lib.env
 import data.warden.lib.known_effects
+import data.warden.lib.limits_principal
 import data.warden.lib.max_mutations_per_hour
+import data.warden.lib.max_mutations_per_hour_per_principal
 import data.warden.lib.max_plan_steps
 import data.warden.lib.mutations_last_hour
+import data.warden.lib.mutations_last_hour_principal
+import data.warden.lib.principal_id
 
 steps := s if {
 	s := input.plan.steps
@@ -83,6 +87,24 @@ deny contains msg if {
 	count(changing_steps) > 0
 	not mutations_last_hour
 	msg := "The plan changes state but the input carries no history.mutations_last_hour, so the rate limit cannot be checked."
+}
+
+# The per-principal change budget, when the bundle sets one.
+deny contains msg if {
+	count(changing_steps) > 0
+	limits_principal
+	limit := max_mutations_per_hour_per_principal
+	done := mutations_last_hour_principal
+	is_number(done)
+	done + count(changing_steps) > limit
+	msg := sprintf("The plan makes %d changes, but principal `%s` already made %d in the last hour and the limit is %d.", [count(changing_steps), principal_id, done, limit])
+}
+
+deny contains msg if {
+	count(changing_steps) > 0
+	limits_principal
+	not is_number(mutations_last_hour_principal)
+	msg := "The plan changes state but the input carries no history.mutations_last_hour_principal, so the per-principal rate limit cannot be checked."
 }
 
 # Azure checks on every step.

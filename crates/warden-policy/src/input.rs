@@ -46,6 +46,15 @@ pub struct History {
     pub calls_in_task: u64,
     /// Mutating or destructive calls this agent made in the last hour.
     pub mutations_last_hour: u64,
+    /// Mutating or destructive calls made on behalf of the same principal in
+    /// the last hour, by any agent (the optional
+    /// `max_mutations_per_hour_per_principal` limit reads it).
+    #[serde(default)]
+    pub mutations_last_hour_principal: u64,
+    /// Mutating or destructive calls made in the same environment in the
+    /// last hour, by any agent.
+    #[serde(default)]
+    pub mutations_last_hour_env: u64,
 }
 
 /// Who asks, for what, and when: the part of the input that stays the same
@@ -343,6 +352,24 @@ pub(crate) fn capability_json(capability: &CapabilityUse) -> serde_json::Value {
 mod tests {
     use super::*;
     use warden_types::HttpRequestInfo;
+
+    #[test]
+    fn a_history_without_the_principal_and_env_counters_reads_them_as_zero() {
+        let history: History = serde_json::from_value(
+            serde_json::json!({"calls_in_task": 1, "mutations_last_hour": 2}),
+        )
+        .unwrap();
+        assert_eq!(history.mutations_last_hour, 2);
+        assert_eq!(history.mutations_last_hour_principal, 0);
+        assert_eq!(history.mutations_last_hour_env, 0);
+        let json = serde_json::to_value(History {
+            mutations_last_hour_principal: 7,
+            ..history
+        })
+        .unwrap();
+        assert_eq!(json["mutations_last_hour_principal"], 7);
+        assert_eq!(json["mutations_last_hour_env"], 0);
+    }
 
     #[test]
     fn mapped_ipv6_and_literal_hosts_become_canonical_addresses() {
