@@ -75,6 +75,7 @@ fn bench(c: &mut Criterion) {
             .policy(policies())
             .planner(Chain(n))
             .journal(dir.path().join(format!("journal-{n}.jsonl")))
+            .host_key(warden_agent::HostKey::from_bytes([1; 32]))
             .build()
             .unwrap();
         let mut i = 0u64;
@@ -82,7 +83,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 i += 1;
                 let outcome = rt
-                    .block_on(agent.run(Task::goal(format!("t-{i}"), "bench")))
+                    .block_on(agent.run(Task::goal(format!("t-{i}"), "bench").in_env("dev")))
                     .unwrap();
                 assert!(outcome.is_resolved(), "{}", outcome.reason);
                 black_box(outcome)
@@ -132,10 +133,25 @@ fn bench(c: &mut Criterion) {
         b.iter(|| black_box(engine.decide(warden_policy::Entry::Call, &call)));
     });
 
-    let journal = Journal::open(dir.path().join("append.jsonl")).unwrap();
-    let record = json!({"step": "s1", "tool": "trivial", "status": "succeeded", "duration_us": 31, "output": {"result": "t-1"}});
+    let journal = Journal::open(
+        dir.path().join("append.jsonl"),
+        warden_agent::HostKey::from_bytes([1; 32]),
+    )
+    .unwrap();
+    let record = warden_agent::JournalEvent::Call(warden_agent::CallEnded {
+        step_id: "s1".into(),
+        tool: "trivial".into(),
+        effect: Some(warden_types::Effect::ReadOnly),
+        status: warden_agent::StepStatus::Succeeded,
+        attempts: 1,
+        dry_run: false,
+        duration_us: 31,
+        args: json!({"text": "t-1"}),
+        output: Some(json!({"result": "t-1"})),
+        reasons: vec![],
+    });
     c.bench_function("journal/append", |b| {
-        b.iter(|| journal.append("t-1", "call", record.clone()).unwrap());
+        b.iter(|| journal.append("t-1", &record).unwrap());
     });
 }
 

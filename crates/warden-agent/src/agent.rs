@@ -1,19 +1,19 @@
 //! The agent and its builder.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use warden_memory::Memory;
 use warden_policy::PolicyEngine;
 use warden_sandbox::{Plugin, Sandbox, SandboxConfig};
 use warden_types::ToolManifest;
 
-use crate::approve::{Approver, DenyAll};
+use crate::approve::{Approver, RejectAll};
 use crate::case::CasePlanner;
 use crate::error::AgentError;
-use crate::journal::Journal;
+use crate::journal::{HostKey, Journal};
 use crate::planner::{Planner, PlannerChain};
 use crate::runbook::{RunbookPlanner, Runbooks};
 
@@ -53,14 +53,14 @@ impl Default for Budget {
 /// An agent: plugins, a policy, a planner, an approver and a journal.
 ///
 /// ```no_run
-/// use warden_agent::{Agent, DenyAll, Task};
+/// use warden_agent::{Agent, RejectAll, Task};
 ///
 /// # async fn demo() -> Result<(), warden_agent::AgentError> {
 /// let agent = Agent::builder()
 ///     .plugins(".warden/plugins")
 ///     .policy("policies")
 ///     .runbooks("examples/runbooks")
-///     .approver(DenyAll)
+///     .approver(RejectAll)
 ///     .journal(".warden/journal.jsonl")
 ///     .build()?;
 /// let outcome = agent.run(Task::goal("t-1", "checkout is down").in_env("staging")).await?;
@@ -72,15 +72,14 @@ pub struct Agent {
     pub(crate) tools: BTreeMap<String, Plugin>,
     pub(crate) manifests: Vec<ToolManifest>,
     pub(crate) policy: PolicyEngine,
-    pub(crate) planner: Box<dyn Planner>,
+    pub(crate) planner: Option<Box<dyn Planner>>,
     pub(crate) approver: Arc<dyn Approver>,
-    pub(crate) journal: Option<Arc<Journal>>,
+    pub(crate) journal: Arc<Journal>,
     pub(crate) memory: Option<Mutex<Memory>>,
     pub(crate) recall_k: usize,
     pub(crate) learn: bool,
     pub(crate) budget: Budget,
     pub(crate) dry_run: bool,
-    pub(crate) mutations: Mutex<VecDeque<Instant>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -88,8 +87,8 @@ impl std::fmt::Debug for Agent {
         f.debug_struct("Agent")
             .field("name", &self.name)
             .field("tools", &self.tools.keys().collect::<Vec<_>>())
-            .field("planner", &self.planner.name())
-            .field("journal", &self.journal.as_ref().map(|j| j.path()))
+            .field("planner", &self.planner_name())
+            .field("journal", &self.journal.path())
             .finish_non_exhaustive()
     }
 }
@@ -105,14 +104,19 @@ impl Agent {
         &self.manifests
     }
 
-    /// The planner's name.
+    /// The planner's name (`none` for an agent built only for calls).
     pub fn planner_name(&self) -> String {
-        self.planner.name()
+        self.planner.as_ref().map_or_else(|| "none".into(), |p| p.name())
     }
 
-    /// The journal file, if any.
-    pub fn journal_path(&self) -> Option<&Path> {
-        self.journal.as_ref().map(|j| j.path())
+    /// The journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The policy engine deciding this agent's plans, calls and capabilities.
+    pub fn policy(&self) -> &PolicyEngine {
+        &self.policy
     }
 }
 
@@ -130,6 +134,7 @@ pub struct AgentBuilder {
     planner: Option<Box<dyn Planner>>,
     approver: Option<Arc<dyn Approver>>,
     journal: Option<PathBuf>,
+    host_key: Option<HostKey>,
     memory: Option<Memory>,
     case_threshold: Option<f32>,
     budget: Budget,
@@ -205,15 +210,24 @@ impl AgentBuilder {
         self
     }
 
-    /// Who answers approval requests (default [`DenyAll`]).
+    /// Who answers approval requests (default [`RejectAll`]).
     pub fn approver(mut self, approver: impl Approver + 'static) -> Self {
         self.approver = Some(Arc::new(approver));
         self
     }
 
-    /// Append the journal to this file.
+    /// Append the journal to this file (required: every action is
+    /// journaled).
     pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
         self.journal = Some(path.into());
+        self
+    }
+
+    /// The key that makes the journal and the plugin cache tamper-evident
+    /// (default: [`HostKey::load_or_create`] at [`HostKey::default_path`],
+    /// which must be outside the journal's directory).
+    pub fn host_key(mut self, key: HostKey) -> Self {
+        self.host_key = Some(key);
         self
     }
 
@@ -245,16 +259,27 @@ impl AgentBuilder {
 
     /// Load plugins, policy and runbooks; any problem is an error naming it.
     pub fn build(self) -> Result<Agent, AgentError> {
+        let Some(journal_path) = self.journal else {
+            return Err(AgentError::Config {
+                reason: "no journal: every plan, decision and call is journaled; pass .journal(path)"
+                    .into(),
+            });
+        };
+        let key = match self.host_key {
+            Some(k) => k,
+            None => HostKey::for_journal(&journal_path)?,
+        };
         let mut tools = BTreeMap::new();
         let mut plugins = self.plugins;
         if !self.plugin_dirs.is_empty() {
             // Compiled plugins are cached beside the first plugin directory,
-            // as `warden plugin build` does.
-            let config = self.sandbox.unwrap_or_else(|| {
+            // as `warden plugin build` does, bound to the host key.
+            let mut config = self.sandbox.unwrap_or_else(|| {
                 let mut c = SandboxConfig::default();
                 c.cache_dir(self.plugin_dirs[0].join(".cache"));
                 c
             });
+            config.cache_key(key.cache_key());
             let sandbox = Sandbox::new(&config)?;
             for dir in &self.plugin_dirs {
                 plugins.extend(load_dir(&sandbox, dir)?);
@@ -262,11 +287,20 @@ impl AgentBuilder {
         }
         for plugin in plugins {
             let name = plugin.manifest().name.clone();
-            if tools.insert(name.clone(), plugin).is_some() {
+            let file = |p: &Plugin| {
+                p.path()
+                    .map_or_else(|| "(embedded)".to_string(), |p| p.display().to_string())
+            };
+            if let Some(first) = tools.get(&name) {
                 return Err(AgentError::Config {
-                    reason: format!("two plugins are named `{name}`"),
+                    reason: format!(
+                        "two plugins are named `{name}`: {} and {}",
+                        file(first),
+                        file(&plugin)
+                    ),
                 });
             }
+            tools.insert(name, plugin);
         }
         let manifests: Vec<ToolManifest> = tools.values().map(|p| p.manifest().clone()).collect();
         let policy = match (self.policy, self.policy_dir) {
@@ -280,8 +314,8 @@ impl AgentBuilder {
             }
         };
         let threshold = self.case_threshold.unwrap_or(0.6);
-        let planner: Box<dyn Planner> = match self.planner {
-            Some(p) => p,
+        let planner: Option<Box<dyn Planner>> = match self.planner {
+            Some(p) => Some(p),
             None => {
                 let mut chain: Vec<Box<dyn Planner>> = Vec::new();
                 if let Some(dir) = &self.runbooks {
@@ -295,33 +329,24 @@ impl AgentBuilder {
                 if self.memory.is_some() {
                     chain.push(Box::new(CasePlanner::new(threshold)));
                 }
-                if chain.is_empty() {
-                    return Err(AgentError::Config {
-                        reason: "no planner: pass .runbooks(dir), .memory(..) or .planner(..)"
-                            .into(),
-                    });
-                }
-                Box::new(PlannerChain::new(chain))
+                // An agent without a planner still serves single calls.
+                (!chain.is_empty()).then(|| Box::new(PlannerChain::new(chain)) as Box<dyn Planner>)
             }
         };
-        let journal = match self.journal {
-            Some(path) => Some(Arc::new(Journal::open(path)?)),
-            None => None,
-        };
+        let journal = Arc::new(Journal::open(journal_path, key)?);
         Ok(Agent {
             name: self.name.unwrap_or_else(|| "warden".into()),
             tools,
             manifests,
             policy,
             planner,
-            approver: self.approver.unwrap_or_else(|| Arc::new(DenyAll)),
+            approver: self.approver.unwrap_or_else(|| Arc::new(RejectAll)),
             journal,
             memory: self.memory.map(Mutex::new),
             recall_k: 3,
             learn: true,
             budget: self.budget,
             dry_run: self.dry_run,
-            mutations: Mutex::new(VecDeque::new()),
         })
     }
 }

@@ -10,15 +10,17 @@ use tokio::sync::{mpsc, oneshot};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApprovalRequest {
     /// Task id.
-    pub task: String,
+    pub task_id: String,
     /// Step id.
-    pub step: String,
+    pub step_id: String,
     /// Tool name.
     pub tool: String,
     /// `read-only`, `mutating` or `destructive`.
     pub effect: String,
-    /// Environment.
+    /// Environment (canonical).
     pub env: String,
+    /// On whose behalf the work is done.
+    pub principal: String,
     /// The arguments, rendered.
     pub args: serde_json::Value,
     /// Why the policy asks.
@@ -28,12 +30,20 @@ pub struct ApprovalRequest {
 }
 
 /// A human's answer.
+///
+/// `by` is the approver's identity as the approver established it (the OS
+/// user at a terminal, the authenticated user of a chat or web UI), never
+/// a name typed into the request: the journal records it beside the
+/// principal, and the approval policy sees both.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Approval {
     /// Yes or no.
     pub approved: bool,
     /// Who answered.
     pub by: String,
+    /// The approver's roles, for the approval policy.
+    #[serde(default)]
+    pub roles: Vec<String>,
     /// Anything they said.
     #[serde(default)]
     pub note: Option<String>,
@@ -45,6 +55,7 @@ impl Approval {
         Approval {
             approved: true,
             by: by.into(),
+            roles: Vec::new(),
             note: None,
         }
     }
@@ -54,6 +65,7 @@ impl Approval {
         Approval {
             approved: false,
             by: by.into(),
+            roles: Vec::new(),
             note: Some(note.into()),
         }
     }
@@ -67,31 +79,46 @@ pub trait Approver: Send + Sync {
     async fn approve(&self, request: &ApprovalRequest) -> Approval;
 }
 
-/// Refuses everything: for unattended runs, where nobody can answer.
+/// The name of the user this process runs as, from the operating system
+/// (not `$USER`, which anyone can set).
+pub fn os_user() -> String {
+    whoami::username()
+}
+
+/// Rejects every approval request: for unattended runs, where nobody can
+/// answer. (The sandbox's capability gate that denies everything is
+/// `warden_types::DenyAll`.)
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DenyAll;
+pub struct RejectAll;
 
 #[async_trait]
-impl Approver for DenyAll {
+impl Approver for RejectAll {
     async fn approve(&self, _request: &ApprovalRequest) -> Approval {
         Approval::no(
-            "deny-all",
+            "reject-all",
             "nobody can approve in a non-interactive run (use a terminal, --approve, or an approver channel)",
         )
     }
 }
 
 /// Approves everything in the name of a person who said so up front (the
-/// CLI's `--approve`): the journal records that person.
+/// CLI's `--approve`): the journal records that person, and the approval
+/// policy still has the last word (no self-approval in protected
+/// environments by default).
 #[derive(Debug, Clone)]
 pub struct PreApproved {
     by: String,
 }
 
 impl PreApproved {
-    /// Approvals in the name of `by`.
+    /// Approvals in the name of `by`, an identity the embedder established.
     pub fn by(by: impl Into<String>) -> Self {
         PreApproved { by: by.into() }
+    }
+
+    /// Approvals in the name of the OS user running this process.
+    pub fn by_os_user() -> Self {
+        PreApproved::by(os_user())
     }
 }
 
@@ -101,6 +128,7 @@ impl Approver for PreApproved {
         Approval {
             approved: true,
             by: self.by.clone(),
+            roles: Vec::new(),
             note: Some("approved in advance on the command line".into()),
         }
     }
@@ -119,6 +147,11 @@ impl TerminalApprover {
     pub fn new(who: impl Into<String>) -> Self {
         TerminalApprover { who: who.into() }
     }
+
+    /// Answers are recorded as given by the OS user running this process.
+    pub fn os_user() -> Self {
+        TerminalApprover::new(os_user())
+    }
 }
 
 #[async_trait]
@@ -134,8 +167,8 @@ impl Approver for TerminalApprover {
             let args = serde_json::to_string_pretty(&request.args).unwrap_or_default();
             let _ = writeln!(
                 err,
-                "\n── approval needed ── {} ({}) in `{}`, step `{}`",
-                request.tool, request.effect, request.env, request.step
+                "\n── approval needed ── {} ({}) in `{}` for {}, step `{}`",
+                request.tool, request.effect, request.env, request.principal, request.step_id
             );
             if !request.why.is_empty() {
                 let _ = writeln!(err, "why: {}", request.why);

@@ -35,6 +35,14 @@ pub enum AgentError {
         /// What failed.
         reason: String,
     },
+    /// The host key cannot be read, created, or is unsafe to use.
+    #[error("host key {}: {reason}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// The LLM planner failed for good (after retries and one repair).
     #[error("llm planner: {reason}")]
     Llm {

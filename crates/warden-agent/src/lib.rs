@@ -2,10 +2,10 @@
 //!
 //! A [`Task`] (a goal, or an alert from [`Task::from_webhook`]) is planned
 //! by a [`Planner`] ([`RunbookPlanner`] offline by default, then
-//! [`CasePlanner`] from past incidents, or [`LlmPlanner`] on any
+//! [`CasePlanner`] from past incidents, or `LlmPlanner` (feature `llm`) on any
 //! OpenAI-compatible endpoint), checked by the Rego policy as a plan and
 //! call by call, sent to an [`Approver`] when the policy asks for a human,
-//! and run as sandboxed plugin calls. Every event goes to a hash-chained
+//! and run as sandboxed plugin calls. Every event goes to a keyed, chained
 //! [`Journal`] that [`verify_journal`] checks.
 //!
 //! Execution rules:
@@ -37,6 +37,10 @@
 //! let err = Runbooks::parse("bad.yaml", yaml, &[probe]).unwrap_err();
 //! assert!(err.to_string().contains("bad.yaml:4: step `probe`"), "{err}");
 //! ```
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `llm` | `LlmPlanner`: plans with any OpenAI-compatible model (async-openai) |
 #![deny(missing_docs)]
 
 mod agent;
@@ -46,6 +50,7 @@ mod case;
 mod error;
 mod executor;
 mod journal;
+#[cfg(feature = "llm")]
 mod llm;
 mod planner;
 mod runbook;
@@ -55,18 +60,22 @@ mod template;
 
 pub use agent::{Agent, AgentBuilder, Budget};
 pub use approve::{
-    Approval, ApprovalRequest, ApprovalRequests, Approver, ChannelApprover, DenyAll, PreApproved,
-    TerminalApprover,
+    Approval, ApprovalRequest, ApprovalRequests, Approver, ChannelApprover, PreApproved, RejectAll,
+    TerminalApprover, os_user,
 };
 pub use case::CasePlanner;
 pub use error::AgentError;
+pub use executor::ToolCall;
 pub use journal::{
-    Journal, JournalRecord, Problem, ProblemKind, VerifyReport, read_journal, verify_journal,
+    Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
+    JournalEvent, JournalRecord, OutcomeReached, PlanProposed, Problem, ProblemKind,
+    RecalledCase, RecentMutations, TaskStarted, VerifyReport, read_journal, verify_journal,
 };
+#[cfg(feature = "llm")]
 pub use llm::LlmPlanner;
 pub use planner::{Case, PlanContext, Planner, PlannerChain, Proposal};
 pub use runbook::{Match, Runbook, RunbookPlanner, Runbooks};
-pub use show::render_timeline;
+pub use show::{TaskSummary, render_timeline, task_list, terminal_safe};
 pub use task::{
     Alert, Condition, Observation, Outcome, OutcomeStatus, Plan, Step, StepStatus, Task,
 };

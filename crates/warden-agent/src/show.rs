@@ -1,24 +1,35 @@
-//! A readable timeline of one task from the journal.
+//! Human views of the journal: a task's timeline and the list of tasks.
+//!
+//! Every string in these views may come from outside (alert labels, tool
+//! output, model text), so each is escaped for the terminal: control
+//! characters (ANSI/OSC escapes, carriage returns) and bidirectional
+//! overrides are shown as `\u{..}` escapes instead of acting on the screen.
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
 use serde_json::Value;
 
-use crate::journal::JournalRecord;
+use crate::journal::{JournalEvent, JournalRecord};
+use crate::task::OutcomeStatus;
 
-fn s<'a>(v: &'a Value, key: &str) -> &'a str {
-    v.get(key).and_then(Value::as_str).unwrap_or("")
-}
-
-fn list(v: &Value, key: &str) -> Vec<String> {
-    v.get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .map(|x| x.as_str().map_or_else(|| x.to_string(), str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
+/// `text` made safe to print on a terminal: control characters and
+/// bidirectional overrides are escaped, everything else is kept.
+///
+/// ```
+/// assert_eq!(warden_agent::terminal_safe("ok\x1b]0;pwned\x07\rFAKE"), "ok\\u{1b}]0;pwned\\u{7}\\rFAKE");
+/// ```
+pub fn terminal_safe(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A one-line view of a tool output: its scalar top-level fields.
@@ -48,43 +59,39 @@ fn clip(s: &str, n: usize) -> String {
     }
 }
 
-/// Render the records of `task` (from [`read_journal`](crate::read_journal))
+fn reasons(l: &mut String, reasons: &[String]) {
+    for reason in reasons {
+        let _ = write!(l, "\n           · {}", terminal_safe(reason));
+    }
+}
+
+/// Render the records of `task_id` (from [`read_journal`](crate::read_journal))
 /// as a timeline: plan, decisions with reasons, calls with duration and a
-/// result summary, approvals and the outcome.
-pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
+/// result summary, approvals and the outcome. Safe to print on a terminal.
+pub fn render_timeline(records: &[JournalRecord], task_id: &str) -> String {
     let mut out = String::new();
     let start = records
         .iter()
-        .find(|r| r.task == task)
+        .find(|r| r.task_id == task_id)
         .map(|r| r.ts.clone());
-    for r in records.iter().filter(|r| r.task == task) {
-        let d = &r.data;
+    let t = terminal_safe;
+    for r in records.iter().filter(|r| r.task_id == task_id) {
         let time = r.ts.get(11..19).unwrap_or(&r.ts);
-        let line = match r.kind.as_str() {
-            "task" => format!(
-                "task {} from {} in `{}` for {}: {}",
-                task,
-                s(d, "source"),
-                s(d, "env"),
-                s(d, "principal"),
-                s(d, "goal")
+        let line = match &r.event {
+            JournalEvent::Task(d) => format!(
+                "task {} by {} from {} in `{}` for {}: {}",
+                t(task_id),
+                t(&d.agent),
+                t(&d.source),
+                t(&d.env),
+                t(&d.principal),
+                t(&d.goal)
             ),
-            "recall" => {
-                let cases: Vec<String> = d
-                    .get("cases")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .map(|c| {
-                                format!(
-                                    "{} ({:.2})",
-                                    s(c, "id"),
-                                    c.get("score").and_then(Value::as_f64).unwrap_or(0.0)
-                                )
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+            JournalEvent::Recall { cases } => {
+                let cases: Vec<String> = cases
+                    .iter()
+                    .map(|c| format!("{} ({:.2})", t(&c.id), c.score))
+                    .collect();
                 format!(
                     "recall: {}",
                     if cases.is_empty() {
@@ -94,114 +101,168 @@ pub fn render_timeline(records: &[JournalRecord], task: &str) -> String {
                     }
                 )
             }
-            "plan" => {
-                let steps: Vec<String> = d
-                    .get("steps")
-                    .and_then(Value::as_array)
-                    .map(|a| {
-                        a.iter()
-                            .map(|st| format!("{}={}", s(st, "id"), s(st, "tool")))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let dec = d.get("decision").cloned().unwrap_or(Value::Null);
+            JournalEvent::Plan(p) => {
+                let steps: Vec<String> = p
+                    .steps
+                    .iter()
+                    .map(|st| format!("{}={}", t(&st.id), t(&st.tool)))
+                    .collect();
                 let mut l = format!(
                     "plan by {}: {} — policy {}",
-                    s(d, "planner"),
+                    t(&p.planner),
                     steps.join(" → "),
-                    s(&dec, "verdict")
+                    p.policy.decision.verdict.as_str()
                 );
-                if let Some(note) = d.get("note").and_then(Value::as_str) {
-                    let _ = write!(l, "\n           {note}");
+                if let Some(note) = &p.note {
+                    let _ = write!(l, "\n           {}", t(note));
                 }
-                for reason in list(&dec, "reasons") {
-                    let _ = write!(l, "\n           · {reason}");
-                }
+                reasons(&mut l, &p.policy.decision.reasons);
                 l
             }
-            "decision" => {
+            JournalEvent::Decision(d) => {
                 let mut l = format!(
                     "policy {} `{}` ({}): {}",
-                    s(d, "step"),
-                    s(d, "tool"),
-                    s(d, "effect"),
-                    s(d, "verdict")
+                    t(&d.step_id),
+                    t(&d.tool),
+                    d.effect,
+                    d.policy.decision.verdict.as_str()
                 );
-                for reason in list(d, "reasons") {
-                    let _ = write!(l, "\n           · {reason}");
-                }
+                reasons(&mut l, &d.policy.decision.reasons);
                 l
             }
-            "approval" => format!(
-                "approval of `{}`: {} by {}{}",
-                s(d, "step"),
-                if d.get("approved").and_then(Value::as_bool) == Some(true) {
-                    "approved"
-                } else {
-                    "rejected"
-                },
-                s(d, "by"),
-                d.get("note")
+            JournalEvent::Capability(c) => {
+                let what = c
+                    .capability
+                    .get("kind")
                     .and_then(Value::as_str)
-                    .map(|n| format!(" — {n}"))
+                    .unwrap_or("capability");
+                let target = ["host", "key", "operation"]
+                    .iter()
+                    .find_map(|k| c.capability.get(*k).and_then(Value::as_str))
+                    .unwrap_or("");
+                let mut l = format!(
+                    "capability {} `{}` {} {}: {}",
+                    t(&c.step_id),
+                    t(&c.tool),
+                    t(what),
+                    t(target),
+                    c.policy.decision.verdict.as_str()
+                );
+                reasons(&mut l, &c.policy.decision.reasons);
+                l
+            }
+            JournalEvent::Approval(a) => format!(
+                "approval of `{}`: {} by {} for {}{}",
+                t(&a.step_id),
+                if a.approved { "approved" } else { "rejected" },
+                t(&a.approver),
+                t(&a.principal),
+                a.note
+                    .as_deref()
+                    .map(|n| format!(" — {}", t(n)))
                     .unwrap_or_default()
             ),
-            "call" => {
-                let us = d.get("duration_us").and_then(Value::as_u64).unwrap_or(0);
+            JournalEvent::Call(c) => {
                 let mut l = format!(
                     "call {} `{}`{}: {} in {:.1} ms{}",
-                    s(d, "step"),
-                    s(d, "tool"),
-                    if d.get("dry_run").and_then(Value::as_bool) == Some(true) {
-                        " (dry run)"
+                    t(&c.step_id),
+                    t(&c.tool),
+                    if c.dry_run { " (dry run)" } else { "" },
+                    c.status.as_str(),
+                    c.duration_us as f64 / 1000.0,
+                    if c.attempts > 1 {
+                        format!(", {} attempts", c.attempts)
                     } else {
-                        ""
-                    },
-                    s(d, "status"),
-                    us as f64 / 1000.0,
-                    match d.get("attempts").and_then(Value::as_u64) {
-                        Some(n) if n > 1 => format!(", {n} attempts"),
-                        _ => String::new(),
+                        String::new()
                     }
                 );
-                if let Some(o) = d.get("output").filter(|o| !o.is_null()) {
-                    let _ = write!(l, "\n           → {}", brief(o));
+                if let Some(o) = c.output.as_ref().filter(|o| !o.is_null()) {
+                    let _ = write!(l, "\n           → {}", t(&brief(o)));
                 }
-                for reason in list(d, "reasons") {
-                    let _ = write!(l, "\n           · {reason}");
-                }
+                reasons(&mut l, &c.reasons);
                 l
             }
-            "skip" => format!(
-                "skip {} `{}`: {}",
-                s(d, "step"),
-                s(d, "tool"),
-                s(d, "reason")
+            JournalEvent::Skip {
+                step_id,
+                tool,
+                reason,
+            } => format!("skip {} `{}`: {}", t(step_id), t(tool), t(reason)),
+            JournalEvent::Llm {
+                planner,
+                tokens,
+                cost_usd,
+                ..
+            } => format!(
+                "llm {}: {tokens} tokens{}",
+                t(planner),
+                cost_usd.map(|c| format!(", ~${c:.4}")).unwrap_or_default()
             ),
-            "llm" => format!(
-                "llm {}: {} tokens{}",
-                s(d, "planner"),
-                d.get("tokens").and_then(Value::as_u64).unwrap_or(0),
-                d.get("cost_usd")
-                    .and_then(Value::as_f64)
-                    .map(|c| format!(", ~${c:.4}"))
-                    .unwrap_or_default()
-            ),
-            "stop" => format!("stop ({}): {}", s(d, "status"), s(d, "reason")),
-            "outcome" => format!(
+            JournalEvent::Stop { status, reason } => {
+                format!("stop ({}): {}", status.as_str(), t(reason))
+            }
+            JournalEvent::Outcome(o) => format!(
                 "outcome: {} — {}\n           {}",
-                s(d, "status").to_uppercase(),
-                s(d, "reason"),
-                s(d, "summary").replace('\n', "\n           ")
+                o.status.as_str().to_uppercase(),
+                t(&o.reason),
+                t(&o.summary).replace("\\n", "\n           ")
             ),
-            other => format!("{other}: {}", clip(&d.to_string(), 120)),
+            JournalEvent::Recovered {
+                torn_bytes,
+                moved_to,
+                ..
+            } => format!(
+                "recovered a torn line of {torn_bytes} bytes, moved to {}",
+                t(moved_to)
+            ),
         };
         let _ = writeln!(out, "#{:<4} {time}  {line}", r.seq);
     }
     if out.is_empty() {
-        let _ = writeln!(out, "no records for task `{task}`");
+        let _ = writeln!(out, "no records for task `{}`", t(task_id));
     } else if let Some(start) = start {
-        out.insert_str(0, &format!("task {task}, started {start}\n"));
+        out.insert_str(0, &format!("task {}, started {start}\n", t(task_id)));
     }
     out
+}
+
+/// One task in the journal, for `warden journal list`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskSummary {
+    /// Task id.
+    pub task_id: String,
+    /// When its first record was written.
+    pub started: String,
+    /// How it ended; `None` while running, or if it was interrupted.
+    pub outcome: Option<OutcomeStatus>,
+    /// Its environment.
+    pub env: String,
+    /// Its goal.
+    pub goal: String,
+}
+
+/// Every task in `records`, in the order they started.
+pub fn task_list(records: &[JournalRecord]) -> Vec<TaskSummary> {
+    let mut tasks: Vec<TaskSummary> = Vec::new();
+    let mut index = std::collections::HashMap::new();
+    for r in records {
+        match &r.event {
+            JournalEvent::Task(d) => {
+                index.insert(r.task_id.clone(), tasks.len());
+                tasks.push(TaskSummary {
+                    task_id: r.task_id.clone(),
+                    started: r.ts.clone(),
+                    outcome: None,
+                    env: d.env.clone(),
+                    goal: d.goal.clone(),
+                });
+            }
+            JournalEvent::Outcome(o) => {
+                if let Some(&i) = index.get(&r.task_id) {
+                    tasks[i].outcome = Some(o.status);
+                }
+            }
+            _ => {}
+        }
+    }
+    tasks
 }

@@ -22,7 +22,10 @@ pub struct Task {
     pub goal: String,
     /// Where the task came from: `cli`, `alertmanager`, `azure-monitor`, `chat`, …
     pub source: String,
-    /// Environment the task acts on (`dev`, `staging`, `prod`); the policy keys on it.
+    /// Environment the task acts on (`dev`, `staging`, `prod`); the policy
+    /// keys on it. Canonicalised by the bundle's environment data before
+    /// anything runs (case, spaces, aliases); empty means the bundle's
+    /// default (the strictest, `prod`, in the shipped bundle).
     pub env: String,
     /// On whose behalf the task runs.
     pub principal: String,
@@ -42,13 +45,14 @@ pub struct Task {
 }
 
 impl Task {
-    /// A task from a goal typed by a person, in `dev`, on behalf of `cli`.
+    /// A task from a goal typed by a person, on behalf of `cli`, in the
+    /// bundle's default environment until [`Task::in_env`] says otherwise.
     pub fn goal(id: impl Into<String>, goal: impl Into<String>) -> Self {
         Task {
             id: id.into(),
             goal: goal.into(),
             source: "cli".into(),
-            env: "dev".into(),
+            env: String::new(),
             principal: "cli".into(),
             roles: Vec::new(),
             break_glass: None,
@@ -313,6 +317,8 @@ impl OutcomeStatus {
 pub struct Outcome {
     /// Task id.
     pub task: String,
+    /// The environment it ran in, canonical.
+    pub env: String,
     /// How it ended.
     pub status: OutcomeStatus,
     /// Why, in a sentence (budget reason, failing step, …).

@@ -1,5 +1,6 @@
-//! The journal's hash chain catches every kind of tampering and survives a
-//! crash mid-write.
+//! The keyed chain catches every kind of tampering by someone who can write
+//! the journal's directory but not the host key, survives a crash
+//! mid-write, and stays one chain when several processes append.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -8,20 +9,69 @@
 )]
 
 use std::io::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use serde_json::json;
-use warden_agent::{Journal, ProblemKind, read_journal, verify_journal};
+use warden_agent::{
+    Anchor, ApprovalGiven, CallEnded, HostKey, Journal, JournalEvent, ProblemKind, StepStatus, TaskStarted,
+    read_journal, verify_journal,
+};
+use warden_types::Effect;
+
+fn key() -> HostKey {
+    HostKey::from_bytes([9; 32])
+}
+
+fn task(principal: &str, env: &str) -> JournalEvent {
+    JournalEvent::Task(TaskStarted {
+        agent: "warden".into(),
+        goal: "restart the pool".into(),
+        source: "cli".into(),
+        env: env.into(),
+        principal: principal.into(),
+        roles: vec![],
+        break_glass: None,
+        alert: None,
+        attachments: Default::default(),
+    })
+}
+
+fn call(step: &str, effect: Effect) -> JournalEvent {
+    JournalEvent::Call(CallEnded {
+        step_id: step.into(),
+        tool: "http-action".into(),
+        effect: Some(effect),
+        status: StepStatus::Succeeded,
+        attempts: 1,
+        dry_run: false,
+        duration_us: 10,
+        args: serde_json::json!({"url": "http://127.0.0.1/"}),
+        output: None,
+        reasons: vec![],
+    })
+}
+
+/// A human approved a change: it counts against the change limits.
+fn approved_change(step: &str) -> JournalEvent {
+    JournalEvent::Approval(ApprovalGiven {
+        step_id: step.into(),
+        tool: "http-action".into(),
+        effect: Effect::Mutating,
+        dry_run: false,
+        approved: true,
+        approver: "carol".into(),
+        principal: "alice".into(),
+        note: None,
+        at: "2026-12-05T00:00:00Z".into(),
+        reasons: vec![],
+        policy: None,
+    })
+}
 
 fn write_journal(path: &Path, n: usize) {
-    let j = Journal::open(path).unwrap();
+    let j = Journal::open(path, key()).unwrap();
     for i in 0..n {
-        j.append(
-            "t-1",
-            "call",
-            json!({"step": format!("s{i}"), "status": "succeeded"}),
-        )
-        .unwrap();
+        j.append("t-1", &call(&format!("s{i}"), Effect::ReadOnly))
+            .unwrap();
     }
     j.checkpoint().unwrap();
 }
@@ -36,12 +86,14 @@ fn lines(path: &Path) -> Vec<String> {
 
 fn rewrite(path: &Path, lines: &[String]) {
     let mut text = lines.join("\n");
-    text.push('\n');
+    if !lines.is_empty() {
+        text.push('\n');
+    }
     fs_err::write(path, text).unwrap();
 }
 
 fn kinds(path: &Path) -> Vec<(usize, ProblemKind)> {
-    verify_journal(path)
+    verify_journal(path, &key(), None)
         .unwrap()
         .problems
         .iter()
@@ -49,15 +101,23 @@ fn kinds(path: &Path) -> Vec<(usize, ProblemKind)> {
         .collect()
 }
 
+fn head(path: &Path) -> PathBuf {
+    path.with_file_name(format!(
+        "{}.head",
+        path.file_name().unwrap().to_string_lossy()
+    ))
+}
+
 #[test]
 fn an_untouched_journal_verifies() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.jsonl");
     write_journal(&path, 5);
-    let report = verify_journal(&path).unwrap();
+    let report = verify_journal(&path, &key(), None).unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!(report.records, 5);
     assert_eq!(report.tasks, 1);
+    assert!(report.recovered.is_empty());
 }
 
 #[test]
@@ -72,25 +132,52 @@ fn an_edited_record_is_named_by_line() {
 }
 
 #[test]
-fn an_edit_that_recomputes_the_hash_still_breaks_the_chain() {
-    use sha2::Digest as _;
+fn a_full_rewrite_with_recomputed_macs_under_another_key_is_caught() {
+    // The attacker rewrites history with their own key (they cannot read
+    // ours), recomputing every MAC and the head: a perfect chain, just not
+    // one this host's key vouches for.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.jsonl");
     write_journal(&path, 4);
+    let forged = dir.path().join("forged.jsonl");
+    {
+        let j = Journal::open(&forged, HostKey::from_bytes([66; 32])).unwrap();
+        for i in 0..4 {
+            j.append("t-1", &call(&format!("s{i}"), Effect::Mutating))
+                .unwrap();
+        }
+        j.checkpoint().unwrap();
+    }
+    fs_err::copy(&forged, &path).unwrap();
+    fs_err::copy(head(&forged), head(&path)).unwrap();
+    let problems = kinds(&path);
+    assert!(
+        problems
+            .iter()
+            .filter(|(_, k)| *k == ProblemKind::Edited)
+            .count()
+            == 4,
+        "{problems:?}"
+    );
+    assert!(problems.contains(&(0, ProblemKind::Head)), "{problems:?}");
+    assert!(Journal::open(&path, key()).is_err());
+}
+
+#[test]
+fn a_rewrite_with_recomputed_plain_hashes_is_caught() {
+    use sha2::Digest as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 3);
+    // What defeated the old unkeyed chain: recompute a SHA-256 in place.
     let mut l = lines(&path);
-    // Forge line 2 with a correct hash of its new content.
     let edited = l[1].replace("succeeded", "failed");
-    let cut = edited.len() - (9 + 64 + 2);
+    let cut = edited.len() - (8 + 64 + 2);
     let body = format!("{}}}", &edited[..cut]);
     let hash = hex::encode(sha2::Sha256::digest(body.as_bytes()));
-    l[1] = format!("{},\"hash\":\"{hash}\"}}", &edited[..cut]);
+    l[1] = format!("{},\"mac\":\"{hash}\"}}", &edited[..cut]);
     rewrite(&path, &l);
-    let problems = kinds(&path);
-    assert_eq!(
-        problems,
-        vec![(3, ProblemKind::Edited)],
-        "the next record no longer follows it"
-    );
+    assert!(kinds(&path).contains(&(2, ProblemKind::Edited)));
 }
 
 #[test]
@@ -116,14 +203,14 @@ fn a_deleted_record_is_detected() {
     let mut l = lines(&path);
     l.remove(2);
     rewrite(&path, &l);
-    let report = verify_journal(&path).unwrap();
-    assert_eq!(report.problems.len(), 1);
-    assert_eq!(report.problems[0].kind, ProblemKind::Deleted);
-    assert!(
-        report.problems[0].detail.contains("records 2..=2"),
-        "{}",
-        report.problems[0].detail
-    );
+    let report = verify_journal(&path, &key(), None).unwrap();
+    let deleted: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::Deleted)
+        .collect();
+    assert_eq!(deleted.len(), 1, "{:?}", report.problems);
+    assert!(deleted[0].detail.contains("records 2..=2"), "{}", deleted[0].detail);
 }
 
 #[test]
@@ -133,7 +220,7 @@ fn a_truncated_tail_is_detected_through_the_head() {
     write_journal(&path, 5);
     let l = lines(&path);
     rewrite(&path, &l[..3]);
-    let report = verify_journal(&path).unwrap();
+    let report = verify_journal(&path, &key(), None).unwrap();
     assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
     assert_eq!(report.problems[0].kind, ProblemKind::Truncated);
     assert!(
@@ -141,27 +228,79 @@ fn a_truncated_tail_is_detected_through_the_head() {
         "{}",
         report.problems[0].detail
     );
+    assert!(Journal::open(&path, key()).is_err(), "not appended to");
 }
 
 #[test]
-fn a_torn_last_line_is_reported_and_earlier_records_stay_readable() {
+fn a_deleted_tail_together_with_its_head_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 5);
+    let l = lines(&path);
+    rewrite(&path, &l[..2]);
+    fs_err::remove_file(head(&path)).unwrap();
+    let problems = kinds(&path);
+    assert_eq!(problems, vec![(0, ProblemKind::Head)]);
+    let err = Journal::open(&path, key()).unwrap_err().to_string();
+    assert!(err.contains("head file"), "{err}");
+}
+
+#[test]
+fn a_forged_head_is_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 5);
+    let l = lines(&path);
+    rewrite(&path, &l[..2]);
+    // Claim the head is record 2 of 2, without the key to tag it.
+    let mut h: serde_json::Value =
+        serde_json::from_str(&fs_err::read_to_string(head(&path)).unwrap()).unwrap();
+    h["records"] = 2.into();
+    fs_err::write(head(&path), h.to_string()).unwrap();
+    assert!(kinds(&path).contains(&(0, ProblemKind::Head)));
+}
+
+#[test]
+fn a_corrupted_checkpointed_last_record_is_not_taken_for_a_torn_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 3);
+    let mut l = lines(&path);
+    l[2].truncate(40);
+    rewrite(&path, &l);
+    let problems = kinds(&path);
+    assert!(
+        problems.iter().all(|(_, k)| *k != ProblemKind::Torn),
+        "{problems:?}"
+    );
+    assert!(!problems.is_empty());
+    let err = Journal::open(&path, key()).unwrap_err().to_string();
+    assert!(err.contains("checkpoint"), "{err}");
+    assert!(!dir.path().join("j.jsonl.torn").exists(), "nothing moved aside");
+}
+
+#[test]
+fn a_torn_line_after_the_checkpoint_is_recovered_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.jsonl");
     write_journal(&path, 3);
     // A crash in the middle of the fourth write.
     let mut f = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
-    f.write_all(br#"{"seq":3,"ts":"2026-11-27T00:00:00Z","task":"t-1","kind":"ca"#)
+    f.write_all(br#"{"seq":3,"ts":"2026-11-27T00:00:00Z","task_id":"t-1","kind":"ca"#)
         .unwrap();
     drop(f);
     assert_eq!(kinds(&path), vec![(4, ProblemKind::Torn)]);
-    assert_eq!(read_journal(&path).unwrap().len(), 3);
+    assert_eq!(read_journal(&path, &key()).unwrap().len(), 3);
 
-    // Reopening moves the torn bytes aside and continues the chain.
-    let j = Journal::open(&path).unwrap();
-    assert_eq!(j.append("t-2", "task", json!({})).unwrap(), 3);
+    // Reopening moves the torn bytes aside, says so in the chain, continues.
+    let j = Journal::open(&path, key()).unwrap();
+    assert_eq!(j.append("t-2", &task("bob", "dev")).unwrap(), 4);
     j.checkpoint().unwrap();
     drop(j);
-    assert!(verify_journal(&path).unwrap().is_ok());
+    let report = verify_journal(&path, &key(), None).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.recovered.len(), 1, "reported, not hidden");
+    assert!(report.recovered[0].contains("torn"), "{}", report.recovered[0]);
     let torn = fs_err::read_to_string(dir.path().join("j.jsonl.torn")).unwrap();
     assert!(torn.starts_with(r#"{"seq":3"#));
 }
@@ -172,9 +311,13 @@ fn reopening_continues_the_chain() {
     let path = dir.path().join("j.jsonl");
     write_journal(&path, 2);
     write_journal(&path, 2);
-    let report = verify_journal(&path).unwrap();
+    let report = verify_journal(&path, &key(), None).unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
-    let seqs: Vec<u64> = read_journal(&path).unwrap().iter().map(|r| r.seq).collect();
+    let seqs: Vec<u64> = read_journal(&path, &key())
+        .unwrap()
+        .iter()
+        .map(|r| r.seq)
+        .collect();
     assert_eq!(seqs, vec![0, 1, 2, 3]);
 }
 
@@ -186,15 +329,67 @@ fn a_broken_journal_is_not_appended_to() {
     let mut l = lines(&path);
     l[0] = l[0].replace("s0", "sX");
     rewrite(&path, &l);
-    let err = Journal::open(&path).unwrap_err().to_string();
+    let err = Journal::open(&path, key()).unwrap_err().to_string();
     assert!(err.contains("line 1"), "{err}");
 }
 
 #[test]
-fn a_second_writer_is_refused() {
+fn two_writers_share_one_chain_and_one_history() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("j.jsonl");
-    let _first = Journal::open(&path).unwrap();
-    let err = Journal::open(&path).unwrap_err().to_string();
-    assert!(err.contains("in use"), "{err}");
+    let a = Journal::open(&path, key()).unwrap();
+    let b = Journal::open(&path, key()).unwrap();
+    a.append("t-a", &task("alice", "prod")).unwrap();
+    b.append("t-b", &task("bob", "prod")).unwrap();
+    a.append("t-a", &approved_change("s1")).unwrap();
+    b.append("t-b", &approved_change("s1")).unwrap();
+    b.append("t-b", &call("s2", Effect::Mutating)).unwrap();
+    a.checkpoint().unwrap();
+    let report = verify_journal(&path, &key(), None).unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!(report.records, 5);
+    // Each writer sees the other's changes in the last hour (a call's end
+    // does not count twice: its decision or approval already did).
+    let seen_by_a = a.recent_mutations("warden", "alice", "prod").unwrap();
+    assert_eq!(seen_by_a.by_agent, 2);
+    assert_eq!(seen_by_a.by_principal, 1);
+    assert_eq!(seen_by_a.in_env, 2);
+    assert_eq!(
+        b.recent_mutations("warden", "bob", "dev").unwrap().in_env,
+        0
+    );
+}
+
+#[test]
+fn an_anchor_catches_a_rollback_to_an_older_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 2);
+    // The attacker keeps a copy of the journal and head at this point.
+    let old = fs_err::read(&path).unwrap();
+    let old_head = fs_err::read(head(&path)).unwrap();
+    write_journal(&path, 3);
+    let anchor: Anchor = verify_journal(&path, &key(), None).unwrap().head;
+    assert_eq!(anchor.records, 5);
+    // Roll back: both files as they were. Without the anchor it verifies.
+    fs_err::write(&path, old).unwrap();
+    fs_err::write(head(&path), old_head).unwrap();
+    assert!(verify_journal(&path, &key(), None).unwrap().is_ok());
+    let report = verify_journal(&path, &key(), Some(&anchor)).unwrap();
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.problems[0].kind, ProblemKind::Anchor);
+}
+
+#[test]
+fn the_host_key_is_created_private_and_refused_when_others_can_read_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys/host.key");
+    let k = HostKey::load_or_create(&path).unwrap();
+    let mode = fs_err::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(HostKey::load_or_create(&path).unwrap().fingerprint(), k.fingerprint());
+    fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let err = HostKey::load_or_create(&path).unwrap_err().to_string();
+    assert!(err.contains("chmod 600"), "{err}");
 }

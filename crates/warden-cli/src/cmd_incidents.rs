@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use warden_memory::{
+use warden::memory::{
     Cluster, Columns, HashingEmbedder, IngestReport, Memory, MemoryError, MemoryOptions,
 };
 
@@ -168,7 +168,7 @@ fn ingest(
     columns: &Columns,
     batch: usize,
 ) -> Result<IngestReport> {
-    let records = warden_memory::read_incidents(file, columns)?;
+    let records = warden::memory::read_incidents(file, columns)?;
     let bar = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(records.len() as u64);
         if let Ok(style) = ProgressStyle::with_template(
@@ -222,7 +222,7 @@ fn print_ingest(report: &IngestReport, file: &Path, json: bool) -> Result<()> {
 }
 
 #[allow(clippy::print_stdout, reason = "command output is data on stdout")]
-fn print_similar(hits: &[warden_memory::RecallHit], json: bool) -> Result<()> {
+fn print_similar(hits: &[warden::memory::RecallHit], json: bool) -> Result<()> {
     if json {
         let rows: Vec<serde_json::Value> = hits
             .iter()
@@ -285,7 +285,7 @@ fn print_clusters(clusters: &[Cluster], json: bool) -> Result<()> {
 }
 
 #[allow(clippy::print_stdout, reason = "command output is data on stdout")]
-fn print_show(view: &warden_memory::IncidentView, json: bool) -> Result<()> {
+fn print_show(view: &warden::memory::IncidentView, json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(view)?);
         return Ok(());

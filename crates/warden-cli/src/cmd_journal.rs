@@ -1,19 +1,38 @@
-//! `warden journal`: verify the hash chain, list tasks, show a timeline.
+//! `warden journal`: verify the keyed chain, anchor it, list tasks, show a
+//! timeline.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Subcommand;
-use warden_agent::{read_journal, render_timeline, verify_journal};
+use warden::journal::{Anchor, read_journal, render_timeline, task_list, verify_journal};
+use warden::terminal_safe;
 
 use crate::output;
 
-/// Audit the agent's journal.
+/// Audit the agent's journal. Every command needs the host key that wrote
+/// it ($WARDEN_KEY_FILE, default ~/.config/warden/host.key).
 #[derive(Debug, Subcommand)]
 pub enum JournalCmd {
-    /// Check the hash chain: names any edited, reordered, deleted or
-    /// truncated record, and a torn last line left by a crash.
+    /// Check the keyed chain: names any edited, reordered, deleted or
+    /// truncated record, a rewrite without the host key, a missing or forged
+    /// head, and a torn last line left by a crash (and any recovered one).
+    ///
+    /// Example: warden journal verify --anchor "$(cat anchor.json)"
     Verify {
+        /// Journal file.
+        #[arg(default_value = ".warden/journal.jsonl", env = "WARDEN_JOURNAL")]
+        path: PathBuf,
+        /// Also check against an anchor printed earlier by `warden journal
+        /// anchor`: its JSON text, or a file holding it.
+        #[arg(long, value_name = "JSON|FILE")]
+        anchor: Option<String>,
+    },
+    /// Verify, then print the head of the chain (record count, last MAC,
+    /// time) as one JSON line, for an outside system to keep. `verify
+    /// --anchor` later proves the journal still holds what it held then.
+    Anchor {
         /// Journal file.
         #[arg(default_value = ".warden/journal.jsonl", env = "WARDEN_JOURNAL")]
         path: PathBuf,
@@ -25,7 +44,8 @@ pub enum JournalCmd {
         journal: PathBuf,
     },
     /// Show one task as a timeline: plan, policy decisions with reasons,
-    /// calls with duration and result, approvals, outcome.
+    /// capability decisions, calls with duration and result, approvals (who
+    /// approved, for whom), outcome.
     Show {
         /// Task id (see `warden journal list`); `last` for the newest.
         task: String,
@@ -35,23 +55,49 @@ pub enum JournalCmd {
     },
 }
 
+fn parse_anchor(text: &str) -> anyhow::Result<Anchor> {
+    let text = if text.trim_start().starts_with('{') {
+        text.to_string()
+    } else {
+        fs_err::read_to_string(text)?
+    };
+    serde_json::from_str(&text).context("the anchor is not what `warden journal anchor` prints")
+}
+
 pub fn run(cmd: JournalCmd, json: bool) -> anyhow::Result<ExitCode> {
+    let key = crate::agent_args::existing_host_key()?;
     match cmd {
-        JournalCmd::Verify { path } => {
-            let report = verify_journal(&path)?;
+        JournalCmd::Verify { path, anchor } => {
+            let anchor = anchor.as_deref().map(parse_anchor).transpose()?;
+            let report = verify_journal(&path, &key, anchor.as_ref())?;
             if json {
                 output::json(&report)?;
             } else if report.is_ok() {
                 println!(
-                    "{}: OK, {} records, {} tasks, hash chain intact",
+                    "{}: OK, {} records, {} tasks, keyed chain intact{}",
                     path.display(),
                     report.records,
-                    report.tasks
+                    report.tasks,
+                    if anchor.is_some() {
+                        ", matches the anchor"
+                    } else {
+                        ""
+                    }
                 );
             } else {
                 println!("{}: {} problem(s)", path.display(), report.problems.len());
                 for p in &report.problems {
-                    println!("  line {}: {:?}: {}", p.line, p.kind, p.detail);
+                    println!(
+                        "  line {}: {:?}: {}",
+                        p.line,
+                        p.kind,
+                        terminal_safe(&p.detail)
+                    );
+                }
+            }
+            if !json {
+                for r in &report.recovered {
+                    println!("  note: {}", terminal_safe(r));
                 }
             }
             Ok(if report.is_ok() {
@@ -60,63 +106,66 @@ pub fn run(cmd: JournalCmd, json: bool) -> anyhow::Result<ExitCode> {
                 ExitCode::FAILURE
             })
         }
-        JournalCmd::List { journal } => {
-            let records = read_journal(&journal)?;
-            let mut rows = vec![vec![
-                "TASK".to_string(),
-                "STARTED".to_string(),
-                "OUTCOME".to_string(),
-                "GOAL".to_string(),
-            ]];
-            let mut tasks: Vec<(String, String, String, String)> = Vec::new();
-            for r in &records {
-                match r.kind.as_str() {
-                    "task" => tasks.push((
-                        r.task.clone(),
-                        r.ts.clone(),
-                        "(running or interrupted)".into(),
-                        r.data["goal"].as_str().unwrap_or("").to_string(),
-                    )),
-                    "outcome" => {
-                        if let Some(t) = tasks.iter_mut().rev().find(|t| t.0 == r.task) {
-                            t.2 = r.data["status"].as_str().unwrap_or("").to_string();
-                        }
-                    }
-                    _ => {}
-                }
+        JournalCmd::Anchor { path } => {
+            let report = verify_journal(&path, &key, None)?;
+            if !report.is_ok() {
+                anyhow::bail!(
+                    "{} does not verify ({} problem(s)); run `warden journal verify` — an anchor of a damaged journal would vouch for the damage",
+                    path.display(),
+                    report.problems.len()
+                );
             }
+            println!("{}", serde_json::to_string(&report.head)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        JournalCmd::List { journal } => {
+            let tasks = task_list(&read_journal(&journal, &key)?);
             if json {
-                let list: Vec<_> = tasks
-                    .iter()
-                    .map(|(t, s, o, g)| serde_json::json!({"task": t, "started": s, "outcome": o, "goal": g}))
-                    .collect();
-                output::json(&list)?;
+                output::json(&tasks)?;
             } else {
-                rows.extend(tasks.into_iter().map(|(t, s, o, g)| vec![t, s, o, g]));
+                let mut rows = vec![vec![
+                    "TASK".to_string(),
+                    "STARTED".to_string(),
+                    "ENV".to_string(),
+                    "OUTCOME".to_string(),
+                    "GOAL".to_string(),
+                ]];
+                rows.extend(tasks.into_iter().map(|t| {
+                    vec![
+                        terminal_safe(&t.task_id),
+                        t.started,
+                        terminal_safe(&t.env),
+                        t.outcome
+                            .map_or("(running or interrupted)", |o| o.as_str())
+                            .to_string(),
+                        terminal_safe(&t.goal),
+                    ]
+                }));
                 output::table(&rows)?;
             }
             Ok(ExitCode::SUCCESS)
         }
         JournalCmd::Show { task, journal } => {
-            let records = read_journal(&journal)?;
+            let records = read_journal(&journal, &key)?;
             let task = if task == "last" {
                 records
                     .iter()
                     .rev()
-                    .find(|r| r.kind == "task")
-                    .map(|r| r.task.clone())
+                    .find(|r| matches!(r.event, warden::journal::JournalEvent::Task(_)))
+                    .map(|r| r.task_id.clone())
                     .unwrap_or(task)
             } else {
                 task
             };
-            if !records.iter().any(|r| r.task == task) {
+            if !records.iter().any(|r| r.task_id == task) {
                 anyhow::bail!(
-                    "no task `{task}` in {}\nhint: `warden journal list` shows the tasks",
+                    "no task `{}` in {}\nhint: `warden journal list` shows the tasks",
+                    terminal_safe(&task),
                     journal.display()
                 );
             }
             if json {
-                let mine: Vec<_> = records.iter().filter(|r| r.task == task).collect();
+                let mine: Vec<_> = records.iter().filter(|r| r.task_id == task).collect();
                 output::json(&mine)?;
             } else {
                 print!("{}", render_timeline(&records, &task));

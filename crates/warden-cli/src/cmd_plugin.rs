@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Subcommand;
-use warden_sandbox::{Plugin, Sandbox, SandboxConfig, SandboxError};
-use warden_types::CallContext;
+use warden::sandbox::{Plugin, Sandbox, SandboxConfig, SandboxError};
+use warden::{Agent, Task, ToolCall};
 
 use crate::output;
 
@@ -34,7 +34,12 @@ pub enum PluginCmd {
     },
     /// Run one call of a plugin and print its output.
     ///
-    /// Example: warden plugin call http-probe --input '{"url":"http://127.0.0.1:8080/health"}'
+    /// The call takes the same path as a step the agent plans: the policy
+    /// decides it (in the bundle's default environment unless --env says
+    /// otherwise), a human approves where the policy asks, every capability
+    /// the plugin uses is decided again, and all of it is journaled.
+    ///
+    /// Example: warden plugin call http-probe --env dev --input '{"url":"http://127.0.0.1:8080/health"}'
     Call {
         /// Plugin name (from the plugin directory) or path to a `.wasm` file.
         plugin: String,
@@ -50,11 +55,11 @@ pub enum PluginCmd {
         /// Call deadline in seconds.
         #[arg(long, default_value_t = 10.0)]
         timeout: f64,
-        /// Task id recorded with the call.
-        #[arg(long, default_value = "cli")]
-        task: String,
+        /// Task id recorded with the call [default: generated].
+        #[arg(long)]
+        task: Option<String>,
         #[command(flatten)]
-        policy: crate::gate::PolicyArgs,
+        agent: crate::agent_args::AgentArgs,
     },
     /// Scaffold a new plugin crate that builds and passes its own test.
     New {
@@ -78,14 +83,14 @@ pub fn run(cmd: PluginCmd, plugin_dir: &Path, json: bool) -> anyhow::Result<Exit
             dry_run,
             timeout,
             task,
-            policy,
+            agent,
         } => {
             let input = read_input(input, input_file)?;
             let call_args = CallArgs {
                 dry_run,
                 timeout,
                 task,
-                policy,
+                agent,
             };
             call(plugin_dir, &plugin, &input, &call_args, json)
         }
@@ -97,20 +102,25 @@ fn cache_dir(plugin_dir: &Path) -> PathBuf {
     plugin_dir.join(".cache")
 }
 
-fn sandbox(plugin_dir: &Path, timeout: Option<f64>) -> anyhow::Result<Sandbox> {
+fn sandbox_config(plugin_dir: &Path, timeout: Option<f64>) -> anyhow::Result<SandboxConfig> {
     let mut config = SandboxConfig::default();
     config.cache_dir(cache_dir(plugin_dir));
+    config.cache_key(crate::agent_args::host_key()?.cache_key());
     if let Some(t) = timeout {
         if !(t.is_finite() && t > 0.0) {
             bail!("--timeout must be a positive number of seconds, got {t}");
         }
         config.timeout(Duration::from_secs_f64(t));
     }
-    Ok(Sandbox::new(&config)?)
+    Ok(config)
+}
+
+fn sandbox(plugin_dir: &Path, timeout: Option<f64>) -> anyhow::Result<Sandbox> {
+    Ok(Sandbox::new(&sandbox_config(plugin_dir, timeout)?)?)
 }
 
 fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    match warden_sandbox::plugin_files(dir) {
+    match warden::sandbox::plugin_files(dir) {
         Err(SandboxError::Io { error, .. }) if error.kind() == std::io::ErrorKind::NotFound => {
             bail!(
                 "plugin directory {} does not exist\nhint: run `warden plugin build` first, or pass --plugin-dir",
@@ -121,43 +131,51 @@ fn wasm_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
+/// Every plugin in the directory; two with the same name are an error
+/// naming both files.
+fn load_all(sandbox: &Sandbox, plugin_dir: &Path) -> anyhow::Result<Vec<Plugin>> {
+    let mut plugins: Vec<Plugin> = Vec::new();
+    for file in wasm_files(plugin_dir)? {
+        let plugin = sandbox.load_file(&file)?;
+        if let Some(first) = plugins
+            .iter()
+            .find(|p| p.manifest().name == plugin.manifest().name)
+        {
+            bail!(
+                "two plugins are named `{}`: {} and {}\nhint: remove one of them from {}",
+                plugin.manifest().name,
+                first.path().map(|p| p.display().to_string()).unwrap_or_default(),
+                file.display(),
+                plugin_dir.display()
+            );
+        }
+        plugins.push(plugin);
+    }
+    Ok(plugins)
+}
+
 /// Load `name` from the plugin directory, or from a path.
 fn load(sandbox: &Sandbox, plugin_dir: &Path, name: &str) -> anyhow::Result<Plugin> {
     let as_path = Path::new(name);
     if name.ends_with(".wasm") || as_path.is_file() {
         return Ok(sandbox.load_file(as_path)?);
     }
-    let mut names = Vec::new();
-    for file in wasm_files(plugin_dir)? {
-        // File names follow the crate (`http_probe.wasm`); try the likely
-        // one first so a call loads one plugin, not the whole directory.
-        let stem = file
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or_default();
-        if stem.replace('_', "-") == name {
-            let plugin = sandbox.load_file(&file)?;
-            if plugin.manifest().name == name {
-                return Ok(plugin);
-            }
-        }
-    }
-    for file in wasm_files(plugin_dir)? {
-        let plugin = sandbox.load_file(&file)?;
-        if plugin.manifest().name == name {
-            return Ok(plugin);
-        }
-        names.push(plugin.manifest().name.clone());
-    }
-    bail!(
-        "no plugin named `{name}` in {} (found: {})\nhint: `warden plugin list` shows what is there",
-        plugin_dir.display(),
-        if names.is_empty() {
-            "none".into()
-        } else {
-            names.join(", ")
-        }
-    )
+    let plugins = load_all(sandbox, plugin_dir)?;
+    let names: Vec<String> = plugins.iter().map(|p| p.manifest().name.clone()).collect();
+    plugins
+        .into_iter()
+        .find(|p| p.manifest().name == name)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no plugin named `{name}` in {} (found: {})\nhint: `warden plugin list` shows what is there",
+                plugin_dir.display(),
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })
 }
 
 fn read_input(input: Option<String>, file: Option<PathBuf>) -> anyhow::Result<serde_json::Value> {
@@ -320,10 +338,20 @@ fn list(plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         "DESCRIPTION".into(),
     ]];
     let mut failures = 0;
+    let mut seen: std::collections::BTreeMap<String, PathBuf> = Default::default();
     for file in wasm_files(plugin_dir)? {
         match sandbox.load_file(&file) {
             Ok(plugin) => {
                 let m = plugin.manifest();
+                if let Some(first) = seen.insert(m.name.clone(), file.clone()) {
+                    bail!(
+                        "two plugins are named `{}`: {} and {}\nhint: remove one of them from {}",
+                        m.name,
+                        first.display(),
+                        file.display(),
+                        plugin_dir.display()
+                    );
+                }
                 rows.push(vec![
                     m.name.clone(),
                     m.version.clone(),
@@ -357,13 +385,13 @@ fn list(plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn capabilities_text(m: &warden_types::ToolManifest) -> String {
+fn capabilities_text(m: &warden::types::ToolManifest) -> String {
     let parts: Vec<String> = m
         .capabilities
         .iter()
         .map(|c| match c {
-            warden_types::Capability::Http { hosts } => format!("http({})", hosts.join(",")),
-            warden_types::Capability::Kv => "kv".into(),
+            warden::types::Capability::Http { hosts } => format!("http({})", hosts.join(",")),
+            warden::types::Capability::Kv => "kv".into(),
         })
         .collect();
     if parts.is_empty() {
@@ -421,8 +449,8 @@ fn inspect(plugin_dir: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode
 struct CallArgs {
     dry_run: bool,
     timeout: f64,
-    task: String,
-    policy: crate::gate::PolicyArgs,
+    task: Option<String>,
+    agent: crate::agent_args::AgentArgs,
 }
 
 fn call(
@@ -434,43 +462,74 @@ fn call(
 ) -> anyhow::Result<ExitCode> {
     let sandbox = sandbox(plugin_dir, Some(args.timeout))?;
     let plugin = load(&sandbox, plugin_dir, name)?;
-    // Fail on a schema violation before asking the policy about the call.
-    plugin.validate_input(input)?;
-    let gate = crate::gate::authorize_call(
-        &args.policy,
-        plugin.manifest(),
-        input,
-        &args.task,
-        args.dry_run,
-    )?;
-    let ctx = CallContext {
-        task_id: args.task.clone(),
-        step_id: "1".into(),
-        dry_run: args.dry_run,
-    };
+    let tool = plugin.manifest().name.clone();
+    let a = &args.agent;
+    let builder = Agent::builder()
+        .name("warden-cli")
+        .plugin(plugin)
+        .policy(&a.policy)
+        .journal(&a.journal)
+        .host_key(a.host_key()?)
+        .dry_run(args.dry_run);
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+    let agent = a.approver(builder, interactive).build()?;
+    let id = args
+        .task
+        .clone()
+        .unwrap_or_else(|| crate::cmd_run::task_id("call"));
+    let mut task = Task::goal(&id, format!("call {tool}"))
+        .by(a.principal())
+        .in_env(a.env());
+    task.break_glass = a.break_glass.clone();
+    let mut call = ToolCall::new(&tool, input.clone());
+    call.timeout_secs = Some(args.timeout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let result = runtime.block_on(plugin.invoke(&ctx, input, gate));
-    match result {
-        Ok(out) => {
-            for d in &out.denials {
-                eprintln!("denied: {}", d.reason);
-            }
-            if json {
-                output::json(&out)?;
-            } else {
-                output::json(&out.output)?;
-                eprintln!("{} finished in {:.1?}", name, out.duration);
+    let outcome = runtime.block_on(agent.call(task, call))?;
+    let Some(obs) = outcome.observations.first() else {
+        // Refused before the call (an environment the bundle does not know).
+        if json {
+            output::json(&outcome)?;
+        }
+        bail!("{}", warden::terminal_safe(&outcome.reason));
+    };
+    if json {
+        output::json(obs)?;
+    } else if let Some(out) = &obs.output {
+        output::json(out)?;
+    }
+    for r in &obs.reasons {
+        if obs.status == warden::StepStatus::Succeeded {
+            eprintln!("{}", warden::terminal_safe(r));
+        }
+    }
+    let env = &outcome.env;
+    match obs.status {
+        warden::StepStatus::Succeeded => {
+            if !json {
+                eprintln!(
+                    "{tool} finished in {:.1} ms (journal: {}, task {id})",
+                    obs.duration_us as f64 / 1000.0,
+                    a.journal.display()
+                );
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(e) => {
-            if json {
-                output::json(&serde_json::json!({"error": e.to_string()}))?;
-            }
-            Err(e.into())
-        }
+        warden::StepStatus::Denied => bail!(
+            "policy denied `{tool}` in `{env}`:\n  - {}",
+            warden::terminal_safe(&obs.reasons.join("\n  - "))
+        ),
+        warden::StepStatus::Rejected => bail!(
+            "`{tool}` needs approval in `{env}` and was not approved: {}\nhint: rerun with --approve to approve it as `{}` (the approval policy decides whether that is allowed), or with --dry-run",
+            warden::terminal_safe(&obs.reasons.join("; ")),
+            warden::os_user()
+        ),
+        _ => bail!(
+            "`{tool}` {}: {}",
+            obs.status.as_str(),
+            warden::terminal_safe(&obs.reasons.join("; "))
+        ),
     }
 }

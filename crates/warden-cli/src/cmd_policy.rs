@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use warden_policy::{Entry, Explanation, PolicyEngine, TestOutcome, TestReport};
+use warden::policy::{Entry, Explanation, PolicyEngine, TestOutcome, TestReport};
 
 /// `warden policy` subcommands.
 #[derive(Debug, clap::Subcommand)]
@@ -26,7 +26,7 @@ pub enum PolicyCmd {
         /// Input document (JSON); `-` reads standard input.
         #[arg(long)]
         input: PathBuf,
-        /// Entry point: call, capability or plan.
+        /// Entry point: call, approve, capability or plan.
         #[arg(long, default_value = "call")]
         entry: Entry,
         /// Bundle folder.
@@ -45,7 +45,7 @@ pub enum PolicyCmd {
 pub fn run(cmd: PolicyCmd, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
         PolicyCmd::Test { dir, all } => {
-            let report = warden_policy::run_tests(&dir)?;
+            let report = warden::policy::run_tests(&dir)?;
             if json {
                 print_json(&report)?;
             } else {
@@ -73,7 +73,7 @@ pub fn run(cmd: PolicyCmd, json: bool) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         PolicyCmd::Check { dir } => {
-            let summary = warden_policy::check(&dir)?;
+            let summary = warden::policy::check(&dir)?;
             if json {
                 print_json(&summary)?;
             } else {
@@ -172,7 +172,7 @@ fn print_explanation(explanation: &Explanation) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_check(summary: &warden_policy::BundleSummary) -> anyhow::Result<()> {
+fn print_check(summary: &warden::policy::BundleSummary) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(
         out,

@@ -5,11 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use warden_agent::{
-    Agent, Budget, CancellationToken, DenyAll, LlmPlanner, Outcome, PreApproved, Task,
-    TerminalApprover,
-};
-use warden_policy::PolicyEngine;
+use warden::policy::PolicyEngine;
+use warden::{Agent, Budget, CancellationToken, LlmPlanner, Outcome, Task, terminal_safe};
 
 use crate::output;
 
@@ -17,11 +14,16 @@ use crate::output;
 ///
 /// The planner is the first runbook whose match criteria hold (offline).
 /// Every call is decided by the policy; calls that need approval ask on the
-/// terminal, or are refused in non-interactive runs unless --approve is given.
-/// Everything is journaled (see `warden journal`).
+/// terminal, or are refused in non-interactive runs unless --approve is given;
+/// approvals are recorded as given by the OS user. Everything is journaled
+/// (see `warden journal`), and the change limits count every earlier run.
+///
+/// Without --env the task runs in the bundle's default environment (`prod`
+/// in the shipped bundle: the strictest).
 ///
 /// Secrets (webhook URLs) come from WARDEN_SECRET_<NAME> variables; a plugin
-/// names the secret and never sees its value.
+/// names the secret and never sees its value. Azure Resource Manager is
+/// configured from AZURE_SUBSCRIPTION_ID and the Azure credential chain.
 ///
 /// Example:
 ///   warden run --alert alert.json --attach logs=app.log --attach latency=latency.json --env staging
@@ -51,24 +53,11 @@ pub struct RunArgs {
     /// Use this runbook whatever its match criteria.
     #[arg(long)]
     runbook: Option<String>,
-    /// Policy bundle directory.
-    #[arg(long, default_value = "policies", env = "WARDEN_POLICY")]
-    policy: PathBuf,
-    /// Environment the task acts on (`dev`, `staging`, `prod`).
-    #[arg(long, default_value = "dev", env = "WARDEN_ENV")]
-    env: String,
-    /// On whose behalf the task runs [default: $USER].
-    #[arg(long)]
-    principal: Option<String>,
-    /// Approve every call the policy sends to a human, as the principal.
-    #[arg(long)]
-    approve: bool,
+    #[command(flatten)]
+    agent: crate::agent_args::AgentArgs,
     /// Mutating calls only report what they would do (or are skipped).
     #[arg(long)]
     dry_run: bool,
-    /// Journal file (appended; hash-chained).
-    #[arg(long, default_value = ".warden/journal.jsonl", env = "WARDEN_JOURNAL")]
-    journal: PathBuf,
     /// Task id [default: generated].
     #[arg(long)]
     task_id: Option<String>,
@@ -116,36 +105,38 @@ fn read_alert(path: &Path) -> anyhow::Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
+/// A fresh task id: `<prefix>-<unix seconds>-<pid>`.
+pub fn task_id(prefix: &str) -> String {
+    let t = jiff::Timestamp::now();
+    format!("{prefix}-{}-{}", t.as_second(), std::process::id())
+}
+
 pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let principal = args
-        .principal
-        .clone()
-        .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "cli".into()));
-    let id = args.task_id.clone().unwrap_or_else(|| {
-        let t = jiff::Timestamp::now();
-        format!("task-{}-{}", t.as_second(), std::process::id())
-    });
+    let a = &args.agent;
+    let principal = a.principal();
+    let id = args.task_id.clone().unwrap_or_else(|| task_id("task"));
     let mut task = match (&args.alert, &args.goal) {
         (Some(path), _) => Task::from_webhook(&id, &read_alert(path)?)?,
         (None, Some(goal)) => Task::goal(&id, goal).by(&principal),
         (None, None) => bail!("give --alert FILE or --goal TEXT"),
     };
-    task.env = args.env.clone();
-    if args.goal.is_some() {
+    task.env = a.env();
+    task.break_glass = a.break_glass.clone();
+    if args.goal.is_some() || a.principal.is_some() {
         task.principal = principal.clone();
     }
     for spec in &args.attach {
         let (name, value) = attachment(spec)?;
         task.attachments.insert(name, value);
     }
-    let policy = PolicyEngine::load(&args.policy)
-        .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?;
+    let policy = PolicyEngine::load(&a.policy)
+        .with_context(|| format!("loading the policy bundle {}", a.policy.display()))?;
     let budget = Budget {
         max_steps: args.max_steps,
         wall_time: args.timeout,
         ..Budget::default()
     };
-    let mut sandbox = warden_sandbox::SandboxConfig::default();
+    let mut sandbox = warden::sandbox::SandboxConfig::default();
     sandbox.cache_dir(plugin_dir.join(".cache"));
     // Webhook URLs and other secrets stay on the host: WARDEN_SECRET_ONCALL
     // becomes the secret `oncall`, which a plugin reaches as
@@ -155,29 +146,27 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
             sandbox.secret(&name.to_ascii_lowercase().replace('_', "-"), &value);
         }
     }
+    if let Some(arm) = warden::azure::backend_from_env()? {
+        sandbox.arm(arm);
+    }
     let mut builder = Agent::builder()
         .name("warden-cli")
         .sandbox(sandbox)
         .plugins(plugin_dir)
         .policy_engine(policy)
         .runbooks(&args.runbooks)
-        .journal(&args.journal)
+        .journal(&a.journal)
+        .host_key(a.host_key()?)
         .dry_run(args.dry_run)
         .budget(budget);
     if let Some(name) = &args.runbook {
         builder = builder.runbook(name);
     }
-    builder = if args.approve {
-        builder.approver(PreApproved::by(&principal))
-    } else if std::io::IsTerminal::is_terminal(&std::io::stdin())
-        && args.alert.as_deref() != Some(Path::new("-"))
-    {
-        builder.approver(TerminalApprover::new(&principal))
-    } else {
-        builder.approver(DenyAll)
-    };
+    let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && args.alert.as_deref() != Some(Path::new("-"));
+    builder = a.approver(builder, interactive);
     if let Some(dir) = &args.memory {
-        builder = builder.memory(warden_memory::Memory::open(dir)?);
+        builder = builder.memory(warden::memory::Memory::open(dir)?);
     }
     let llm = match args.planner {
         PlannerChoice::Runbook => None,
@@ -216,38 +205,38 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
         print_outcome(&outcome);
     }
     Ok(match outcome.status {
-        warden_agent::OutcomeStatus::Resolved => ExitCode::SUCCESS,
-        warden_agent::OutcomeStatus::Cancelled => ExitCode::from(130),
+        warden::OutcomeStatus::Resolved => ExitCode::SUCCESS,
+        warden::OutcomeStatus::Cancelled => ExitCode::from(130),
         _ => ExitCode::FAILURE,
     })
 }
 
 fn print_outcome(outcome: &Outcome) {
-    println!("planned by {}", outcome.planner);
+    let t = terminal_safe;
+    println!("planned by {} in `{}`", t(&outcome.planner), t(&outcome.env));
     for o in &outcome.observations {
-        let detail = o.brief();
         println!(
             "  {:<12} {:<16} {:<10} {:>8.1} ms  {}",
-            o.step,
-            o.tool,
+            t(&o.step),
+            t(&o.tool),
             o.status.as_str(),
             o.duration_us as f64 / 1000.0,
-            detail
+            t(&o.brief())
         );
     }
     println!(
         "{}: {}",
         outcome.status.as_str().to_uppercase(),
-        outcome.reason
+        t(&outcome.reason)
     );
     if !outcome.summary.is_empty() {
-        println!("{}", outcome.summary);
+        println!("{}", t(&outcome.summary).replace("\\n", "\n"));
     }
     if let Some(j) = &outcome.journal {
         println!(
             "journal: {} (warden journal show {})",
             j.display(),
-            outcome.task
+            t(&outcome.task)
         );
     }
 }

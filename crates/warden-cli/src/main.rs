@@ -5,13 +5,14 @@
     reason = "a command-line program: data goes to stdout, hints to stderr"
 )]
 
+mod agent_args;
 mod cmd_incidents;
 mod cmd_journal;
 mod cmd_plugin;
 mod cmd_plugin_new;
 mod cmd_policy;
 mod cmd_run;
-mod gate;
+
 mod output;
 
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 use warden_types::{CapabilityGate, CapabilityRequest, GateDecision, ToolManifest, Verdict};
 
-use crate::decision::Entry;
+use crate::decision::{DecisionRecord, Entry};
 use crate::engine::PolicyEngine;
 use crate::input::{PolicyContext, PolicyInput, ToolInfo};
 
@@ -59,8 +59,10 @@ impl PolicyGate {
     }
 }
 
-impl CapabilityGate for PolicyGate {
-    fn check(&self, request: &CapabilityRequest) -> GateDecision {
+impl PolicyGate {
+    /// The policy's full decision record on one capability use (for
+    /// embedders that journal every decision, as the agent does).
+    pub fn decide(&self, request: &CapabilityRequest) -> DecisionRecord {
         let mut tool = self.tool.clone();
         // The request is what the sandbox actually loaded; trust it over the
         // manifest the caller passed if the two disagree.
@@ -75,8 +77,13 @@ impl CapabilityGate for PolicyGate {
             };
         }
         let input = PolicyInput::capability(&self.context, tool, request);
-        let record = self.engine.decide(Entry::Capability, &input);
-        let decision = record.decision;
+        self.engine.decide(Entry::Capability, &input)
+    }
+
+    /// What a decision record means for a running call: a *needs
+    /// approval* verdict is a denial, since a call cannot wait for a human.
+    pub fn gate_decision(record: &DecisionRecord) -> GateDecision {
+        let decision = &record.decision;
         match decision.verdict {
             Verdict::Allow => GateDecision::Allow,
             Verdict::Deny => GateDecision::deny(decision.reasons.join(" ")),
@@ -85,5 +92,11 @@ impl CapabilityGate for PolicyGate {
                 decision.reasons.join(" ")
             )),
         }
+    }
+}
+
+impl CapabilityGate for PolicyGate {
+    fn check(&self, request: &CapabilityRequest) -> GateDecision {
+        PolicyGate::gate_decision(&self.decide(request))
     }
 }

@@ -84,7 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .planner(ProbeEveryUrl)
         .approver(approver)
         .journal(".warden/embed-journal.jsonl")
-        .build()?;
+        .build()?; // keyed with the host key ($WARDEN_KEY_FILE or ~/.config/warden/host.key)
     let outcome = agent.run(Task::goal("embed-1", goal).in_env("dev")).await?;
     for o in &outcome.observations {
         let status = o.output.as_ref().and_then(|v| v.get("status")).cloned();

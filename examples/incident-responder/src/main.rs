@@ -18,8 +18,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use clap::Parser;
 use warden::policy::PolicyEngine;
+use warden::journal::{HostKey, verify_journal};
 use warden::{
-    Agent, Budget, CancellationToken, DenyAll, PreApproved, Task, TerminalApprover, verify_journal,
+    Agent, Budget, CancellationToken, PreApproved, RejectAll, Task, TerminalApprover, terminal_safe,
 };
 
 /// Resolve the example checkout incident with a warden agent, offline.
@@ -29,7 +30,7 @@ struct Args {
     /// Environment the agent acts in; in `prod` the remediation needs approval.
     #[arg(long, default_value = "dev")]
     env: String,
-    /// Approve the remediation in advance (recorded as approved by $USER).
+    /// Approve the remediation in advance (recorded as approved by the OS user).
     #[arg(long)]
     approve: bool,
     /// Only report what mutating steps would do.
@@ -86,7 +87,6 @@ async fn main() -> anyhow::Result<ExitCode> {
     let latency: serde_json::Value =
         serde_json::from_str(&fs_err::read_to_string(data.join("latency-series.json"))?)?;
     let id = format!("inc-{}", warden_task_suffix());
-    let who = std::env::var("USER").unwrap_or_else(|_| "operator".into());
     let task = Task::from_webhook(&id, &alert)?
         .in_env(&args.env)
         .attach("logs", serde_json::json!(logs))
@@ -100,15 +100,27 @@ async fn main() -> anyhow::Result<ExitCode> {
 
     // The demo service lives on loopback, which the default bundle allows
     // only in `dev`; allow it in the chosen environment for this run.
+    let env = PolicyEngine::load(&args.policy)
+        .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?
+        .environments()
+        .canonical(&args.env)?;
     let overlay = serde_json::json!({"warden": {"config": {"network": {"allowed_private_cidrs": {
-        args.env.clone(): ["127.0.0.0/8", "::1/128"]}}}}});
+        env: ["127.0.0.0/8", "::1/128"]}}}}});
     let policy = PolicyEngine::builder(&args.policy)
         .with_data(overlay)
         .load()
         .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?;
 
+    let key = HostKey::load_or_create(HostKey::default_path()?)?;
+    let mut sandbox = warden::sandbox::SandboxConfig::default();
+    sandbox.cache_dir(args.plugin_dir.join(".cache"));
+    if let Some(arm) = warden::azure::backend_from_env()? {
+        sandbox.arm(arm);
+    }
     let builder = Agent::builder()
         .name("incident-responder")
+        .sandbox(sandbox)
+        .host_key(key.clone())
         .plugins(&args.plugin_dir)
         .policy_engine(policy)
         .runbooks(&args.runbooks)
@@ -132,11 +144,11 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     };
     let builder = if args.approve {
-        builder.approver(PreApproved::by(&who))
+        builder.approver(PreApproved::by_os_user())
     } else if std::io::stdin().is_terminal() {
-        builder.approver(TerminalApprover::new(&who))
+        builder.approver(TerminalApprover::os_user())
     } else {
-        builder.approver(DenyAll)
+        builder.approver(RejectAll)
     };
     let agent = builder.build().context("building the agent")?;
 
@@ -148,7 +160,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         }
     });
     let outcome = agent.run_until(task, cancel).await?;
-    let report = verify_journal(&args.journal)?;
+    let report = verify_journal(&args.journal, &key, None)?;
 
     if args.json {
         serde_json::to_writer_pretty(&mut out, &outcome)?;
@@ -160,20 +172,20 @@ async fn main() -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "  {:<10} {:<15} {:<9} {:>7.1} ms  {}",
-                o.step,
-                o.tool,
+                terminal_safe(&o.step),
+                terminal_safe(&o.tool),
                 o.status.as_str(),
                 o.duration_us as f64 / 1000.0,
-                detail
+                terminal_safe(&detail)
             )?;
         }
         writeln!(
             out,
             "\n{}: {}",
             outcome.status.as_str().to_uppercase(),
-            outcome.reason
+            terminal_safe(&outcome.reason)
         )?;
-        writeln!(out, "{}", outcome.summary)?;
+        writeln!(out, "{}", terminal_safe(&outcome.summary).replace("\\n", "\n"))?;
         writeln!(
             out,
             "\nadmin endpoint calls: {}; service healthy now: {}",

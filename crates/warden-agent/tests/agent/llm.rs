@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use warden_agent::{Agent, LlmPlanner, OutcomeStatus, StepStatus, Task, verify_journal};
+use warden_agent::{Agent, LlmPlanner, OutcomeStatus, StepStatus, Task};
 use warden_fakes::openai::{FakeOpenAi, RecordedRequest, Reply};
 use warden_llm::{LlmConfig, Provider};
 
@@ -32,6 +32,7 @@ fn agent(s: &Setup, planner: LlmPlanner) -> Agent {
         .policy_engine(policy())
         .planner(planner)
         .journal(&s.journal)
+        .host_key(super::key())
         .build()
         .unwrap()
 }
@@ -79,7 +80,7 @@ async fn the_model_probes_remediates_and_validates_through_tool_calls() {
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
     let outcome = agent
-        .run(Task::from_webhook("t-llm", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-llm", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
 
@@ -115,7 +116,7 @@ async fn the_model_probes_remediates_and_validates_through_tool_calls() {
         outcome.observations[2].args["url"],
         format!("http://{a}/health")
     );
-    assert!(verify_journal(&s.journal).unwrap().is_ok());
+    assert!(super::verify(&s.journal).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -134,7 +135,7 @@ async fn invalid_arguments_are_sent_back_once_for_repair() {
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
     let outcome = agent
-        .run(Task::from_webhook("t-repair", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-repair", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
 
@@ -160,7 +161,7 @@ async fn arguments_still_invalid_after_the_repair_fail_the_step_with_the_reason(
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
     let outcome = agent
-        .run(Task::from_webhook("t-bad", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-bad", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Unresolved);
@@ -204,7 +205,7 @@ async fn a_denied_call_is_reported_to_the_model_and_the_task_ends_cleanly() {
         outcome.summary,
         "I could not restart the pool: it needs approval."
     );
-    assert!(verify_journal(&s.journal).unwrap().is_ok());
+    assert!(super::verify(&s.journal).is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -253,7 +254,7 @@ async fn a_hung_model_hits_the_timeout_and_the_task_is_refused() {
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_millis(300)));
     let outcome = agent
-        .run(Task::from_webhook("t-hang-llm", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-hang-llm", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Refused);
@@ -292,7 +293,7 @@ async fn rate_limits_and_server_errors_are_retried() {
     config.max_retries = 3;
     let agent = agent(&s, LlmPlanner::new(config).unwrap());
     let outcome = agent
-        .run(Task::from_webhook("t-429", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-429", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     assert_eq!(fake.requests().len(), 3);

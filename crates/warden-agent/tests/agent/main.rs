@@ -10,6 +10,7 @@
 mod llm;
 mod ops;
 mod service;
+mod trust;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -17,8 +18,8 @@ use std::time::Duration;
 use service::Service;
 use test_plugins_artifacts as artifacts;
 use warden_agent::{
-    Agent, AgentBuilder, Approval, Budget, CancellationToken, ChannelApprover, OutcomeStatus,
-    StepStatus, Task, read_journal, verify_journal,
+    Agent, AgentBuilder, Approval, Budget, CancellationToken, ChannelApprover, HostKey,
+    JournalEvent, OutcomeStatus, StepStatus, Task, VerifyReport, read_journal,
 };
 use warden_policy::PolicyEngine;
 use warden_sandbox::{Sandbox, SandboxConfig};
@@ -60,6 +61,15 @@ fn policy() -> PolicyEngine {
         .unwrap()
 }
 
+/// The tests' host key: fixed, so no test touches the user's own key.
+fn key() -> HostKey {
+    HostKey::from_bytes([42; 32])
+}
+
+fn verify(journal: &Path) -> VerifyReport {
+    warden_agent::verify_journal(journal, &key(), None).unwrap()
+}
+
 fn sandbox(timeout: Duration) -> Sandbox {
     let mut c = SandboxConfig::default();
     c.timeout(timeout);
@@ -88,14 +98,15 @@ impl Setup {
             .policy_engine(policy())
             .runbooks(self.dir.path().join("runbooks"))
             .journal(&self.journal)
+            .host_key(key())
     }
 
     fn kinds(&self, task: &str) -> Vec<String> {
-        read_journal(&self.journal)
+        read_journal(&self.journal, &key())
             .unwrap()
             .into_iter()
-            .filter(|r| r.task == task)
-            .map(|r| r.kind)
+            .filter(|r| r.task_id == task)
+            .map(|r| r.event.kind().to_string())
             .collect()
     }
 }
@@ -105,7 +116,7 @@ async fn the_runbook_resolves_a_failing_service_and_the_journal_verifies() {
     let svc = Service::start().await;
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap();
-    let task = Task::from_webhook("t-1", &svc.alert()).unwrap();
+    let task = Task::from_webhook("t-1", &svc.alert()).unwrap().in_env("dev");
     let outcome = agent.run(task).await.unwrap();
 
     assert_eq!(
@@ -130,7 +141,7 @@ async fn the_runbook_resolves_a_failing_service_and_the_journal_verifies() {
             ("validate", StepStatus::Succeeded)
         ]
     );
-    assert!(verify_journal(&s.journal).unwrap().is_ok());
+    assert!(verify(&s.journal).is_ok());
     let kinds = s.kinds("t-1");
     assert_eq!(kinds.first().map(String::as_str), Some("task"));
     assert_eq!(kinds.last().map(String::as_str), Some("outcome"));
@@ -146,7 +157,7 @@ async fn a_healthy_service_is_left_alone() {
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-ok", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-ok", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     assert_eq!(
@@ -194,21 +205,25 @@ async fn in_prod_the_remediation_waits_for_a_human_who_is_journaled() {
         outcome.reason
     );
     assert_eq!(svc.admin_calls(), 1);
-    let approval = read_journal(&s.journal)
+    let approval = read_journal(&s.journal, &key())
         .unwrap()
         .into_iter()
-        .find(|r| r.kind == "approval")
+        .find_map(|r| match r.event {
+            JournalEvent::Approval(a) => Some(a),
+            _ => None,
+        })
         .unwrap();
-    assert_eq!(approval.data["by"], "alice");
-    assert_eq!(approval.data["approved"], true);
-    assert!(approval.data["at"].as_str().is_some());
+    assert_eq!(approval.approver, "alice");
+    assert!(approval.principal.starts_with("alertmanager"), "{}", approval.principal);
+    assert!(approval.approved);
+    assert!(!approval.at.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_remediation_is_not_sent() {
     let svc = Service::start().await;
     let s = Setup::new(RUNBOOK);
-    let agent = s.builder().build().unwrap(); // DenyAll by default
+    let agent = s.builder().build().unwrap(); // RejectAll by default
     let task = Task::from_webhook("t-no", &svc.alert())
         .unwrap()
         .in_env("prod");
@@ -226,7 +241,7 @@ async fn a_dry_run_reports_the_remediation_without_sending_it() {
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().dry_run(true).build().unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-dry", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-dry", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     assert_eq!(svc.admin_calls(), 0);
@@ -241,18 +256,19 @@ async fn a_dry_run_reports_the_remediation_without_sending_it() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_call_the_policy_denies_is_reported_with_its_reasons() {
+async fn a_task_in_an_unknown_environment_is_refused_with_the_known_ones() {
     let svc = Service::start().await;
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap();
     let task = Task::from_webhook("t-noenv", &svc.alert())
         .unwrap()
-        .in_env("");
+        .in_env("qa");
     let outcome = agent.run(task).await.unwrap();
-    // The plan policy refuses it before any step runs.
     assert_eq!(outcome.status, OutcomeStatus::Refused, "{outcome:?}");
     assert!(outcome.observations.is_empty());
-    assert!(outcome.reason.contains("environment"), "{}", outcome.reason);
+    for known in ["dev", "staging", "prod"] {
+        assert!(outcome.reason.contains(known), "{}", outcome.reason);
+    }
     assert_eq!(svc.admin_calls(), 0);
 }
 
@@ -270,7 +286,7 @@ steps:
     );
     let agent = s.builder().build().unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-par", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-par", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     for o in &outcome.observations {
@@ -292,7 +308,7 @@ async fn the_step_budget_stops_the_task_cleanly() {
         .build()
         .unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-budget", &svc.alert()).unwrap())
+        .run(Task::from_webhook("t-budget", &svc.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Stopped);
@@ -303,7 +319,7 @@ async fn the_step_budget_stops_the_task_cleanly() {
     );
     assert_eq!(svc.admin_calls(), 0);
     assert!(s.kinds("t-budget").contains(&"stop".to_string()));
-    assert!(verify_journal(&s.journal).unwrap().is_ok());
+    assert!(verify(&s.journal).is_ok());
 }
 
 const HANG: &str = r#"
@@ -320,6 +336,7 @@ fn hang_agent(s: &Setup, timeout: Duration, retries: u32) -> Agent {
         .policy_engine(policy())
         .runbooks(s.dir.path().join("runbooks"))
         .journal(&s.journal)
+        .host_key(key())
         .budget(Budget {
             retries,
             retry_base: Duration::from_millis(10),
@@ -334,7 +351,7 @@ async fn a_read_only_tool_that_times_out_is_retried_then_fails() {
     let s = Setup::new(HANG);
     let agent = hang_agent(&s, Duration::from_millis(200), 1);
     let outcome = agent
-        .run(Task::goal("t-hang", "hang please"))
+        .run(Task::goal("t-hang", "hang please").in_env("dev"))
         .await
         .unwrap();
     let spin = &outcome.observations[0];
@@ -358,14 +375,14 @@ async fn cancelling_ends_the_task_and_journals_it() {
         trigger.cancel();
     });
     let outcome = agent
-        .run_until(Task::goal("t-cancel", "hang please"), cancel)
+        .run_until(Task::goal("t-cancel", "hang please").in_env("dev"), cancel)
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Cancelled, "{outcome:?}");
     let kinds = s.kinds("t-cancel");
     assert_eq!(kinds.last().map(String::as_str), Some("outcome"));
     assert!(kinds.contains(&"stop".to_string()));
-    assert!(verify_journal(&s.journal).unwrap().is_ok());
+    assert!(verify(&s.journal).is_ok());
 }
 
 #[test]
@@ -403,7 +420,7 @@ async fn a_resolved_incident_is_remembered_and_its_plan_reused_for_a_similar_ale
         let memory = warden_memory::Memory::open(mem_dir.path()).unwrap();
         let agent = s.builder().memory(memory).build().unwrap();
         let outcome = agent
-            .run(Task::from_webhook("t-first", &first.alert()).unwrap())
+            .run(Task::from_webhook("t-first", &first.alert()).unwrap().in_env("dev"))
             .await
             .unwrap();
         assert!(outcome.is_resolved(), "{}", outcome.reason);
@@ -418,10 +435,11 @@ async fn a_resolved_incident_is_remembered_and_its_plan_reused_for_a_similar_ale
         .policy_engine(policy())
         .memory(memory)
         .journal(&s.journal)
+        .host_key(key())
         .build()
         .unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-second", &second.alert()).unwrap())
+        .run(Task::from_webhook("t-second", &second.alert()).unwrap().in_env("dev"))
         .await
         .unwrap();
     assert_eq!(outcome.planner, "case:warden:t-first");

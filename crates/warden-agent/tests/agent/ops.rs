@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use warden_agent::{Agent, OutcomeStatus, StepStatus, Task, read_journal};
+use warden_agent::{Agent, JournalEvent, OutcomeStatus, StepStatus, Task, read_journal};
 use warden_azure::{AzureArm, AzureBackend, Credential};
 use warden_fakes::arm::FakeArm;
 use warden_sandbox::{Sandbox, SandboxConfig};
@@ -41,7 +41,10 @@ fn agent_with(svc: &Service, journal: &Path, mut config: SandboxConfig) -> Agent
         )
         .secret("finops", &format!("http://{}/hooks/teams/abc", svc.addr));
     let sandbox = Sandbox::new(&config).unwrap();
-    let mut builder = Agent::builder().policy_engine(policy()).journal(journal);
+    let mut builder = Agent::builder()
+        .policy_engine(policy())
+        .journal(journal)
+        .host_key(super::key());
     for path in test_plugins_artifacts::PLUGINS {
         builder = builder.plugin(sandbox.load_file(path).unwrap());
     }
@@ -71,7 +74,7 @@ async fn a_filling_disk_is_forecast_and_on_call_is_told_through_a_secret_webhook
         json!({"alertname": "DiskFillingUp", "severity": "warning", "instance": "db-1", "mountpoint": "/var/lib/postgresql"}),
         "disk on db-1 filling up",
     );
-    let task = Task::from_webhook("t-disk", &body).unwrap().attach(
+    let task = Task::from_webhook("t-disk", &body).unwrap().in_env("dev").attach(
         "disk",
         json!({"series": series, "capacity_bytes": 500.0 * gib, "smart": {"5": 0, "197": 8}}),
     );
@@ -116,6 +119,7 @@ async fn an_oversized_vm_gets_a_rightsize_recommendation_sent_to_teams() {
     );
     let task = Task::from_webhook("t-cost", &body)
         .unwrap()
+        .in_env("dev")
         .attach("usage", json!({"cpu_pct": cpu, "memory_pct": mem}));
     let outcome = agent.run(task).await.unwrap();
 
@@ -134,10 +138,10 @@ async fn an_oversized_vm_gets_a_rightsize_recommendation_sent_to_teams() {
         "{}",
         outcome.summary
     );
-    let kinds: Vec<String> = read_journal(dir.path().join("j.jsonl"))
+    let kinds: Vec<String> = read_journal(dir.path().join("j.jsonl"), &super::key())
         .unwrap()
         .into_iter()
-        .map(|r| r.kind)
+        .map(|r| r.event.kind().to_string())
         .collect();
     assert_eq!(kinds.iter().filter(|k| *k == "call").count(), 2);
 }
@@ -245,10 +249,10 @@ async fn in_prod_provisioning_waits_for_approval_and_sends_nothing_without_it() 
         "{outcome:?}"
     );
     assert!(fake.requests().iter().all(|r| r.method != "PUT"));
-    let approvals = read_journal(dir.path().join("j.jsonl"))
+    let approvals = read_journal(dir.path().join("j.jsonl"), &super::key())
         .unwrap()
         .into_iter()
-        .filter(|r| r.kind == "approval")
+        .filter(|r| matches!(r.event, JournalEvent::Approval(_)))
         .count();
     assert_eq!(approvals, 1);
 }
@@ -265,7 +269,9 @@ async fn alerts_from_several_monitors_become_one_status_report_on_the_webhook() 
         {"host": "web01", "service": "HTTP", "state": "CRITICAL", "state_type": "HARD",
          "output": "HTTP CRITICAL: 503", "timestamp": 1_714_557_840}
     ]);
-    let task = Task::goal("t-status", "send the morning status report").attach("alerts", alerts);
+    let task = Task::goal("t-status", "send the morning status report")
+        .in_env("dev")
+        .attach("alerts", alerts);
     let outcome = agent.run(task).await.unwrap();
 
     assert_eq!(outcome.status, OutcomeStatus::Resolved, "{outcome:?}");

@@ -6,8 +6,10 @@
     reason = "test support code panics on setup failure"
 )]
 
+mod azure;
 mod incidents;
 mod plugin;
 mod policy;
 mod run;
 mod support;
+mod trust;

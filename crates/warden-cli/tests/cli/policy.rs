@@ -34,6 +34,8 @@ fn mutating_plugin_in_prod_needs_approval_and_runs_once_approved() {
     assert!(stderr.contains("needs approval"), "{stderr}");
     assert!(stderr.contains("--approve"), "{stderr}");
 
+    // Approved by the OS user on behalf of someone else (approving your
+    // own call in prod is refused: see trust.rs).
     let (out, stdout, stderr) = run(warden(plugins.path()).args([
         "plugin",
         "call",
@@ -41,6 +43,8 @@ fn mutating_plugin_in_prod_needs_approval_and_runs_once_approved() {
         "--env",
         "prod",
         "--approve",
+        "--principal",
+        "on-call-bot",
         "--input",
         "{}",
     ]));

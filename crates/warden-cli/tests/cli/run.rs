@@ -49,7 +49,7 @@ fn run_resolves_an_alert_from_a_runbook_and_the_journal_verifies_and_shows_it() 
 
     let (out, stdout, stderr) = run(no_llm(
         warden(plugins.path())
-            .args(["--json", "run", "--task-id", "t-cli", "--alert"])
+            .args(["--json", "run", "--env", "dev", "--task-id", "t-cli", "--alert"])
             .arg(&alert_file)
             .arg("--runbooks")
             .arg(&books)
@@ -66,7 +66,7 @@ fn run_resolves_an_alert_from_a_runbook_and_the_journal_verifies_and_shows_it() 
         .args(["journal", "verify"])
         .arg(&journal));
     assert!(out.status.success(), "{stdout}");
-    assert!(stdout.contains("hash chain intact"), "{stdout}");
+    assert!(stdout.contains("keyed chain intact"), "{stdout}");
     let (out, stdout, _) = run(warden(plugins.path())
         .args(["journal", "show", "t-cli", "--journal"])
         .arg(&journal));

@@ -1,26 +1,27 @@
-//! Running a task: recall, plan, policy, approvals, calls, journal, outcome.
+//! Running a task: recall, plan, policy, approvals, calls, journal,
+//! outcome. One step's path (decide, approve, invoke, journal) is in
+//! [`step`]; retries and backoff in [`retry`].
+
+mod retry;
+mod step;
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use rand::Rng as _;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
-use warden_policy::{Entry, PlanStep, PolicyContext, PolicyGate, PolicyInput, ToolInfo};
-use warden_sandbox::SandboxError;
-use warden_types::{CallContext, Effect, Verdict};
+use warden_policy::{Entry, PlanStep, PolicyInput, ToolInfo};
+use warden_types::{Effect, Verdict};
 
 use crate::agent::Agent;
-use crate::approve::ApprovalRequest;
 use crate::case::generalize;
 use crate::error::AgentError;
+use crate::journal::{Digest, JournalEvent, OutcomeReached, PlanProposed, RecalledCase, TaskStarted};
 use crate::planner::{Case, PlanContext, Proposal};
 use crate::task::{Observation, Outcome, OutcomeStatus, Plan, Step, StepStatus, Task, truthy};
 use crate::template::{Renderer, has_template};
 
-/// Journaled outputs above this size keep a head and a digest only.
-const JOURNAL_OUTPUT_LIMIT: usize = 8 * 1024;
+pub(crate) use step::{Scope, StepCall};
 
 /// How the task loop ended early.
 enum Stop {
@@ -61,14 +62,122 @@ impl Agent {
         task: Task,
         cancel: CancellationToken,
     ) -> Result<Outcome, AgentError> {
-        let started = Instant::now();
-        let mut run = Run {
-            agent: self,
+        let (task, env_error) = self.canonical_task(task);
+        let mut run = Run::new(self, &task, cancel);
+        run.start()?;
+        if let Some(why) = env_error {
+            return run.finish_refused(why, None);
+        }
+        run.go().await
+    }
+
+    /// One tool call as a task of its own, on the same authorized,
+    /// journaled path as a planned step: the CLI's `warden plugin call`.
+    /// The outcome holds the one observation.
+    pub async fn call(&self, task: Task, call: ToolCall) -> Result<Outcome, AgentError> {
+        let (task, env_error) = self.canonical_task(task);
+        let mut run = Run::new(self, &task, CancellationToken::new());
+        run.start()?;
+        if let Some(why) = env_error {
+            return run.finish_refused(why, None);
+        }
+        run.calls = 1;
+        let scope = Scope {
             task: &task,
+            cancel: &run.cancel,
+            deadline: run.deadline,
+            calls_in_task: run.calls,
+        };
+        let obs = self
+            .authorize_and_invoke(
+                &scope,
+                StepCall {
+                    step_id: &call.step_id,
+                    tool: &call.tool,
+                    args: call.args,
+                    why: &call.why,
+                    timeout_secs: call.timeout_secs,
+                },
+            )
+            .await?;
+        let (status, reason) = if obs.status == StepStatus::Succeeded {
+            (OutcomeStatus::Resolved, "the call succeeded".to_string())
+        } else {
+            (
+                OutcomeStatus::Unresolved,
+                format!("the call {}: {}", obs.status.as_str(), obs.reasons.join("; ")),
+            )
+        };
+        run.observations.push(obs);
+        let summary = run.summary(None);
+        run.close(run.outcome(status, reason, "cli", summary))
+    }
+
+    /// The task with its environment in the bundle's canonical spelling
+    /// (an empty one takes the bundle's default), or the reason it is not
+    /// one the bundle knows.
+    fn canonical_task(&self, mut task: Task) -> (Task, Option<String>) {
+        let envs = self.policy.environments();
+        if task.env.trim().is_empty() {
+            task.env = envs.default_env().to_string();
+        }
+        match envs.canonical(&task.env) {
+            Ok(env) => {
+                task.env = env;
+                (task, None)
+            }
+            Err(e) => (task, Some(e.to_string())),
+        }
+    }
+}
+
+/// A single tool call for [`Agent::call`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolCall {
+    /// Step id recorded with the call.
+    pub step_id: String,
+    /// Tool name.
+    pub tool: String,
+    /// Arguments (no templates).
+    pub args: Value,
+    /// Why, for the journal and the approver.
+    pub why: String,
+    /// Deadline in seconds (the sandbox's own still applies).
+    pub timeout_secs: Option<f64>,
+}
+
+impl ToolCall {
+    /// Call `tool` with `args` as step `1`.
+    pub fn new(tool: impl Into<String>, args: Value) -> Self {
+        ToolCall {
+            step_id: "1".into(),
+            tool: tool.into(),
+            args,
+            why: String::new(),
+            timeout_secs: None,
+        }
+    }
+}
+
+fn digest(value: &Value) -> Digest {
+    use sha2::Digest as _;
+    let text = value.to_string();
+    Digest {
+        bytes: text.len() as u64,
+        sha256: hex::encode(sha2::Sha256::digest(text.as_bytes())),
+    }
+}
+
+impl<'a> Run<'a> {
+    fn new(agent: &'a Agent, task: &'a Task, cancel: CancellationToken) -> Self {
+        let started = Instant::now();
+        Run {
+            agent,
+            task,
             cancel,
             renderer: Renderer::new(),
             started,
-            deadline: started + self.budget.wall_time,
+            deadline: started + agent.budget.wall_time,
             plan: Plan::default(),
             observations: Vec::new(),
             outputs: BTreeMap::new(),
@@ -76,81 +185,28 @@ impl Agent {
             cost: None,
             calls: 0,
             not_needed: HashSet::new(),
-        };
-        run.go().await
-    }
-
-    pub(crate) fn journal(&self, task: &str, kind: &str, data: Value) -> Result<(), AgentError> {
-        if let Some(j) = &self.journal {
-            j.append(task, kind, data)?;
-        }
-        Ok(())
-    }
-
-    fn mutations_last_hour(&self) -> u64 {
-        let Ok(mut log) = self.mutations.lock() else {
-            return 0;
-        };
-        let hour = Duration::from_secs(3600);
-        while log.front().is_some_and(|t| t.elapsed() > hour) {
-            log.pop_front();
-        }
-        log.len() as u64
-    }
-
-    fn record_mutation(&self) {
-        if let Ok(mut log) = self.mutations.lock() {
-            log.push_back(Instant::now());
         }
     }
-}
 
-fn attachment_digest(task: &Task) -> Value {
-    use sha2::Digest as _;
-    let mut out = serde_json::Map::new();
-    for (name, value) in &task.attachments {
-        let text = value.to_string();
-        out.insert(
-            name.clone(),
-            json!({"bytes": text.len(), "sha256": hex::encode(sha2::Sha256::digest(text.as_bytes()))}),
-        );
+    fn start(&mut self) -> Result<(), AgentError> {
+        let t = self.task;
+        self.journal(JournalEvent::Task(TaskStarted {
+            agent: self.agent.name.clone(),
+            goal: t.goal.clone(),
+            source: t.source.clone(),
+            env: t.env.clone(),
+            principal: t.principal.clone(),
+            roles: t.roles.clone(),
+            break_glass: t.break_glass.clone(),
+            alert: t.alert.clone(),
+            attachments: t.attachments.iter().map(|(k, v)| (k.clone(), digest(v))).collect(),
+        }))
     }
-    Value::Object(out)
-}
-
-/// The output as journaled: whole when small, else a head and a digest.
-fn journal_output(output: &Value) -> Value {
-    use sha2::Digest as _;
-    let text = output.to_string();
-    if text.len() <= JOURNAL_OUTPUT_LIMIT {
-        return output.clone();
-    }
-    let mut cut = 2048;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    json!({"truncated": true, "bytes": text.len(), "sha256": hex::encode(sha2::Sha256::digest(text.as_bytes())), "head": &text[..cut]})
 }
 
 impl Run<'_> {
-    fn journal(&self, kind: &str, data: Value) -> Result<(), AgentError> {
-        self.agent.journal(&self.task.id, kind, data)
-    }
-
-    fn policy_context(&self) -> PolicyContext {
-        let mut ctx = PolicyContext::default();
-        ctx.agent.name = self.agent.name.clone();
-        ctx.agent.env = self.task.env.clone();
-        ctx.principal.id = self.task.principal.clone();
-        ctx.principal.roles = self.task.roles.clone();
-        ctx.task.id = self.task.id.clone();
-        ctx.task.goal = self.task.goal.clone();
-        ctx.task.source = self.task.source.clone();
-        ctx.task.break_glass = self.task.break_glass.clone();
-        ctx.history.calls_in_task = self.calls;
-        ctx.history.mutations_last_hour = self.agent.mutations_last_hour();
-        ctx.now = jiff::Timestamp::now().to_string();
-        ctx
+    fn journal(&self, event: JournalEvent) -> Result<(), AgentError> {
+        self.agent.journal.append(&self.task.id, &event).map(|_| ())
     }
 
     fn template_context(&self) -> Value {
@@ -201,10 +257,12 @@ impl Run<'_> {
                 *self.cost.get_or_insert(0.0) += c;
             }
             tracing::info!(task = %self.task.id, tokens = p.tokens, cost_usd = ?p.cost_usd, "llm usage");
-            self.journal(
-                "llm",
-                json!({"planner": p.planner, "tokens": p.tokens, "cost_usd": p.cost_usd, "total_tokens": self.tokens}),
-            )?;
+            self.journal(JournalEvent::Llm {
+                planner: p.planner.clone(),
+                tokens: p.tokens,
+                cost_usd: p.cost_usd,
+                total_tokens: self.tokens,
+            })?;
         }
         Ok(())
     }
@@ -223,11 +281,6 @@ impl Run<'_> {
 
     async fn go(&mut self) -> Result<Outcome, AgentError> {
         let task = self.task;
-        let mut task_record = serde_json::to_value(task).unwrap_or(Value::Null);
-        if let Some(obj) = task_record.as_object_mut() {
-            obj.insert("attachments".into(), attachment_digest(task));
-        }
-        self.journal("task", task_record)?;
         let cases = self.recall()?;
         let agent = self.agent;
         let ctx = PlanContext {
@@ -235,7 +288,13 @@ impl Run<'_> {
             tools: &agent.manifests,
             cases: &cases,
         };
-        let first = match self.ask(agent.planner.plan(&ctx)).await {
+        let Some(proposer) = agent.planner.as_deref() else {
+            return self.finish_refused(
+                "this agent has no planner: build it with runbooks, memory or a planner".into(),
+                None,
+            );
+        };
+        let first = match self.ask(proposer.plan(&ctx)).await {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => return self.finish_refused(format!("the planner failed: {e}"), None),
             Err(stop) => return self.finish_stopped(stop, None),
@@ -252,7 +311,7 @@ impl Run<'_> {
         let mut summary = first.summary.clone();
         let mut proposal = first;
         loop {
-            if let Err(why) = self.add_steps(&proposal) {
+            if let Err(why) = self.add_steps(&proposal)? {
                 return self.finish_refused(why, Some(&proposal));
             }
             if let Some(stop) = self.run_pending().await? {
@@ -262,7 +321,7 @@ impl Run<'_> {
                 break;
             }
             let next = match self
-                .ask(agent.planner.observe(&ctx, &self.observations))
+                .ask(proposer.observe(&ctx, &self.observations))
                 .await
             {
                 Ok(Ok(p)) => p,
@@ -315,22 +374,31 @@ impl Run<'_> {
                 cluster: h.cluster.map(|c| c.label.join(" ")),
             })
             .collect();
-        self.journal(
-            "recall",
-            json!({"cases": cases.iter().map(|c| json!({"id": c.id, "title": c.title, "score": c.score, "resolution": c.resolution, "has_plan": c.plan.is_some()})).collect::<Vec<_>>()}),
-        )?;
+        self.journal(JournalEvent::Recall {
+            cases: cases
+                .iter()
+                .map(|c| RecalledCase {
+                    id: c.id.clone(),
+                    title: c.title.clone(),
+                    score: c.score,
+                    resolution: c.resolution.clone(),
+                    has_plan: c.plan.is_some(),
+                })
+                .collect(),
+        })?;
         Ok(cases)
     }
 
-    /// Check and append the proposal's steps; the plan policy sees them first.
-    fn add_steps(&mut self, p: &Proposal) -> Result<(), String> {
+    /// Check and append the proposal's steps; the plan policy sees them
+    /// first. The inner error is why the plan is refused.
+    fn add_steps(&mut self, p: &Proposal) -> Result<Result<(), String>, AgentError> {
         let mut ids: HashSet<&str> = self.plan.steps.iter().map(|s| s.id.as_str()).collect();
         for s in &p.steps {
             if !ids.insert(s.id.as_str()) {
-                return Err(format!("the plan has two steps with id `{}`", s.id));
+                return Ok(Err(format!("the plan has two steps with id `{}`", s.id)));
             }
         }
-        let ctx = self.policy_context();
+        let ctx = self.agent.policy_context(self.task, self.calls)?;
         let steps: Vec<PlanStep> = p
             .steps
             .iter()
@@ -348,20 +416,23 @@ impl Run<'_> {
             .agent
             .policy
             .decide(Entry::Plan, &PolicyInput::plan(&ctx, steps));
-        let d = &record.decision;
-        let _ = self.journal(
-            "plan",
-            json!({"planner": p.planner, "note": p.note, "steps": p.steps,
-                   "decision": {"verdict": d.verdict.as_str(), "reasons": d.reasons, "bundle": record.bundle_hash}}),
-        );
-        if d.verdict == Verdict::Deny {
-            return Err(format!(
+        let refused = (record.decision.verdict == Verdict::Deny).then(|| {
+            format!(
                 "the policy refused the plan: {}",
-                d.reasons.join("; ")
-            ));
+                record.decision.reasons.join("; ")
+            )
+        });
+        self.journal(JournalEvent::Plan(PlanProposed {
+            planner: p.planner.clone(),
+            note: p.note.clone(),
+            steps: p.steps.clone(),
+            policy: record,
+        }))?;
+        if let Some(why) = refused {
+            return Ok(Err(why));
         }
         self.plan.steps.extend(p.steps.iter().cloned());
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Run every step not yet run, in dependency order.
@@ -454,11 +525,14 @@ impl Run<'_> {
             } else {
                 minijinja::Value::UNDEFINED
             };
-            let policy_ctx = self.policy_context();
+            let first_call = self.calls;
             self.calls += wave.len() as u64;
             let results = {
                 let this = &*self;
-                let futures = wave.iter().map(|s| this.run_step(s, &ctx, &policy_ctx));
+                let futures = wave
+                    .iter()
+                    .zip(first_call + 1..)
+                    .map(|(s, n)| this.run_step(s, &ctx, n));
                 tokio::select! {
                     () = self.cancel.cancelled() => return Ok(Some(Stop::Cancelled)),
                     r = futures::future::join_all(futures) => r,
@@ -474,10 +548,11 @@ impl Run<'_> {
     }
 
     fn skip(&mut self, s: &Step, reason: String) -> Result<(), AgentError> {
-        self.journal(
-            "skip",
-            json!({"step": s.id, "tool": s.tool, "reason": reason}),
-        )?;
+        self.journal(JournalEvent::Skip {
+            step_id: s.id.clone(),
+            tool: s.tool.clone(),
+            reason: reason.clone(),
+        })?;
         let obs = Observation {
             step: s.id.clone(),
             tool: s.tool.clone(),
@@ -495,188 +570,50 @@ impl Run<'_> {
         Ok(())
     }
 
+    /// Render the step's arguments, then take it down the one path.
     async fn run_step(
         &self,
         step: &Step,
         ctx: &minijinja::Value,
-        policy_ctx: &PolicyContext,
+        calls_in_task: u64,
     ) -> Result<Observation, AgentError> {
-        let started = Instant::now();
-        let mut obs = Observation {
-            step: step.id.clone(),
-            tool: step.tool.clone(),
-            status: StepStatus::Failed,
-            args: step.args.clone(),
-            output: None,
-            reasons: Vec::new(),
-            dry_run: false,
-            attempts: 0,
-            duration_us: 0,
+        let scope = Scope {
+            task: self.task,
+            cancel: &self.cancel,
+            deadline: self.deadline,
+            calls_in_task,
         };
-        let end = |mut obs: Observation, this: &Self| -> Result<Observation, AgentError> {
-            obs.duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-            this.journal(
-                "call",
-                json!({"step": obs.step, "tool": obs.tool, "status": obs.status.as_str(),
-                       "attempts": obs.attempts, "dry_run": obs.dry_run, "duration_us": obs.duration_us,
-                       "args": journal_output(&obs.args), "output": obs.output.as_ref().map(journal_output),
-                       "reasons": obs.reasons}),
-            )?;
-            Ok(obs)
-        };
-        let Some(plugin) = self.agent.tools.get(&step.tool) else {
-            obs.reasons.push(format!(
-                "unknown tool `{}` (loaded: {})",
-                step.tool,
-                self.agent
-                    .tools
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-            return end(obs, self);
-        };
-        let manifest = plugin.manifest();
         let args = match self.renderer.render(&step.args, ctx) {
             Ok(a) => a,
             Err(e) => {
-                obs.reasons.push(format!("arguments: {e}"));
-                return end(obs, self);
-            }
-        };
-        obs.args = args.clone();
-        if let Err(e) = plugin.validate_input(&args) {
-            obs.reasons.push(e.to_string());
-            return end(obs, self);
-        }
-        let mutates = manifest.effect != Effect::ReadOnly;
-        let dry_run = self.agent.dry_run && mutates;
-        if dry_run && !manifest.supports_dry_run {
-            obs.status = StepStatus::Skipped;
-            obs.reasons.push(format!(
-                "dry run: `{}` is {} and cannot dry-run, so it was not called",
-                manifest.name, manifest.effect
-            ));
-            return end(obs, self);
-        }
-        obs.dry_run = dry_run;
-        let record = self.agent.policy.decide(
-            Entry::Call,
-            &PolicyInput::call(policy_ctx, manifest, args.clone(), &step.id, dry_run),
-        );
-        let d = &record.decision;
-        self.journal(
-            "decision",
-            json!({"step": step.id, "tool": manifest.name, "effect": manifest.effect.as_str(),
-                   "verdict": d.verdict.as_str(), "reasons": d.reasons, "obligations": d.obligations,
-                   "bundle": record.bundle_hash}),
-        )?;
-        match d.verdict {
-            Verdict::Allow => {}
-            Verdict::Deny => {
-                obs.status = StepStatus::Denied;
-                obs.reasons = d.reasons.clone();
-                return end(obs, self);
-            }
-            Verdict::NeedsApproval => {
-                let request = ApprovalRequest {
-                    task: self.task.id.clone(),
+                let obs = Observation {
                     step: step.id.clone(),
-                    tool: manifest.name.clone(),
-                    effect: manifest.effect.as_str().into(),
-                    env: self.task.env.clone(),
-                    args: args.clone(),
-                    reasons: d.reasons.clone(),
-                    why: step.why.clone(),
+                    tool: step.tool.clone(),
+                    status: StepStatus::Failed,
+                    args: step.args.clone(),
+                    output: None,
+                    reasons: vec![format!("arguments: {e}")],
+                    dry_run: false,
+                    attempts: 0,
+                    duration_us: 0,
                 };
-                let answer = tokio::select! {
-                    () = self.cancel.cancelled() => crate::Approval::no("cancel", "the task was cancelled while waiting"),
-                    a = self.agent.approver.approve(&request) => a,
-                };
-                self.journal(
-                    "approval",
-                    json!({"step": step.id, "tool": manifest.name, "approved": answer.approved,
-                           "by": answer.by, "note": answer.note, "at": jiff::Timestamp::now().to_string(),
-                           "reasons": d.reasons}),
-                )?;
-                if let Some(j) = &self.agent.journal {
-                    j.checkpoint()?;
-                }
-                if !answer.approved {
-                    obs.status = StepStatus::Rejected;
-                    obs.reasons = vec![format!(
-                        "not approved by {}{}",
-                        answer.by,
-                        answer.note.map(|n| format!(": {n}")).unwrap_or_default()
-                    )];
-                    return end(obs, self);
-                }
+                let effect = self.agent.tools.get(&step.tool).map(|t| t.manifest().effect);
+                self.agent.journal_call(self.task, &obs, effect)?;
+                return Ok(obs);
             }
-        }
-        let gate = Arc::new(PolicyGate::new(
-            self.agent.policy.clone(),
-            policy_ctx.clone(),
-            manifest,
-        ));
-        let call_ctx = CallContext {
-            task_id: self.task.id.clone(),
-            step_id: step.id.clone(),
-            dry_run,
         };
-        let budget = &self.agent.budget;
-        let timeout = step
-            .timeout_secs
-            .filter(|t| t.is_finite() && *t > 0.0)
-            .map_or(budget.step_timeout, Duration::from_secs_f64)
-            .min(self.deadline.saturating_duration_since(Instant::now()));
-        let max_attempts = if mutates { 1 } else { budget.retries + 1 };
-        loop {
-            obs.attempts += 1;
-            let result =
-                tokio::time::timeout(timeout, plugin.invoke(&call_ctx, &args, gate.clone())).await;
-            if mutates && !dry_run {
-                self.agent.record_mutation();
-            }
-            let retryable = match &result {
-                Ok(Err(e)) => matches!(
-                    e,
-                    SandboxError::Timeout { .. }
-                        | SandboxError::Tool {
-                            kind: warden_sandbox::ToolErrorKind::Failed,
-                            ..
-                        }
-                ),
-                _ => true,
-            };
-            let err = match result {
-                Ok(Ok(out)) => {
-                    obs.status = StepStatus::Succeeded;
-                    obs.reasons = out
-                        .denials
-                        .iter()
-                        .map(|d| format!("capability denied: {}", d.reason))
-                        .collect();
-                    obs.output = Some(out.output);
-                    return end(obs, self);
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("the step timed out after {timeout:?}"),
-            };
-            obs.reasons = vec![err];
-            if obs.attempts >= max_attempts || !retryable || Instant::now() >= self.deadline {
-                return end(obs, self);
-            }
-            let base =
-                budget.retry_base.as_secs_f64() * f64::from(1u32 << (obs.attempts - 1).min(10));
-            let jitter = rand::rng().random_range(0.5..1.5);
-            let delay = Duration::from_secs_f64(base * jitter);
-            tracing::info!(step = %step.id, attempt = obs.attempts, ?delay, reason = %obs.reasons[0], "retrying a read-only call");
-            tokio::select! {
-                () = self.cancel.cancelled() => return end(obs, self),
-                () = tokio::time::sleep(delay) => {}
-            }
-        }
+        self.agent
+            .authorize_and_invoke(
+                &scope,
+                StepCall {
+                    step_id: &step.id,
+                    tool: &step.tool,
+                    args,
+                    why: &step.why,
+                    timeout_secs: step.timeout_secs,
+                },
+            )
+            .await
     }
 
     fn verdict(&self) -> (OutcomeStatus, String) {
@@ -747,6 +684,7 @@ impl Run<'_> {
     ) -> Outcome {
         Outcome {
             task: self.task.id.clone(),
+            env: self.task.env.clone(),
             status,
             reason,
             summary,
@@ -755,20 +693,22 @@ impl Run<'_> {
             tokens: self.tokens,
             cost_usd: self.cost,
             duration_ms: u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            journal: self.agent.journal.as_ref().map(|j| j.path().to_path_buf()),
+            journal: Some(self.agent.journal.path().to_path_buf()),
         }
     }
 
     fn close(&self, outcome: Outcome) -> Result<Outcome, AgentError> {
-        self.journal(
-            "outcome",
-            json!({"status": outcome.status.as_str(), "reason": outcome.reason, "summary": outcome.summary,
-                   "planner": outcome.planner, "steps": outcome.observations.len(),
-                   "tokens": outcome.tokens, "cost_usd": outcome.cost_usd, "duration_ms": outcome.duration_ms}),
-        )?;
-        if let Some(j) = &self.agent.journal {
-            j.checkpoint()?;
-        }
+        self.journal(JournalEvent::Outcome(OutcomeReached {
+            status: outcome.status,
+            reason: outcome.reason.clone(),
+            summary: outcome.summary.clone(),
+            planner: outcome.planner.clone(),
+            steps: outcome.observations.len(),
+            tokens: outcome.tokens,
+            cost_usd: outcome.cost_usd,
+            duration_ms: outcome.duration_ms,
+        }))?;
+        self.agent.journal.checkpoint()?;
         tracing::info!(task = %outcome.task, status = outcome.status.as_str(), reason = %outcome.reason, "task ended");
         Ok(outcome)
     }
@@ -802,7 +742,10 @@ impl Run<'_> {
                 "cancelled before the task ended".to_string(),
             ),
         };
-        self.journal("stop", json!({"status": status.as_str(), "reason": reason}))?;
+        self.journal(JournalEvent::Stop {
+            status,
+            reason: reason.clone(),
+        })?;
         let (planner, template) = p.unwrap_or(("", None));
         let summary = self.summary(template);
         self.close(self.outcome(status, reason, planner, summary))

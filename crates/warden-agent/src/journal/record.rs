@@ -1,0 +1,140 @@
+//! One keyed line of the journal: how it is written and read back.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::event::JournalEvent;
+use super::key::HostKey;
+
+/// The `prev` of the first record.
+pub(crate) const GENESIS: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+/// `,"mac":"` + 64 hex digits + `"}`.
+const MAC_SUFFIX_LEN: usize = 8 + 64 + 2;
+
+/// One journal record, as read back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    /// Position in the journal, from 0, with no gaps.
+    pub seq: u64,
+    /// When it was written, RFC 3339 UTC.
+    pub ts: String,
+    /// The task it belongs to.
+    pub task_id: String,
+    /// What happened.
+    #[serde(flatten)]
+    pub event: JournalEvent,
+    /// The previous record's MAC.
+    pub prev: String,
+    /// HMAC-SHA256 of this record's bytes (without this field) under the
+    /// host key.
+    pub mac: String,
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    seq: u64,
+    ts: &'a str,
+    task_id: &'a str,
+    kind: &'a str,
+    data: &'a Value,
+    prev: &'a str,
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    seq: u64,
+    ts: String,
+    task_id: String,
+    kind: String,
+    data: Value,
+    prev: String,
+    mac: String,
+}
+
+/// The line for `event` (ending in `\n`) and its MAC.
+pub(crate) fn encode(
+    key: &HostKey,
+    seq: u64,
+    ts: &str,
+    task_id: &str,
+    event: &JournalEvent,
+    prev: &str,
+) -> Result<(String, String), serde_json::Error> {
+    let mut value = serde_json::to_value(event)?;
+    let data = value.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+    let body = serde_json::to_string(&Body {
+        seq,
+        ts,
+        task_id,
+        kind: event.kind(),
+        data: &data,
+        prev,
+    })?;
+    let mac = key.tag(body.as_bytes());
+    let mut line = body;
+    line.pop();
+    line.push_str(",\"mac\":\"");
+    line.push_str(&mac);
+    line.push_str("\"}\n");
+    Ok((line, mac))
+}
+
+/// How a line read back.
+pub(crate) enum Decoded {
+    /// A record whose MAC matches.
+    Good(Box<JournalRecord>),
+    /// A well-formed record whose MAC does not match its content.
+    Forged(Box<JournalRecord>),
+    /// Not a record at all, or a kind/data this version does not know.
+    Bad(String),
+}
+
+pub(crate) fn decode(key: &HostKey, line: &str) -> Decoded {
+    let raw: Raw = match serde_json::from_str(line) {
+        Ok(r) => r,
+        Err(e) => {
+            let hint = if line.contains("\"hash\":\"") && !line.contains("\"mac\":\"") {
+                " (an unkeyed record from an earlier warden version: move that journal aside)"
+            } else {
+                ""
+            };
+            return Decoded::Bad(format!("not a journal record: {e}{hint}"));
+        }
+    };
+    if line.len() < MAC_SUFFIX_LEN || !line.ends_with("\"}") {
+        return Decoded::Bad("the record does not end with its MAC".into());
+    }
+    let cut = line.len() - MAC_SUFFIX_LEN;
+    if !line.is_char_boundary(cut) || !line[cut..].starts_with(",\"mac\":\"") {
+        return Decoded::Bad("the record does not end with its MAC".into());
+    }
+    let event: JournalEvent =
+        match serde_json::from_value(serde_json::json!({"kind": raw.kind, "data": raw.data})) {
+            Ok(e) => e,
+            Err(e) => {
+                return Decoded::Bad(format!(
+                    "record {} has kind `{}` with data this version cannot read: {e}",
+                    raw.seq,
+                    raw.kind.escape_debug()
+                ));
+            }
+        };
+    let mut body = String::with_capacity(cut + 1);
+    body.push_str(&line[..cut]);
+    body.push('}');
+    let ok = key.check(body.as_bytes(), &raw.mac);
+    let record = Box::new(JournalRecord {
+        seq: raw.seq,
+        ts: raw.ts,
+        task_id: raw.task_id,
+        event,
+        prev: raw.prev,
+        mac: raw.mac,
+    });
+    if ok {
+        Decoded::Good(record)
+    } else {
+        Decoded::Forged(record)
+    }
+}
