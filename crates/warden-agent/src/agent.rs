@@ -106,7 +106,9 @@ impl Agent {
 
     /// The planner's name (`none` for an agent built only for calls).
     pub fn planner_name(&self) -> String {
-        self.planner.as_ref().map_or_else(|| "none".into(), |p| p.name())
+        self.planner
+            .as_ref()
+            .map_or_else(|| "none".into(), |p| p.name())
     }
 
     /// The journal.
@@ -261,8 +263,9 @@ impl AgentBuilder {
     pub fn build(self) -> Result<Agent, AgentError> {
         let Some(journal_path) = self.journal else {
             return Err(AgentError::Config {
-                reason: "no journal: every plan, decision and call is journaled; pass .journal(path)"
-                    .into(),
+                reason:
+                    "no journal: every plan, decision and call is journaled; pass .journal(path)"
+                        .into(),
             });
         };
         let key = match self.host_key {

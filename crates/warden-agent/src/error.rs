@@ -35,6 +35,17 @@ pub enum AgentError {
         /// What failed.
         reason: String,
     },
+    /// An input from outside is too large, not a regular file, or
+    /// unreadable.
+    #[error("{what} {origin}: {reason}")]
+    Input {
+        /// Which kind of input (`alert body`, `attachment`, `runbook`).
+        what: &'static str,
+        /// The file or stream it came from.
+        origin: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The host key cannot be read, created, or is unsafe to use.
     #[error("host key {}: {reason}", path.display())]
     Key {

@@ -50,6 +50,7 @@ mod case;
 mod error;
 mod executor;
 mod journal;
+mod limits;
 #[cfg(feature = "llm")]
 mod llm;
 mod planner;
@@ -68,9 +69,10 @@ pub use error::AgentError;
 pub use executor::ToolCall;
 pub use journal::{
     Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-    JournalEvent, JournalRecord, OutcomeReached, PlanProposed, Problem, ProblemKind,
-    RecalledCase, RecentMutations, TaskStarted, VerifyReport, read_journal, verify_journal,
+    JournalEvent, JournalRecord, OutcomeReached, PlanProposed, Problem, ProblemKind, RecalledCase,
+    RecentMutations, TaskStarted, VerifyReport, read_journal, verify_journal,
 };
+pub use limits::{Input, Limits};
 #[cfg(feature = "llm")]
 pub use llm::LlmPlanner;
 pub use planner::{Case, PlanContext, Planner, PlannerChain, Proposal};

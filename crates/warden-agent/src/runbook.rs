@@ -148,12 +148,21 @@ impl Runbooks {
         let mut books = Vec::new();
         let mut errors = Vec::new();
         for file in files {
-            match fs_err::read_to_string(&file) {
+            let text = crate::Limits::default()
+                .read_file(&file, crate::Input::Runbook)
+                .and_then(|b| {
+                    String::from_utf8(b).map_err(|_| AgentError::Input {
+                        what: "runbook",
+                        origin: file.display().to_string(),
+                        reason: "not UTF-8 text".into(),
+                    })
+                });
+            match text {
                 Ok(text) => match parse(&file, &text, tools) {
                     Ok(book) => books.push(book),
                     Err(mut e) => errors.append(&mut e),
                 },
-                Err(e) => errors.push(format!("{}: {e}", file.display())),
+                Err(e) => errors.push(e.to_string()),
             }
         }
         let mut names = HashSet::new();

@@ -12,8 +12,8 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use warden_agent::{
-    Anchor, ApprovalGiven, CallEnded, HostKey, Journal, JournalEvent, ProblemKind, StepStatus, TaskStarted,
-    read_journal, verify_journal,
+    Anchor, ApprovalGiven, CallEnded, HostKey, Journal, JournalEvent, ProblemKind, StepStatus,
+    TaskStarted, read_journal, verify_journal,
 };
 use warden_types::Effect;
 
@@ -210,7 +210,11 @@ fn a_deleted_record_is_detected() {
         .filter(|p| p.kind == ProblemKind::Deleted)
         .collect();
     assert_eq!(deleted.len(), 1, "{:?}", report.problems);
-    assert!(deleted[0].detail.contains("records 2..=2"), "{}", deleted[0].detail);
+    assert!(
+        deleted[0].detail.contains("records 2..=2"),
+        "{}",
+        deleted[0].detail
+    );
 }
 
 #[test]
@@ -276,7 +280,10 @@ fn a_corrupted_checkpointed_last_record_is_not_taken_for_a_torn_one() {
     assert!(!problems.is_empty());
     let err = Journal::open(&path, key()).unwrap_err().to_string();
     assert!(err.contains("checkpoint"), "{err}");
-    assert!(!dir.path().join("j.jsonl.torn").exists(), "nothing moved aside");
+    assert!(
+        !dir.path().join("j.jsonl.torn").exists(),
+        "nothing moved aside"
+    );
 }
 
 #[test]
@@ -300,7 +307,11 @@ fn a_torn_line_after_the_checkpoint_is_recovered_and_reported() {
     let report = verify_journal(&path, &key(), None).unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!(report.recovered.len(), 1, "reported, not hidden");
-    assert!(report.recovered[0].contains("torn"), "{}", report.recovered[0]);
+    assert!(
+        report.recovered[0].contains("torn"),
+        "{}",
+        report.recovered[0]
+    );
     let torn = fs_err::read_to_string(dir.path().join("j.jsonl.torn")).unwrap();
     assert!(torn.starts_with(r#"{"seq":3"#));
 }
@@ -388,7 +399,10 @@ fn the_host_key_is_created_private_and_refused_when_others_can_read_it() {
     let k = HostKey::load_or_create(&path).unwrap();
     let mode = fs_err::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert_eq!(HostKey::load_or_create(&path).unwrap().fingerprint(), k.fingerprint());
+    assert_eq!(
+        HostKey::load_or_create(&path).unwrap().fingerprint(),
+        k.fingerprint()
+    );
     fs_err::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let err = HostKey::load_or_create(&path).unwrap_err().to_string();
     assert!(err.contains("chmod 600"), "{err}");

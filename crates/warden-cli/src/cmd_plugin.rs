@@ -144,7 +144,10 @@ fn load_all(sandbox: &Sandbox, plugin_dir: &Path) -> anyhow::Result<Vec<Plugin>>
             bail!(
                 "two plugins are named `{}`: {} and {}\nhint: remove one of them from {}",
                 plugin.manifest().name,
-                first.path().map(|p| p.display().to_string()).unwrap_or_default(),
+                first
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default(),
                 file.display(),
                 plugin_dir.display()
             );

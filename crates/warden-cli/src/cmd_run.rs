@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use warden::policy::PolicyEngine;
-use warden::{Agent, Budget, CancellationToken, LlmPlanner, Outcome, Task, terminal_safe};
+use warden::{
+    Agent, Budget, CancellationToken, Input, Limits, LlmPlanner, Outcome, Task, terminal_safe,
+};
 
 use crate::output;
 
@@ -84,7 +86,9 @@ fn attachment(spec: &str) -> anyhow::Result<(String, serde_json::Value)> {
     let Some((name, file)) = spec.split_once('=') else {
         bail!("--attach takes NAME=FILE, got `{spec}`");
     };
-    let text = fs_err::read_to_string(file)?;
+    let bytes = Limits::default().read_file(Path::new(file), Input::Attachment)?;
+    let text =
+        String::from_utf8(bytes).with_context(|| format!("attachment {file} is not UTF-8 text"))?;
     let value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(_) => serde_json::Value::Array(
@@ -97,15 +101,15 @@ fn attachment(spec: &str) -> anyhow::Result<(String, serde_json::Value)> {
 }
 
 fn read_alert(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let text = if path == Path::new("-") {
-        std::io::read_to_string(std::io::stdin())?
+    let limits = Limits::default();
+    let bytes = if path == Path::new("-") {
+        limits.read(std::io::stdin(), Input::Alert, "(stdin)")?
     } else {
-        fs_err::read_to_string(path)?
+        limits.read_file(path, Input::Alert)?
     };
-    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+    serde_json::from_slice(&bytes).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-/// A fresh task id: `<prefix>-<unix seconds>-<pid>`.
 pub fn task_id(prefix: &str) -> String {
     let t = jiff::Timestamp::now();
     format!("{prefix}-{}-{}", t.as_second(), std::process::id())
@@ -213,7 +217,11 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
 
 fn print_outcome(outcome: &Outcome) {
     let t = terminal_safe;
-    println!("planned by {} in `{}`", t(&outcome.planner), t(&outcome.env));
+    println!(
+        "planned by {} in `{}`",
+        t(&outcome.planner),
+        t(&outcome.env)
+    );
     for o in &outcome.observations {
         println!(
             "  {:<12} {:<16} {:<10} {:>8.1} ms  {}",

@@ -52,10 +52,10 @@
 pub use warden_agent::LlmPlanner;
 pub use warden_agent::{
     Agent, AgentBuilder, AgentError, Alert, Approval, ApprovalRequest, ApprovalRequests, Approver,
-    Budget, CancellationToken, Case, CasePlanner, ChannelApprover, Condition, Match, Observation,
-    Outcome, OutcomeStatus, Plan, PlanContext, Planner, PlannerChain, PreApproved, Proposal,
-    RejectAll, Runbook, RunbookPlanner, Runbooks, Step, StepStatus, Task, TerminalApprover,
-    ToolCall, os_user, terminal_safe,
+    Budget, CancellationToken, Case, CasePlanner, ChannelApprover, Condition, Input, Limits, Match,
+    Observation, Outcome, OutcomeStatus, Plan, PlanContext, Planner, PlannerChain, PreApproved,
+    Proposal, RejectAll, Runbook, RunbookPlanner, Runbooks, Step, StepStatus, Task,
+    TerminalApprover, ToolCall, os_user, terminal_safe,
 };
 
 /// The keyed, chained journal: what happened, verifiably.

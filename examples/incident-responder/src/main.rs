@@ -17,8 +17,8 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
-use warden::policy::PolicyEngine;
 use warden::journal::{HostKey, verify_journal};
+use warden::policy::PolicyEngine;
 use warden::{
     Agent, Budget, CancellationToken, PreApproved, RejectAll, Task, TerminalApprover, terminal_safe,
 };
@@ -75,8 +75,9 @@ async fn main() -> anyhow::Result<ExitCode> {
     )?;
 
     let alert_path = args.examples.join("incident-responder/alert.json");
-    let alert_text =
-        fs_err::read_to_string(&alert_path)?.replace("SERVICE_ADDR", &addr.to_string());
+    let limits = warden::Limits::default();
+    let alert_text = String::from_utf8(limits.read_file(&alert_path, warden::Input::Alert)?)?
+        .replace("SERVICE_ADDR", &addr.to_string());
     let alert: serde_json::Value = serde_json::from_str(&alert_text)
         .with_context(|| format!("parsing {}", alert_path.display()))?;
     let data = args.examples.join("data");
@@ -185,7 +186,11 @@ async fn main() -> anyhow::Result<ExitCode> {
             outcome.status.as_str().to_uppercase(),
             terminal_safe(&outcome.reason)
         )?;
-        writeln!(out, "{}", terminal_safe(&outcome.summary).replace("\\n", "\n"))?;
+        writeln!(
+            out,
+            "{}",
+            terminal_safe(&outcome.summary).replace("\\n", "\n")
+        )?;
         writeln!(
             out,
             "\nadmin endpoint calls: {}; service healthy now: {}",

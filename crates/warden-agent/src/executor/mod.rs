@@ -16,7 +16,9 @@ use warden_types::{Effect, Verdict};
 use crate::agent::Agent;
 use crate::case::generalize;
 use crate::error::AgentError;
-use crate::journal::{Digest, JournalEvent, OutcomeReached, PlanProposed, RecalledCase, TaskStarted};
+use crate::journal::{
+    Digest, JournalEvent, OutcomeReached, PlanProposed, RecalledCase, TaskStarted,
+};
 use crate::planner::{Case, PlanContext, Proposal};
 use crate::task::{Observation, Outcome, OutcomeStatus, Plan, Step, StepStatus, Task, truthy};
 use crate::template::{Renderer, has_template};
@@ -105,7 +107,11 @@ impl Agent {
         } else {
             (
                 OutcomeStatus::Unresolved,
-                format!("the call {}: {}", obs.status.as_str(), obs.reasons.join("; ")),
+                format!(
+                    "the call {}: {}",
+                    obs.status.as_str(),
+                    obs.reasons.join("; ")
+                ),
             )
         };
         run.observations.push(obs);
@@ -159,6 +165,24 @@ impl ToolCall {
     }
 }
 
+/// Goals longer than this are journaled as a head and a marker.
+const GOAL_LIMIT: usize = 4096;
+
+fn clip_goal(goal: &str) -> String {
+    if goal.len() <= GOAL_LIMIT {
+        return goal.to_string();
+    }
+    let mut cut = GOAL_LIMIT;
+    while !goal.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!(
+        "{}… [{} more bytes not journaled]",
+        &goal[..cut],
+        goal.len() - cut
+    )
+}
+
 fn digest(value: &Value) -> Digest {
     use sha2::Digest as _;
     let text = value.to_string();
@@ -192,14 +216,22 @@ impl<'a> Run<'a> {
         let t = self.task;
         self.journal(JournalEvent::Task(TaskStarted {
             agent: self.agent.name.clone(),
-            goal: t.goal.clone(),
+            goal: clip_goal(&t.goal),
             source: t.source.clone(),
             env: t.env.clone(),
             principal: t.principal.clone(),
             roles: t.roles.clone(),
             break_glass: t.break_glass.clone(),
-            alert: t.alert.clone(),
-            attachments: t.attachments.iter().map(|(k, v)| (k.clone(), digest(v))).collect(),
+            alert: t
+                .alert
+                .as_ref()
+                .and_then(|a| serde_json::to_value(a).ok())
+                .map(|a| step::journal_value(&a)),
+            attachments: t
+                .attachments
+                .iter()
+                .map(|(k, v)| (k.clone(), digest(v)))
+                .collect(),
         }))
     }
 }
@@ -320,10 +352,7 @@ impl Run<'_> {
             if proposal.done {
                 break;
             }
-            let next = match self
-                .ask(proposer.observe(&ctx, &self.observations))
-                .await
-            {
+            let next = match self.ask(proposer.observe(&ctx, &self.observations)).await {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
                     return self.finish_refused(format!("the planner failed: {e}"), None);
@@ -597,7 +626,11 @@ impl Run<'_> {
                     attempts: 0,
                     duration_us: 0,
                 };
-                let effect = self.agent.tools.get(&step.tool).map(|t| t.manifest().effect);
+                let effect = self
+                    .agent
+                    .tools
+                    .get(&step.tool)
+                    .map(|t| t.manifest().effect);
                 self.agent.journal_call(self.task, &obs, effect)?;
                 return Ok(obs);
             }

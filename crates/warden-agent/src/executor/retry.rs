@@ -20,7 +20,9 @@ pub(crate) struct Attempts {
 }
 
 /// Whether an error is worth another attempt of a read-only call.
-fn retryable(result: &Result<Result<CallOutput, SandboxError>, tokio::time::error::Elapsed>) -> bool {
+fn retryable(
+    result: &Result<Result<CallOutput, SandboxError>, tokio::time::error::Elapsed>,
+) -> bool {
     match result {
         Ok(Err(e)) => matches!(
             e,

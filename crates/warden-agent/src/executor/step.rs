@@ -107,7 +107,12 @@ impl Agent {
         Ok(self.context_with(task, calls_in_task, recent))
     }
 
-    fn context_with(&self, task: &Task, calls_in_task: u64, recent: RecentMutations) -> PolicyContext {
+    fn context_with(
+        &self,
+        task: &Task,
+        calls_in_task: u64,
+        recent: RecentMutations,
+    ) -> PolicyContext {
         let mut ctx = PolicyContext::default();
         ctx.agent.name = self.name.clone();
         ctx.agent.env = task.env.clone();
@@ -203,7 +208,11 @@ impl Agent {
         obs.dry_run = dry_run;
         // The history is read and the decision recorded under one journal
         // lock, so a change limit holds across concurrent processes.
-        let who = (self.name.as_str(), task.principal.as_str(), task.env.as_str());
+        let who = (
+            self.name.as_str(),
+            task.principal.as_str(),
+            task.env.as_str(),
+        );
         let (ctx, verdict, reasons) = self.journal.decide(&task.id, who, |recent| {
             let ctx = self.context_with(task, scope.calls_in_task, recent);
             let record = self.policy.decide(
@@ -244,7 +253,8 @@ impl Agent {
                     () = scope.cancel.cancelled() => Approval::no("cancel", "the task was cancelled while waiting"),
                     a = self.approver.approve(&request) => a,
                 };
-                let (approved, note, policy) = self.check_approval(&ctx, manifest, &request, &answer);
+                let (approved, note, policy) =
+                    self.check_approval(&ctx, manifest, &request, &answer);
                 self.journal.append(
                     &task.id,
                     &JournalEvent::Approval(ApprovalGiven {

@@ -9,7 +9,7 @@ use serde_json::Value;
 use warden_policy::DecisionRecord;
 use warden_types::Effect;
 
-use crate::task::{Alert, OutcomeStatus, Step, StepStatus};
+use crate::task::{OutcomeStatus, Step, StepStatus};
 
 /// One thing that happened in a task.
 ///
@@ -118,9 +118,10 @@ pub struct TaskStarted {
     /// A break-glass ticket, when given.
     #[serde(default)]
     pub break_glass: Option<String>,
-    /// The alert, when there is one.
+    /// The alert, when there is one (a large one shortened: head, size and
+    /// SHA-256).
     #[serde(default)]
-    pub alert: Option<Alert>,
+    pub alert: Option<Value>,
     /// Size and digest of each attachment (their content is not journaled).
     #[serde(default)]
     pub attachments: BTreeMap<String, Digest>,

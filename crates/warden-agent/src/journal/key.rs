@@ -141,7 +141,10 @@ impl HostKey {
     }
 }
 
-#[allow(clippy::panic, reason = "HMAC accepts every key length; this is never reached")]
+#[allow(
+    clippy::panic,
+    reason = "HMAC accepts every key length; this is never reached"
+)]
 fn unreachable_hmac() -> HmacSha256 {
     panic!("HMAC rejected a 32-byte key")
 }

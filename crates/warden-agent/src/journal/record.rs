@@ -7,8 +7,7 @@ use super::event::JournalEvent;
 use super::key::HostKey;
 
 /// The `prev` of the first record.
-pub(crate) const GENESIS: &str =
-    "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// `,"mac":"` + 64 hex digits + `"}`.
 const MAC_SUFFIX_LEN: usize = 8 + 64 + 2;
 
@@ -62,7 +61,10 @@ pub(crate) fn encode(
     prev: &str,
 ) -> Result<(String, String), serde_json::Error> {
     let mut value = serde_json::to_value(event)?;
-    let data = value.get_mut("data").map(Value::take).unwrap_or(Value::Null);
+    let data = value
+        .get_mut("data")
+        .map(Value::take)
+        .unwrap_or(Value::Null);
     let body = serde_json::to_string(&Body {
         seq,
         ts,

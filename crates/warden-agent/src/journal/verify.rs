@@ -173,7 +173,10 @@ pub(crate) enum Seen {
     Record(Box<JournalRecord>),
     Problem(Problem),
     /// The last line is incomplete or unreadable; `chain` stops before it.
-    Torn { line: usize, bytes: u64 },
+    Torn {
+        line: usize,
+        bytes: u64,
+    },
 }
 
 /// Read from `chain.offset` to the end of `file`, checking the chain.
@@ -189,7 +192,8 @@ pub(crate) fn scan(
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        let n = std::io::Read::take(&mut reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
+        let n =
+            std::io::Read::take(&mut reader, MAX_LINE as u64 + 1).read_until(b'\n', &mut buf)?;
         if n == 0 {
             return Ok(());
         }
@@ -479,7 +483,10 @@ pub fn verify_journal(
 
 /// Every intact record in the journal at `path` (damaged lines are
 /// skipped; use [`verify_journal`] to find them).
-pub fn read_journal(path: impl AsRef<Path>, key: &HostKey) -> Result<Vec<JournalRecord>, AgentError> {
+pub fn read_journal(
+    path: impl AsRef<Path>,
+    key: &HostKey,
+) -> Result<Vec<JournalRecord>, AgentError> {
     let path = path.as_ref();
     let mut file = open_shared(path)?;
     let mut records = Vec::new();

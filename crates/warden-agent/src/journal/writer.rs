@@ -111,7 +111,8 @@ impl Journal {
         {
             let mut w = journal.writer()?;
             let _lock = journal.lock()?;
-            let head = read_head(&journal.path, &journal.key).map_err(|reason| journal.err(reason))?;
+            let head =
+                read_head(&journal.path, &journal.key).map_err(|reason| journal.err(reason))?;
             let len = w.file.metadata().map_err(io)?.len();
             match &head {
                 None if len == 0 => journal.write_head(&w)?,
@@ -214,7 +215,9 @@ impl Journal {
     fn recover_torn(&self, w: &mut Writer, bytes: u64) -> Result<(), AgentError> {
         let io = |e: std::io::Error| self.err(e.to_string());
         let all = fs_err::read(&self.path).map_err(io)?;
-        let start = usize::try_from(w.chain.offset).unwrap_or(usize::MAX).min(all.len());
+        let start = usize::try_from(w.chain.offset)
+            .unwrap_or(usize::MAX)
+            .min(all.len());
         let tail = &all[start..];
         let torn_path = self.path.with_extension("jsonl.torn");
         {
@@ -237,7 +240,12 @@ impl Journal {
         Ok(())
     }
 
-    fn write(&self, w: &mut Writer, task_id: &str, event: &JournalEvent) -> Result<u64, AgentError> {
+    fn write(
+        &self,
+        w: &mut Writer,
+        task_id: &str,
+        event: &JournalEvent,
+    ) -> Result<u64, AgentError> {
         let ts = jiff::Timestamp::now().to_string();
         let seq = w.chain.next_seq;
         let (line, mac) = encode(&self.key, seq, &ts, task_id, event, &w.chain.last_mac)
@@ -298,7 +306,8 @@ impl Journal {
             let _lock = self.lock()?;
             self.catch_up(w)?;
         }
-        Ok(w.history.recent(agent, principal, env, jiff::Timestamp::now()))
+        Ok(w.history
+            .recent(agent, principal, env, jiff::Timestamp::now()))
     }
 
     fn write_head(&self, w: &Writer) -> Result<(), AgentError> {

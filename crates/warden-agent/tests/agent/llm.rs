@@ -80,7 +80,11 @@ async fn the_model_probes_remediates_and_validates_through_tool_calls() {
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
     let outcome = agent
-        .run(Task::from_webhook("t-llm", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-llm", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
 
@@ -135,7 +139,11 @@ async fn invalid_arguments_are_sent_back_once_for_repair() {
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
     let outcome = agent
-        .run(Task::from_webhook("t-repair", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-repair", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
 
@@ -161,7 +169,11 @@ async fn arguments_still_invalid_after_the_repair_fail_the_step_with_the_reason(
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_secs(10)));
     let outcome = agent
-        .run(Task::from_webhook("t-bad", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-bad", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Unresolved);
@@ -254,7 +266,11 @@ async fn a_hung_model_hits_the_timeout_and_the_task_is_refused() {
     let s = Setup::new("name: none\nsteps: []\n");
     let agent = agent(&s, planner(&fake, Duration::from_millis(300)));
     let outcome = agent
-        .run(Task::from_webhook("t-hang-llm", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-hang-llm", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Refused);
@@ -293,7 +309,11 @@ async fn rate_limits_and_server_errors_are_retried() {
     config.max_retries = 3;
     let agent = agent(&s, LlmPlanner::new(config).unwrap());
     let outcome = agent
-        .run(Task::from_webhook("t-429", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-429", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     assert_eq!(fake.requests().len(), 3);

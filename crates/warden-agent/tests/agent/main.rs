@@ -116,7 +116,9 @@ async fn the_runbook_resolves_a_failing_service_and_the_journal_verifies() {
     let svc = Service::start().await;
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap();
-    let task = Task::from_webhook("t-1", &svc.alert()).unwrap().in_env("dev");
+    let task = Task::from_webhook("t-1", &svc.alert())
+        .unwrap()
+        .in_env("dev");
     let outcome = agent.run(task).await.unwrap();
 
     assert_eq!(
@@ -157,7 +159,11 @@ async fn a_healthy_service_is_left_alone() {
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().build().unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-ok", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-ok", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -214,7 +220,11 @@ async fn in_prod_the_remediation_waits_for_a_human_who_is_journaled() {
         })
         .unwrap();
     assert_eq!(approval.approver, "alice");
-    assert!(approval.principal.starts_with("alertmanager"), "{}", approval.principal);
+    assert!(
+        approval.principal.starts_with("alertmanager"),
+        "{}",
+        approval.principal
+    );
     assert!(approval.approved);
     assert!(!approval.at.is_empty());
 }
@@ -241,7 +251,11 @@ async fn a_dry_run_reports_the_remediation_without_sending_it() {
     let s = Setup::new(RUNBOOK);
     let agent = s.builder().dry_run(true).build().unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-dry", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-dry", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     assert_eq!(svc.admin_calls(), 0);
@@ -286,7 +300,11 @@ steps:
     );
     let agent = s.builder().build().unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-par", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-par", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     for o in &outcome.observations {
@@ -308,7 +326,11 @@ async fn the_step_budget_stops_the_task_cleanly() {
         .build()
         .unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-budget", &svc.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-budget", &svc.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.status, OutcomeStatus::Stopped);
@@ -420,7 +442,11 @@ async fn a_resolved_incident_is_remembered_and_its_plan_reused_for_a_similar_ale
         let memory = warden_memory::Memory::open(mem_dir.path()).unwrap();
         let agent = s.builder().memory(memory).build().unwrap();
         let outcome = agent
-            .run(Task::from_webhook("t-first", &first.alert()).unwrap().in_env("dev"))
+            .run(
+                Task::from_webhook("t-first", &first.alert())
+                    .unwrap()
+                    .in_env("dev"),
+            )
             .await
             .unwrap();
         assert!(outcome.is_resolved(), "{}", outcome.reason);
@@ -439,7 +465,11 @@ async fn a_resolved_incident_is_remembered_and_its_plan_reused_for_a_similar_ale
         .build()
         .unwrap();
     let outcome = agent
-        .run(Task::from_webhook("t-second", &second.alert()).unwrap().in_env("dev"))
+        .run(
+            Task::from_webhook("t-second", &second.alert())
+                .unwrap()
+                .in_env("dev"),
+        )
         .await
         .unwrap();
     assert_eq!(outcome.planner, "case:warden:t-first");

@@ -74,10 +74,13 @@ async fn a_filling_disk_is_forecast_and_on_call_is_told_through_a_secret_webhook
         json!({"alertname": "DiskFillingUp", "severity": "warning", "instance": "db-1", "mountpoint": "/var/lib/postgresql"}),
         "disk on db-1 filling up",
     );
-    let task = Task::from_webhook("t-disk", &body).unwrap().in_env("dev").attach(
-        "disk",
-        json!({"series": series, "capacity_bytes": 500.0 * gib, "smart": {"5": 0, "197": 8}}),
-    );
+    let task = Task::from_webhook("t-disk", &body)
+        .unwrap()
+        .in_env("dev")
+        .attach(
+            "disk",
+            json!({"series": series, "capacity_bytes": 500.0 * gib, "smart": {"5": 0, "197": 8}}),
+        );
     let outcome = agent.run(task).await.unwrap();
 
     assert_eq!(outcome.status, OutcomeStatus::Resolved, "{outcome:?}");

@@ -14,7 +14,10 @@ use super::{RUNBOOK, Setup, key};
 #[tokio::test(flavor = "multi_thread")]
 async fn every_spelling_of_prod_asks_for_approval() {
     let svc = Service::start().await;
-    for (i, env) in ["Prod", "PROD", "production", "prod ", " prd"].iter().enumerate() {
+    for (i, env) in ["Prod", "PROD", "production", "prod ", " prd"]
+        .iter()
+        .enumerate()
+    {
         let s = Setup::new(RUNBOOK);
         let agent = s.builder().build().unwrap(); // nobody approves
         let task = Task::from_webhook(format!("t-{i}"), &svc.alert())
@@ -28,7 +31,11 @@ async fn every_spelling_of_prod_asks_for_approval() {
             "`{env}`: {outcome:?}"
         );
     }
-    assert_eq!(svc.admin_calls(), 0, "no spelling reached the admin endpoint");
+    assert_eq!(
+        svc.admin_calls(),
+        0,
+        "no spelling reached the admin endpoint"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -78,7 +85,10 @@ async fn nobody_approves_their_own_call_in_prod() {
     assert_eq!(approval.approver, "alice");
     assert_eq!(approval.principal, "alice");
     assert!(!approval.approved);
-    assert!(approval.policy.is_some(), "the approval policy's decision is kept");
+    assert!(
+        approval.policy.is_some(),
+        "the approval policy's decision is kept"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -184,17 +194,27 @@ async fn the_change_limit_counts_calls_journaled_by_earlier_agents() {
         .unwrap();
     let url = format!("http://{}/admin/restart", svc.addr);
     let call = ToolCall::new("http-action", serde_json::json!({"url": url}));
-    for (i, expected) in [StepStatus::Succeeded, StepStatus::Denied, StepStatus::Denied]
-        .into_iter()
-        .enumerate()
+    for (i, expected) in [
+        StepStatus::Succeeded,
+        StepStatus::Denied,
+        StepStatus::Denied,
+    ]
+    .into_iter()
+    .enumerate()
     {
         // A new agent each time, as a new process would be.
         let agent = s.builder().policy_engine(policy.clone()).build().unwrap();
         let outcome = agent
-            .call(Task::goal(format!("lim-{i}"), "restart").in_env("dev"), call.clone())
+            .call(
+                Task::goal(format!("lim-{i}"), "restart").in_env("dev"),
+                call.clone(),
+            )
             .await
             .unwrap();
-        assert_eq!(outcome.observations[0].status, expected, "call {i}: {outcome:?}");
+        assert_eq!(
+            outcome.observations[0].status, expected,
+            "call {i}: {outcome:?}"
+        );
     }
     assert_eq!(svc.admin_calls(), 1);
 }

@@ -11,16 +11,24 @@ use warden_fakes::entra::FakeEntra;
 use crate::support::{bundle, counting_loopback, plugin_dir, run, warden};
 
 fn azure_env<'a>(cmd: &'a mut Command, arm: &FakeArm, entra: &FakeEntra) -> &'a mut Command {
-    for v in ["WARDEN_LLM_BASE_URL", "WARDEN_LLM_MODEL", "OPENAI_API_KEY", "AZURE_OPENAI_ENDPOINT"] {
+    for v in [
+        "WARDEN_LLM_BASE_URL",
+        "WARDEN_LLM_MODEL",
+        "OPENAI_API_KEY",
+        "AZURE_OPENAI_ENDPOINT",
+    ] {
         cmd.env_remove(v);
     }
-    cmd.env("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000001")
-        .env("WARDEN_ARM_ENDPOINT", arm.endpoint())
-        .env("AZURE_AUTHORITY_HOST", entra.authority_host())
-        .env("AZURE_TENANT_ID", entra.tenant_id())
-        .env("AZURE_CLIENT_ID", entra.client_id())
-        .env("AZURE_CLIENT_SECRET", entra.client_secret())
-        .env("NO_PROXY", "127.0.0.1,localhost")
+    cmd.env(
+        "AZURE_SUBSCRIPTION_ID",
+        "00000000-0000-0000-0000-000000000001",
+    )
+    .env("WARDEN_ARM_ENDPOINT", arm.endpoint())
+    .env("AZURE_AUTHORITY_HOST", entra.authority_host())
+    .env("AZURE_TENANT_ID", entra.tenant_id())
+    .env("AZURE_CLIENT_ID", entra.client_id())
+    .env("AZURE_CLIENT_SECRET", entra.client_secret())
+    .env("NO_PROXY", "127.0.0.1,localhost")
 }
 
 fn attachments(dir: &Path, health: u16, location: &str) -> (String, String) {
@@ -49,13 +57,29 @@ fn attachments(dir: &Path, health: u16, location: &str) -> (String, String) {
     )
 }
 
-fn provision(plugins: &Path, policy: &Path, journal: &Path, azure: &str, template: &str, extra: &[&str]) -> Command {
+fn provision(
+    plugins: &Path,
+    policy: &Path,
+    journal: &Path,
+    azure: &str,
+    template: &str,
+    extra: &[&str],
+) -> Command {
     let mut cmd = warden(plugins);
-    cmd.args(["run", "--goal", "provision the staging web tier", "--attach", azure, "--attach", template, "--policy"])
-        .arg(policy)
-        .arg("--journal")
-        .arg(journal)
-        .args(extra);
+    cmd.args([
+        "run",
+        "--goal",
+        "provision the staging web tier",
+        "--attach",
+        azure,
+        "--attach",
+        template,
+        "--policy",
+    ])
+    .arg(policy)
+    .arg("--journal")
+    .arg(journal)
+    .args(extra);
     cmd
 }
 
@@ -83,7 +107,14 @@ fn the_provisioning_runbook_runs_from_the_cli_against_arm() {
 
     // Staging: what-if, deploy, validate.
     let (out, stdout, stderr) = run(azure_env(
-        &mut provision(plugins.path(), &policy, &journal, &azure, &template, &["--env", "staging"]),
+        &mut provision(
+            plugins.path(),
+            &policy,
+            &journal,
+            &azure,
+            &template,
+            &["--env", "staging"],
+        ),
         &arm,
         &entra,
     ));
@@ -93,7 +124,14 @@ fn the_provisioning_runbook_runs_from_the_cli_against_arm() {
 
     // Prod, nobody to approve: nothing is deployed.
     let (out, stdout, _) = run(azure_env(
-        &mut provision(plugins.path(), &policy, &journal, &azure, &template, &["--env", "prod"]),
+        &mut provision(
+            plugins.path(),
+            &policy,
+            &journal,
+            &azure,
+            &template,
+            &["--env", "prod"],
+        ),
         &arm,
         &entra,
     ));

@@ -44,16 +44,15 @@ fn plugin_call_probes_a_loopback_service() {
     let dir = plugin_dir();
     let port = loopback(1);
     let input = format!(r#"{{"url":"http://127.0.0.1:{port}/health","body_contains":"ok"}}"#);
-    let (out, stdout, stderr) =
-        run(warden(dir.path()).args([
-            "plugin",
-            "call",
-            "http-probe",
-            "--env",
-            "dev",
-            "--input",
-            &input,
-        ]));
+    let (out, stdout, stderr) = run(warden(dir.path()).args([
+        "plugin",
+        "call",
+        "http-probe",
+        "--env",
+        "dev",
+        "--input",
+        &input,
+    ]));
     assert!(out.status.success(), "{stderr}");
     let result: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(result["ok"], true, "{result}");

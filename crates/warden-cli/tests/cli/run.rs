@@ -49,7 +49,15 @@ fn run_resolves_an_alert_from_a_runbook_and_the_journal_verifies_and_shows_it() 
 
     let (out, stdout, stderr) = run(no_llm(
         warden(plugins.path())
-            .args(["--json", "run", "--env", "dev", "--task-id", "t-cli", "--alert"])
+            .args([
+                "--json",
+                "run",
+                "--env",
+                "dev",
+                "--task-id",
+                "t-cli",
+                "--alert",
+            ])
             .arg(&alert_file)
             .arg("--runbooks")
             .arg(&books)

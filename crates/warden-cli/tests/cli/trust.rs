@@ -8,17 +8,32 @@ use std::sync::atomic::Ordering;
 use crate::support::{bundle, counting_loopback, plugin_dir, run, warden};
 
 fn action(port: u16) -> String {
-    format!(r#"{{"url":"http://127.0.0.1:{port}/admin/restart","body":{{"action":"restart-pool"}}}}"#)
+    format!(
+        r#"{{"url":"http://127.0.0.1:{port}/admin/restart","body":{{"action":"restart-pool"}}}}"#
+    )
 }
 
 /// `plugin call http-action` against `port`, with a journal in `dir`.
-fn call_action(plugins: &Path, policy: &Path, journal: &Path, port: u16, extra: &[&str]) -> std::process::Output {
+fn call_action(
+    plugins: &Path,
+    policy: &Path,
+    journal: &Path,
+    port: u16,
+    extra: &[&str],
+) -> std::process::Output {
     let mut cmd = warden(plugins);
-    cmd.args(["plugin", "call", "http-action", "--input", &action(port), "--policy"])
-        .arg(policy)
-        .arg("--journal")
-        .arg(journal)
-        .args(extra);
+    cmd.args([
+        "plugin",
+        "call",
+        "http-action",
+        "--input",
+        &action(port),
+        "--policy",
+    ])
+    .arg(policy)
+    .arg("--journal")
+    .arg(journal)
+    .args(extra);
     cmd.output().unwrap()
 }
 
@@ -42,7 +57,15 @@ fn plugin_call_is_journaled_with_the_os_user_as_approver() {
         &policy,
         &journal,
         port,
-        &["--env", "prod", "--approve", "--principal", "alice", "--task", "c-1"],
+        &[
+            "--env",
+            "prod",
+            "--approve",
+            "--principal",
+            "alice",
+            "--task",
+            "c-1",
+        ],
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -56,15 +79,25 @@ fn plugin_call_is_journaled_with_the_os_user_as_approver() {
         stdout.contains(&format!("approved by {me} for alice")),
         "{stdout}"
     );
-    for kind in ["policy 1 `http-action`", "capability 1 `http-action` http", "call 1 `http-action`", "outcome: RESOLVED"] {
+    for kind in [
+        "policy 1 `http-action`",
+        "capability 1 `http-action` http",
+        "call 1 `http-action`",
+        "outcome: RESOLVED",
+    ] {
         assert!(stdout.contains(kind), "missing {kind}: {stdout}");
     }
-    let (out, stdout, _) = run(warden(plugins.path()).args(["journal", "verify"]).arg(&journal));
+    let (out, stdout, _) = run(warden(plugins.path())
+        .args(["journal", "verify"])
+        .arg(&journal));
     assert!(out.status.success(), "{stdout}");
 }
 
 fn whoami() -> String {
-    let out = std::process::Command::new("id").arg("-un").output().unwrap();
+    let out = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -96,7 +129,13 @@ fn other_spellings_of_prod_and_no_env_at_all_need_approval() {
     let policy = loopback_everywhere(tmp.path());
     let journal = tmp.path().join("j/journal.jsonl");
     let (port, hits) = counting_loopback(1);
-    for env in [Some("Prod"), Some("PROD"), Some("production"), Some("prod "), None] {
+    for env in [
+        Some("Prod"),
+        Some("PROD"),
+        Some("production"),
+        Some("prod "),
+        None,
+    ] {
         let extra: Vec<&str> = env.map(|e| vec!["--env", e]).unwrap_or_default();
         let out = call_action(plugins.path(), &policy, &journal, port, &extra);
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -109,7 +148,10 @@ fn other_spellings_of_prod_and_no_env_at_all_need_approval() {
     let out = call_action(plugins.path(), &policy, &journal, port, &["--env", "qa"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("dev, prod, staging") || stderr.contains("known"), "{stderr}");
+    assert!(
+        stderr.contains("dev, prod, staging") || stderr.contains("known"),
+        "{stderr}"
+    );
     assert_eq!(hits.load(Ordering::SeqCst), 0);
 }
 
@@ -150,7 +192,9 @@ fn the_hourly_change_limit_holds_across_three_processes() {
     let out = call_action(plugins.path(), &policy, &journal, port, &["--env", "dev"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already made 2 changes"), "{stderr}");
-    let (out, stdout, _) = run(warden(plugins.path()).args(["journal", "verify"]).arg(&journal));
+    let (out, stdout, _) = run(warden(plugins.path())
+        .args(["journal", "verify"])
+        .arg(&journal));
     assert!(out.status.success(), "{stdout}");
 }
 
@@ -161,12 +205,22 @@ fn an_anchor_taken_earlier_catches_a_rolled_back_journal() {
     let policy = loopback_everywhere(tmp.path());
     let journal = tmp.path().join("j/journal.jsonl");
     let (port, _) = counting_loopback(2);
-    assert!(call_action(plugins.path(), &policy, &journal, port, &["--env", "dev"]).status.success());
+    assert!(
+        call_action(plugins.path(), &policy, &journal, port, &["--env", "dev"])
+            .status
+            .success()
+    );
     let old = fs_err::read(&journal).unwrap();
     let head = tmp.path().join("j/journal.jsonl.head");
     let old_head = fs_err::read(&head).unwrap();
-    assert!(call_action(plugins.path(), &policy, &journal, port, &["--env", "dev"]).status.success());
-    let (out, anchor, _) = run(warden(plugins.path()).args(["journal", "anchor"]).arg(&journal));
+    assert!(
+        call_action(plugins.path(), &policy, &journal, port, &["--env", "dev"])
+            .status
+            .success()
+    );
+    let (out, anchor, _) = run(warden(plugins.path())
+        .args(["journal", "anchor"])
+        .arg(&journal));
     assert!(out.status.success());
     let parsed: serde_json::Value = serde_json::from_str(anchor.trim()).unwrap();
     assert!(parsed["records"].as_u64().unwrap() > 0);
@@ -177,7 +231,9 @@ fn an_anchor_taken_earlier_catches_a_rolled_back_journal() {
     // Roll back journal and head together: only the anchor notices.
     fs_err::write(&journal, old).unwrap();
     fs_err::write(&head, old_head).unwrap();
-    let (out, _, _) = run(warden(plugins.path()).args(["journal", "verify"]).arg(&journal));
+    let (out, _, _) = run(warden(plugins.path())
+        .args(["journal", "verify"])
+        .arg(&journal));
     assert!(out.status.success());
     let (out, stdout, _) = run(warden(plugins.path())
         .args(["journal", "verify", "--anchor", anchor.trim()])
@@ -194,10 +250,19 @@ fn two_plugins_with_one_name_are_an_error_naming_both_files() {
         plugins.path().join("zz_probe_copy.wasm"),
     )
     .unwrap();
-    for args in [vec!["plugin", "list"], vec!["plugin", "call", "http-probe", "--input", "{}"]] {
+    for args in [
+        vec!["plugin", "list"],
+        vec!["plugin", "call", "http-probe", "--input", "{}"],
+    ] {
         let (out, _, stderr) = run(warden(plugins.path()).args(&args));
         assert!(!out.status.success(), "{args:?}");
-        assert!(stderr.contains("two plugins are named `http-probe`"), "{stderr}");
-        assert!(stderr.contains("http_probe.wasm") && stderr.contains("zz_probe_copy.wasm"), "{stderr}");
+        assert!(
+            stderr.contains("two plugins are named `http-probe`"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("http_probe.wasm") && stderr.contains("zz_probe_copy.wasm"),
+            "{stderr}"
+        );
     }
 }
