@@ -11,11 +11,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rustup target add wasm32-wasip2 >/dev/null 2>&1 || true
-cargo build -q -p warden-cli -p incident-responder
+echo "== toolchain: the pinned Rust and the wasm32-wasip2 target"
+rustup target add wasm32-wasip2
+echo
+echo "== build the warden CLI and the example agent"
+echo "   (the first build compiles wasmtime and friends: ~15 minutes on 2 cores;"
+echo "    cargo prints each crate as it goes, later builds take seconds)"
+cargo build -p warden-cli -p incident-responder
 warden() { ./target/debug/warden "$@"; }
 
-echo "== build and install the tool plugins"
+echo
+echo "== build and install the tool plugins (wasm32-wasip2, then precompiled)"
 warden plugin build
 echo
 echo "== the agent"

@@ -359,7 +359,7 @@ impl Planner for LlmPlanner {
             return Ok(Proposal::done());
         };
         for (step, call_id) in std::mem::take(&mut conv.pending) {
-            let content = match observations.iter().rev().find(|o| o.step == step) {
+            let content = match observations.iter().rev().find(|o| o.step_id == step) {
                 Some(o) => self.result_text(o),
                 None => "{\"status\":\"not run\"}".to_string(),
             };

@@ -252,7 +252,7 @@ impl StepStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Observation {
     /// Step id.
-    pub step: String,
+    pub step_id: String,
     /// Tool name.
     pub tool: String,
     /// How it ended.
@@ -316,7 +316,7 @@ impl OutcomeStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Outcome {
     /// Task id.
-    pub task: String,
+    pub task_id: String,
     /// The environment it ran in, canonical.
     pub env: String,
     /// How it ended.

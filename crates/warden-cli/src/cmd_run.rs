@@ -225,7 +225,7 @@ fn print_outcome(outcome: &Outcome) {
     for o in &outcome.observations {
         println!(
             "  {:<12} {:<16} {:<10} {:>8.1} ms  {}",
-            t(&o.step),
+            t(&o.step_id),
             t(&o.tool),
             o.status.as_str(),
             o.duration_us as f64 / 1000.0,
@@ -244,7 +244,7 @@ fn print_outcome(outcome: &Outcome) {
         println!(
             "journal: {} (warden journal show {})",
             j.display(),
-            t(&outcome.task)
+            t(&outcome.task_id)
         );
     }
 }

@@ -90,7 +90,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let status = o.output.as_ref().and_then(|v| v.get("status")).cloned();
         println!(
             "{:<8} {:<10} {:?} {:?}",
-            o.step,
+            o.step_id,
             o.status.as_str(),
             status,
             o.reasons

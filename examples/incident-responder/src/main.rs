@@ -173,7 +173,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             writeln!(
                 out,
                 "  {:<10} {:<15} {:<9} {:>7.1} ms  {}",
-                terminal_safe(&o.step),
+                terminal_safe(&o.step_id),
                 terminal_safe(&o.tool),
                 o.status.as_str(),
                 o.duration_us as f64 / 1000.0,
@@ -203,7 +203,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             args.journal.display(),
             report.records,
             if report.is_ok() { "verified" } else { "BROKEN" },
-            outcome.task
+            outcome.task_id
         )?;
     }
     Ok(if outcome.is_resolved() && report.is_ok() {

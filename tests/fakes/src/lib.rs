@@ -1,4 +1,6 @@
-//! Loopback fakes for warden tests.
+//! Loopback fakes and test support for warden tests: one loopback HTTP
+//! server ([`http::Loopback`], [`http::OkServer`]) under every fake, and
+//! builders for webhook bodies ([`webhook`]).
 //!
 //! [`openai::FakeOpenAi`] is a scripted OpenAI Chat Completions server on
 //! `127.0.0.1`: each request pops the next [`openai::Reply`] and gets it back
@@ -28,5 +30,7 @@
 
 pub mod arm;
 pub mod entra;
+pub mod http;
 pub mod openai;
 mod server;
+pub mod webhook;

@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 
 /// A running server; stops when dropped.
 #[derive(Debug)]
-pub(crate) struct Loopback {
+pub struct Loopback {
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -30,7 +30,7 @@ pub(crate) struct Loopback {
     clippy::expect_used,
     reason = "test fixture: without a loopback socket no test can run"
 )]
-pub(crate) fn bind() -> (std::net::TcpListener, SocketAddr) {
+pub fn bind() -> (std::net::TcpListener, SocketAddr) {
     let listener =
         std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port for the fake");
     listener
@@ -48,7 +48,7 @@ impl Loopback {
         clippy::expect_used,
         reason = "test fixture: without a thread or runtime no test can run"
     )]
-    pub(crate) fn serve<S, H, F>(
+    pub fn serve<S, H, F>(
         name: &str,
         listener: std::net::TcpListener,
         state: Arc<Mutex<S>>,

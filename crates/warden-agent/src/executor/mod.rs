@@ -570,7 +570,7 @@ impl Run<'_> {
             for r in results {
                 let obs = r?;
                 self.outputs
-                    .insert(obs.step.clone(), (obs.status, obs.output.clone()));
+                    .insert(obs.step_id.clone(), (obs.status, obs.output.clone()));
                 self.observations.push(obs);
             }
         }
@@ -583,7 +583,7 @@ impl Run<'_> {
             reason: reason.clone(),
         })?;
         let obs = Observation {
-            step: s.id.clone(),
+            step_id: s.id.clone(),
             tool: s.tool.clone(),
             status: StepStatus::Skipped,
             args: s.args.clone(),
@@ -616,7 +616,7 @@ impl Run<'_> {
             Ok(a) => a,
             Err(e) => {
                 let obs = Observation {
-                    step: step.id.clone(),
+                    step_id: step.id.clone(),
                     tool: step.tool.clone(),
                     status: StepStatus::Failed,
                     args: step.args.clone(),
@@ -660,7 +660,7 @@ impl Run<'_> {
                 OutcomeStatus::Unresolved,
                 format!(
                     "step `{}` ({}) {}: {}",
-                    o.step,
+                    o.step_id,
                     o.tool,
                     o.status.as_str(),
                     o.reasons.join("; ")
@@ -703,7 +703,7 @@ impl Run<'_> {
         }
         self.observations
             .iter()
-            .map(|o| format!("{} {} ({})", mark(o.status), o.step, o.tool))
+            .map(|o| format!("{} {} ({})", mark(o.status), o.step_id, o.tool))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -716,7 +716,7 @@ impl Run<'_> {
         summary: String,
     ) -> Outcome {
         Outcome {
-            task: self.task.id.clone(),
+            task_id: self.task.id.clone(),
             env: self.task.env.clone(),
             status,
             reason,
@@ -742,7 +742,7 @@ impl Run<'_> {
             duration_ms: outcome.duration_ms,
         }))?;
         self.agent.journal.checkpoint()?;
-        tracing::info!(task = %outcome.task, status = outcome.status.as_str(), reason = %outcome.reason, "task ended");
+        tracing::info!(task = %outcome.task_id, status = outcome.status.as_str(), reason = %outcome.reason, "task ended");
         Ok(outcome)
     }
 

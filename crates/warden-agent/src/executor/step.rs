@@ -139,7 +139,7 @@ impl Agent {
         self.journal.append(
             &task.id,
             &JournalEvent::Call(CallEnded {
-                step_id: obs.step.clone(),
+                step_id: obs.step_id.clone(),
                 tool: obs.tool.clone(),
                 effect,
                 status: obs.status,
@@ -167,7 +167,7 @@ impl Agent {
         let started = Instant::now();
         let task = scope.task;
         let mut obs = Observation {
-            step: call.step_id.to_string(),
+            step_id: call.step_id.to_string(),
             tool: call.tool.to_string(),
             status: StepStatus::Failed,
             args: call.args,

@@ -133,7 +133,7 @@ async fn the_runbook_resolves_a_failing_service_and_the_journal_verifies() {
     let steps: Vec<_> = outcome
         .observations
         .iter()
-        .map(|o| (o.step.as_str(), o.status))
+        .map(|o| (o.step_id.as_str(), o.status))
         .collect();
     assert_eq!(
         steps,

@@ -55,10 +55,7 @@ fn agent_with(svc: &Service, journal: &Path, mut config: SandboxConfig) -> Agent
 }
 
 fn alert(labels: serde_json::Value, summary: &str) -> serde_json::Value {
-    json!({"version": "4", "status": "firing", "receiver": "warden", "groupKey": "{}:{}",
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
-        "alerts": [{"status": "firing", "labels": labels, "annotations": {"summary": summary},
-            "startsAt": "2026-11-27T03:40:00Z", "fingerprint": "d1"}]})
+    warden_fakes::webhook::alertmanager(labels, json!({"summary": summary}))
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -216,7 +213,7 @@ async fn a_template_in_a_forbidden_region_is_denied_before_anything_is_deployed(
     let preview = outcome
         .observations
         .iter()
-        .find(|o| o.step == "preview")
+        .find(|o| o.step_id == "preview")
         .unwrap();
     assert_eq!(preview.status, StepStatus::Denied, "{outcome:?}");
     assert!(

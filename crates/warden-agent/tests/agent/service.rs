@@ -11,7 +11,6 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::sync::Barrier;
 
 #[derive(Debug)]
@@ -25,31 +24,28 @@ pub struct State {
 pub struct Service {
     pub addr: SocketAddr,
     pub state: Arc<State>,
+    _server: warden_fakes::http::Loopback,
 }
 
 impl Service {
     pub async fn start() -> Service {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+        let (listener, addr) = warden_fakes::http::bind();
         let state = Arc::new(State {
             hooks: std::sync::Mutex::new(Vec::new()),
             healthy: AtomicBool::new(false),
             admin_calls: AtomicU32::new(0),
             barrier: Barrier::new(2),
         });
-        let shared = state.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let state = shared.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |r| handle(r, state.clone()));
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
+        let shared = Arc::new(std::sync::Mutex::new(state.clone()));
+        let server = warden_fakes::http::Loopback::serve("service", listener, shared, |r, s| {
+            let state = s.lock().unwrap().clone();
+            handle(r, state)
         });
-        Service { addr, state }
+        Service {
+            addr,
+            state,
+            _server: server,
+        }
     }
 
     pub fn admin_calls(&self) -> u32 {

@@ -8,7 +8,7 @@ use std::process::Command;
 use warden_fakes::arm::FakeArm;
 use warden_fakes::entra::FakeEntra;
 
-use crate::support::{bundle, counting_loopback, plugin_dir, run, warden};
+use crate::support::{bundle, loopback, plugin_dir, run, warden};
 
 fn azure_env<'a>(cmd: &'a mut Command, arm: &FakeArm, entra: &FakeEntra) -> &'a mut Command {
     for v in [
@@ -100,7 +100,8 @@ fn the_provisioning_runbook_runs_from_the_cli_against_arm() {
         serde_json::json!({"network": {"allowed_private_cidrs": {"staging": lo, "prod": lo}}}),
     );
     let journal = tmp.path().join("j/journal.jsonl");
-    let (health, _) = counting_loopback(4);
+    let server = loopback();
+    let health = server.port();
     let (azure, template) = attachments(tmp.path(), health, "westeurope");
     let arm = FakeArm::start();
     let entra = FakeEntra::for_arm(&arm);

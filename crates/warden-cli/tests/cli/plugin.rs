@@ -42,7 +42,8 @@ fn plugin_list_shows_every_shipped_plugin() {
 #[test]
 fn plugin_call_probes_a_loopback_service() {
     let dir = plugin_dir();
-    let port = loopback(1);
+    let server = loopback();
+    let port = server.port();
     let input = format!(r#"{{"url":"http://127.0.0.1:{port}/health","body_contains":"ok"}}"#);
     let (out, stdout, stderr) = run(warden(dir.path()).args([
         "plugin",

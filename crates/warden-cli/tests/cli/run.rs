@@ -12,13 +12,10 @@ summary: "probe said {{ steps.probe.output.status }}"
 "#;
 
 fn alert(port: u16) -> String {
-    serde_json::json!({
-        "version": "4", "status": "firing", "receiver": "warden", "groupKey": "{}:{}",
-        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "",
-        "alerts": [{"status": "firing", "labels": {"alertname": "ProbeMe", "severity": "warning"},
-            "annotations": {"summary": "probe me", "url": format!("http://127.0.0.1:{port}/health")},
-            "startsAt": "2026-11-27T03:40:00Z", "fingerprint": "x"}]
-    })
+    warden_fakes::webhook::alertmanager(
+        serde_json::json!({"alertname": "ProbeMe", "severity": "warning"}),
+        serde_json::json!({"summary": "probe me", "url": format!("http://127.0.0.1:{port}/health")}),
+    )
     .to_string()
 }
 
@@ -44,7 +41,8 @@ fn run_resolves_an_alert_from_a_runbook_and_the_journal_verifies_and_shows_it() 
     fs_err::create_dir(&books).unwrap();
     fs_err::write(books.join("probe.yaml"), RUNBOOK).unwrap();
     let alert_file = tmp.path().join("alert.json");
-    fs_err::write(&alert_file, alert(loopback(1))).unwrap();
+    let server = loopback();
+    fs_err::write(&alert_file, alert(server.port())).unwrap();
     let journal = tmp.path().join("journal.jsonl");
 
     let (out, stdout, stderr) = run(no_llm(

@@ -1,8 +1,7 @@
-use std::io::{Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::Duration;
+
+pub use warden_fakes::http::OkServer;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -40,26 +39,9 @@ pub fn run(cmd: &mut Command) -> (Output, String, String) {
     (out, stdout, stderr)
 }
 
-/// Serves `max` requests on 127.0.0.1 with `200 {"status":"ok"}`.
-pub fn loopback(max: usize) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(max) {
-            let Ok(mut stream) = stream else { break };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let body = br#"{"status":"ok"}"#;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body);
-        }
-    });
-    port
+/// A loopback server answering `200 {"status":"ok"}` and counting requests.
+pub fn loopback() -> OkServer {
+    OkServer::start()
 }
 
 /// A copy of the shipped policy bundle in `dir/policies`, its
@@ -90,31 +72,4 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
         }
         (slot, v) => *slot = v,
     }
-}
-
-/// Counts requests on 127.0.0.1 and answers each `200 {"status":"ok"}`;
-/// stops after `max`.
-pub fn counting_loopback(max: usize) -> (u16, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(max) {
-            let Ok(mut stream) = stream else { break };
-            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut buf = [0u8; 4096];
-            if stream.read(&mut buf).unwrap_or(0) > 0 {
-                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            }
-            let body = br#"{"status":"ok"}"#;
-            let head = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = stream.write_all(head.as_bytes());
-            let _ = stream.write_all(body);
-        }
-    });
-    (port, count)
 }

@@ -3,9 +3,8 @@
 //! and limits hold across processes.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 
-use crate::support::{bundle, counting_loopback, plugin_dir, run, warden};
+use crate::support::{bundle, loopback, plugin_dir, run, warden};
 
 fn action(port: u16) -> String {
     format!(
@@ -51,7 +50,8 @@ fn plugin_call_is_journaled_with_the_os_user_as_approver() {
     let tmp = tempfile::tempdir().unwrap();
     let policy = loopback_everywhere(tmp.path());
     let journal = tmp.path().join("j/journal.jsonl");
-    let (port, hits) = counting_loopback(4);
+    let server = loopback();
+    let port = server.port();
     let out = call_action(
         plugins.path(),
         &policy,
@@ -69,7 +69,7 @@ fn plugin_call_is_journaled_with_the_os_user_as_approver() {
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(server.hits(), 1);
     let (out, stdout, _) = run(warden(plugins.path())
         .args(["journal", "show", "c-1", "--journal"])
         .arg(&journal));
@@ -106,7 +106,8 @@ fn approving_your_own_call_in_prod_is_refused() {
     let plugins = plugin_dir();
     let tmp = tempfile::tempdir().unwrap();
     let policy = loopback_everywhere(tmp.path());
-    let (port, hits) = counting_loopback(1);
+    let server = loopback();
+    let port = server.port();
     // No --principal: the principal is the OS user, who also approves.
     let out = call_action(
         plugins.path(),
@@ -119,7 +120,7 @@ fn approving_your_own_call_in_prod_is_refused() {
     assert!(!out.status.success());
     assert!(stderr.contains("approval policy"), "{stderr}");
     assert!(stderr.contains("own call"), "{stderr}");
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(server.hits(), 0);
 }
 
 #[test]
@@ -128,7 +129,8 @@ fn other_spellings_of_prod_and_no_env_at_all_need_approval() {
     let tmp = tempfile::tempdir().unwrap();
     let policy = loopback_everywhere(tmp.path());
     let journal = tmp.path().join("j/journal.jsonl");
-    let (port, hits) = counting_loopback(1);
+    let server = loopback();
+    let port = server.port();
     for env in [
         Some("Prod"),
         Some("PROD"),
@@ -152,7 +154,7 @@ fn other_spellings_of_prod_and_no_env_at_all_need_approval() {
         stderr.contains("dev, prod, staging") || stderr.contains("known"),
         "{stderr}"
     );
-    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    assert_eq!(server.hits(), 0);
 }
 
 #[test]
@@ -165,7 +167,8 @@ fn the_hourly_change_limit_holds_across_three_processes() {
         serde_json::json!({"max_mutations_per_hour": 2, "network": {"allowed_private_cidrs": {"dev": lo}}}),
     );
     let journal = tmp.path().join("j/journal.jsonl");
-    let (port, hits) = counting_loopback(6);
+    let server = loopback();
+    let port = server.port();
     // Three processes at once, two calls each.
     let workers: Vec<_> = (0..3)
         .map(|_| {
@@ -188,7 +191,7 @@ fn the_hourly_change_limit_holds_across_three_processes() {
         .collect();
     let allowed: usize = workers.into_iter().map(|w| w.join().unwrap()).sum();
     assert_eq!(allowed, 2, "exactly the limit, across processes");
-    assert_eq!(hits.load(Ordering::SeqCst), 2);
+    assert_eq!(server.hits(), 2);
     let out = call_action(plugins.path(), &policy, &journal, port, &["--env", "dev"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("already made 2 changes"), "{stderr}");
@@ -204,7 +207,8 @@ fn an_anchor_taken_earlier_catches_a_rolled_back_journal() {
     let tmp = tempfile::tempdir().unwrap();
     let policy = loopback_everywhere(tmp.path());
     let journal = tmp.path().join("j/journal.jsonl");
-    let (port, _) = counting_loopback(2);
+    let server = loopback();
+    let port = server.port();
     assert!(
         call_action(plugins.path(), &policy, &journal, port, &["--env", "dev"])
             .status
