@@ -164,17 +164,24 @@ impl Approver for TerminalApprover {
         let who = self.who.clone();
         let answer = tokio::task::spawn_blocking(move || {
             let mut err = std::io::stderr().lock();
+            // Everything here may come from outside (alert text, the model):
+            // escaped so it cannot drive the terminal.
+            let t = crate::terminal_safe;
             let args = serde_json::to_string_pretty(&request.args).unwrap_or_default();
             let _ = writeln!(
                 err,
                 "\n── approval needed ── {} ({}) in `{}` for {}, step `{}`",
-                request.tool, request.effect, request.env, request.principal, request.step_id
+                t(&request.tool),
+                request.effect,
+                t(&request.env),
+                t(&request.principal),
+                t(&request.step_id)
             );
             if !request.why.is_empty() {
-                let _ = writeln!(err, "why: {}", request.why);
+                let _ = writeln!(err, "why: {}", t(&request.why));
             }
             for r in &request.reasons {
-                let _ = writeln!(err, "policy: {r}");
+                let _ = writeln!(err, "policy: {}", t(r));
             }
             let _ = writeln!(err, "args: {args}");
             let _ = write!(err, "approve as `{who}`? [y/N] ");

@@ -252,9 +252,9 @@ fn print_similar(hits: &[warden::memory::RecallHit], json: bool) -> Result<()> {
         println!(
             "{:>6.3}  {:<16}  {:>7}  {}",
             h.score,
-            h.incident.id,
+            t(&h.incident.id),
             cluster,
-            shorten(&h.incident.title, 80)
+            t(&shorten(&h.incident.title, 80))
         );
     }
     Ok(())
@@ -277,8 +277,8 @@ fn print_clusters(clusters: &[Cluster], json: bool) -> Result<()> {
             c.size,
             day(c.first_seen.map(|t| t.to_string())),
             day(c.last_seen.map(|t| t.to_string())),
-            c.label.join(" "),
-            c.representatives.join(", ")
+            t(&c.label.join(" ")),
+            t(&c.representatives.join(", "))
         );
     }
     Ok(())
@@ -291,8 +291,8 @@ fn print_show(view: &warden::memory::IncidentView, json: bool) -> Result<()> {
         return Ok(());
     }
     let i = &view.incident;
-    println!("id:         {}", i.id);
-    println!("title:      {}", i.title);
+    println!("id:         {}", t(&i.id));
+    println!("title:      {}", t(&i.title));
     let optional = [
         ("service", i.service.clone()),
         ("severity", i.severity.clone()),
@@ -306,7 +306,7 @@ fn print_show(view: &warden::memory::IncidentView, json: bool) -> Result<()> {
     ];
     for (name, value) in optional {
         if let Some(value) = value {
-            println!("{:<11} {value}", format!("{name}:"));
+            println!("{:<11} {}", format!("{name}:"), t(&value));
         }
     }
     if let Some(c) = &view.cluster {
@@ -314,17 +314,19 @@ fn print_show(view: &warden::memory::IncidentView, json: bool) -> Result<()> {
             "cluster:    {} ({} members: {})",
             c.id,
             c.size,
-            c.label.join(" ")
+            t(&c.label.join(" "))
         );
     }
     if let Some(plan) = &i.plan {
         println!("plan:       {}", serde_json::to_string(plan)?);
     }
     if !i.body.is_empty() {
-        println!("\n{}", i.body);
+        println!("\n{}", crate::output::safe_lines(&i.body));
     }
     Ok(())
 }
+
+use warden::terminal_safe as t;
 
 /// The date part of an RFC 3339 timestamp.
 fn day(t: Option<String>) -> String {

@@ -445,7 +445,7 @@ fn inspect(plugin_dir: &Path, name: &str, json: bool) -> anyhow::Result<ExitCode
         "output schema:\n{}\n",
         serde_json::to_string_pretty(&m.output_schema)?
     ));
-    print!("{text}");
+    print!("{}", output::safe_lines(&text));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -86,7 +86,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", output::safe_lines(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

@@ -7,6 +7,7 @@
 )]
 
 mod azure;
+mod hostile;
 mod incidents;
 mod plugin;
 mod policy;
