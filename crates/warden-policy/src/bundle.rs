@@ -12,6 +12,7 @@ use crate::compiled::CompiledEntries;
 use crate::decision::Entry;
 use crate::env::{self, Environments};
 use crate::error::PolicyError;
+use crate::limits::{self, Limits};
 
 /// What a loaded bundle holds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -45,16 +46,28 @@ pub(crate) struct LoadOptions {
     pub timeout: Duration,
     pub overlay: Option<serde_json::Value>,
     pub max_instructions: usize,
+    pub max_builtin_elements: usize,
+    pub max_builtin_bytes: usize,
     pub use_compiled: bool,
 }
 
 impl LoadOptions {
+    pub(crate) fn limits(&self) -> Limits {
+        Limits::new(
+            self.max_builtin_elements,
+            self.max_builtin_bytes,
+            self.timeout,
+        )
+    }
+
     pub(crate) fn new(dir: &Path, timeout: Duration) -> Self {
         LoadOptions {
             dir: dir.to_path_buf(),
             timeout,
             overlay: None,
             max_instructions: crate::DEFAULT_MAX_INSTRUCTIONS,
+            max_builtin_elements: crate::DEFAULT_MAX_BUILTIN_ELEMENTS,
+            max_builtin_bytes: crate::DEFAULT_MAX_BUILTIN_BYTES,
             use_compiled: true,
         }
     }
@@ -74,6 +87,8 @@ pub(crate) struct Bundle {
     pub environments: Environments,
     pub timeout: Duration,
     pub max_instructions: usize,
+    /// The time budget and builtin limits of one evaluation.
+    pub limits: Limits,
     /// What the folder looked like just before loading (for the watcher).
     pub fingerprint: crate::engine::Fingerprint,
 }
@@ -132,6 +147,10 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
         limit: opts.timeout,
         check_interval: CHECK_INTERVAL,
     });
+    limits::guard_engine(&mut engine, true).map_err(|message| PolicyError::Bundle {
+        dir: dir.to_path_buf(),
+        message,
+    })?;
 
     let rego: Vec<&PathBuf> = if with_tests {
         files.policies.iter().chain(files.tests.iter()).collect()
@@ -260,6 +279,7 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
         environments,
         timeout: opts.timeout,
         max_instructions: opts.max_instructions,
+        limits: opts.limits(),
         fingerprint,
     })
 }

@@ -59,6 +59,9 @@ impl CompiledEntries {
         let rules: Vec<&str> = entries.iter().map(|e| e.rule()).collect();
         let program =
             Compiler::compile_from_policy(&compiled, &rules).map_err(|e| format!("{e:#}"))?;
+        let mut program = Arc::unwrap_or_clone(program);
+        crate::limits::guard_program(&mut program)?;
+        let program = Arc::new(program);
         Ok(CompiledEntries {
             program,
             data,

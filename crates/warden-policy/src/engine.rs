@@ -15,6 +15,7 @@ use crate::env::Environments;
 use crate::error::{PolicyError, locate, message_of};
 use crate::explain::{self, Explanation};
 use crate::input::PolicyInput;
+use crate::limits;
 
 /// Receives every decision record, e.g. the agent's journal.
 ///
@@ -102,7 +103,9 @@ pub const DEFAULT_MAX_INSTRUCTIONS: usize = 1_000_000;
 
 impl PolicyEngineBuilder {
     /// Wall-clock budget of one evaluation; over it, the decision is a
-    /// `policy error` denial. Default [`DEFAULT_TIMEOUT`] (100 ms).
+    /// `policy error` denial. regorus checks it between instructions, the
+    /// size-checked builtins while they build, and the engine once more
+    /// when the evaluation ends. Default [`DEFAULT_TIMEOUT`] (100 ms).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.options.timeout = timeout;
         self
@@ -113,6 +116,30 @@ impl PolicyEngineBuilder {
     /// [`DEFAULT_MAX_INSTRUCTIONS`] (one million).
     pub fn with_max_instructions(mut self, max: usize) -> Self {
         self.options.max_instructions = max;
+        self
+    }
+
+    /// Elements (array, set and object members) that the size-checked
+    /// builtins (`numbers.range`, `array.concat`, `split`, `walk`, ...) of
+    /// one evaluation may build together; over it, the call fails and the
+    /// decision is a `policy error` denial naming the builtin and this
+    /// limit. Default [`DEFAULT_MAX_BUILTIN_ELEMENTS`] (one million).
+    ///
+    /// [`DEFAULT_MAX_BUILTIN_ELEMENTS`]: crate::DEFAULT_MAX_BUILTIN_ELEMENTS
+    pub fn with_max_builtin_elements(mut self, max: usize) -> Self {
+        self.options.max_builtin_elements = max;
+        self
+    }
+
+    /// String bytes that the size-checked builtins (`concat`, `sprintf`,
+    /// `replace`, `json.marshal`, ...) of one evaluation may build together;
+    /// over it, the call fails and the decision is a `policy error` denial
+    /// naming the builtin and this limit. Default
+    /// [`DEFAULT_MAX_BUILTIN_BYTES`] (16 MiB).
+    ///
+    /// [`DEFAULT_MAX_BUILTIN_BYTES`]: crate::DEFAULT_MAX_BUILTIN_BYTES
+    pub fn with_max_builtin_bytes(mut self, max: usize) -> Self {
+        self.options.max_builtin_bytes = max;
         self
     }
 
@@ -400,6 +427,7 @@ pub(crate) fn evaluate(bundle: &Bundle, entry: Entry, input: regorus::Value) -> 
     if bundle.summary.missing_entries.contains(&entry) {
         return policy_error(format!("the bundle does not define {}", entry.rule()));
     }
+    let started = Instant::now();
     let run = || match &bundle.compiled {
         Some(compiled) => compiled.run(entry, input),
         None => {
@@ -410,7 +438,24 @@ pub(crate) fn evaluate(bundle: &Bundle, entry: Entry, input: regorus::Value) -> 
                 .map_err(|e| format!("{e:#}"))
         }
     };
-    match std::panic::catch_unwind(AssertUnwindSafe(run)) {
+    let (outcome, exceeded) = limits::scoped(bundle.limits, || {
+        std::panic::catch_unwind(AssertUnwindSafe(run))
+    });
+    // A limit a builtin hit is the reason, whatever the engine made of the
+    // error (it may even have been swallowed on the way up).
+    if let Some(exceeded) = exceeded {
+        return policy_error(exceeded);
+    }
+    // regorus reads its clock only between instructions; an evaluation that
+    // finished past its budget (one slow instruction at the end) still
+    // fails closed.
+    if outcome.is_ok() && started.elapsed() > bundle.timeout {
+        return policy_error(format!(
+            "evaluation ran over its time budget of {} ms",
+            bundle.timeout.as_millis()
+        ));
+    }
+    match outcome {
         Ok(Ok(value)) => interpret(entry, &value),
         Ok(Err(error)) => policy_error(describe(&error, bundle)),
         Err(_) => policy_error("the Rego engine panicked while evaluating the bundle"),

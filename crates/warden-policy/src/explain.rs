@@ -76,6 +76,9 @@ fn attribute(
         limit: bundle.timeout * 20,
         check_interval: std::num::NonZeroU32::MIN,
     });
+    // Not strict, as this engine is not: a builtin error makes the
+    // expression undefined instead of losing the whole rule.
+    crate::limits::guard_engine(&mut engine, false)?;
     let mut copies = Vec::new();
     for module in &bundle.modules {
         let mut source = module.source.clone();
@@ -113,8 +116,13 @@ fn attribute(
         .map_err(|e| e.to_string())?;
     engine.set_input(regorus::Value::from(input.clone()));
     let mut found: BTreeMap<String, Vec<RuleSource>> = BTreeMap::new();
+    let limits = crate::limits::Limits {
+        timeout: bundle.timeout * 20,
+        ..bundle.limits
+    };
     for (path, source) in copies {
-        let Ok(value) = engine.eval_rule(rule_ref(&path)) else {
+        let (value, exceeded) = crate::limits::scoped(limits, || engine.eval_rule(rule_ref(&path)));
+        let (Ok(value), None) = (value, exceeded) else {
             continue;
         };
         let Ok(json) = serde_json::to_value(&value) else {

@@ -14,10 +14,45 @@
 //! recursion between rules or functions, which OPA also rejects) is a load
 //! error naming the file, line and column: the agent refuses to start. At
 //! decision time, an evaluation error, an undefined or malformed result, a
-//! rule conflict, or an evaluation over its budget (regorus's cooperative
-//! wall-clock timer, 100 ms by default, and on the compiled engine an
-//! instruction limit, one million by default) denies with a reason starting
-//! `policy error:`. Nothing allows by default.
+//! rule conflict, or an evaluation over one of its [limits](#limits) denies
+//! with a reason starting `policy error:`. Nothing allows by default.
+//!
+//! # Limits
+//!
+//! A bundle cannot hurt the host: every evaluation runs under these limits,
+//! and going over one denies with a `policy error:` reason naming it.
+//!
+//! | Limit | Default | Setter |
+//! | --- | --- | --- |
+//! | Wall-clock time of one evaluation | [`DEFAULT_TIMEOUT`] (100 ms) | [`PolicyEngineBuilder::with_timeout`] |
+//! | Instructions of one evaluation (compiled engine) | [`DEFAULT_MAX_INSTRUCTIONS`] (1,000,000) | [`PolicyEngineBuilder::with_max_instructions`] |
+//! | Elements built by builtins in one evaluation | [`DEFAULT_MAX_BUILTIN_ELEMENTS`] (1,000,000) | [`PolicyEngineBuilder::with_max_builtin_elements`] |
+//! | String bytes built by builtins in one evaluation | [`DEFAULT_MAX_BUILTIN_BYTES`] (16 MiB) | [`PolicyEngineBuilder::with_max_builtin_bytes`] |
+//!
+//! regorus reads its clock between instructions, and a builtin call is one
+//! instruction: `numbers.range(1, 1e9)` alone would reserve 24 GB. So the
+//! builtins that can build far more than their arguments hold run, on both
+//! engines, as size-checked versions that work out what a call would build
+//! before building it and charge it to the evaluation's element and byte
+//! budgets: `numbers.range`, `numbers.range_step`, `net.cidr_expand`,
+//! `array.concat`, `split`, `indexof_n` and `walk` (elements); `concat`,
+//! `sprintf` (widths included), `replace`, `strings.replace_n`,
+//! `regex.replace`, `json.marshal`, `json.marshal_with_options`,
+//! `yaml.marshal`, `urlquery.encode`, `urlquery.encode_object`,
+//! `hex.encode` and the `base64` encoders (bytes). A value that shares its
+//! parts (`x := [y, y]`, forty times) is measured as it would print. The
+//! budgets are shared by all calls of one evaluation, so a loop that
+//! rebuilds a range adds up, and each decision starts afresh. The ranges
+//! also check the clock while they are built, and a decision that
+//! finishes past its time budget (one slow instruction at the end) denies
+//! too. For example, `numbers.range(1, 1e8)` denies at once with `policy
+//! error: numbers.range would build 100000000 elements, over the builtin
+//! element limit of 1000000 per evaluation`.
+//!
+//! What stays bounded only by time: builtins whose output is at most a
+//! small multiple of their input (`upper`, `substring`, `json.unmarshal`,
+//! `sort`, ...) and arithmetic on big integers, which regorus does as one
+//! instruction.
 //!
 //! The engine is [`regorus`], a Rego implementation in Rust; its types never
 //! appear in this crate's API. Decisions run on regorus's compiled engine
@@ -78,6 +113,7 @@ mod error;
 mod explain;
 mod gate;
 mod input;
+mod limits;
 mod query;
 mod testing;
 
@@ -95,5 +131,6 @@ pub use input::{
     AgentInfo, ApprovalInfo, CallInfo, History, PlanInfo, PlanStep, PolicyContext, PolicyInput,
     Principal, TaskInfo, ToolInfo,
 };
+pub use limits::{DEFAULT_MAX_BUILTIN_BYTES, DEFAULT_MAX_BUILTIN_ELEMENTS};
 pub use query::RegoQuery;
 pub use testing::{TestOutcome, TestReport, TestResult, check, run_tests};

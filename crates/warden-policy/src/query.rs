@@ -2,12 +2,14 @@ use std::time::Duration;
 
 use crate::analysis;
 use crate::error::PolicyError;
+use crate::limits::{self, Limits};
 
 /// One ad-hoc Rego query over given modules, data and input, outside any
 /// bundle: for conformance suites and tools, not for decisions.
 ///
 /// It goes through the same guards as a bundle (recursive functions are
-/// rejected, a time budget applies).
+/// rejected, a time budget applies, builtins are size-checked against the
+/// default limits).
 ///
 /// ```
 /// use warden_policy::RegoQuery;
@@ -72,6 +74,12 @@ impl RegoQuery {
             limit: self.timeout,
             check_interval: std::num::NonZeroU32::MIN.saturating_add(63),
         });
+        limits::guard_engine(&mut engine, self.strict_builtin_errors).map_err(|e| fail(&e))?;
+        let limits = Limits::new(
+            crate::DEFAULT_MAX_BUILTIN_ELEMENTS,
+            crate::DEFAULT_MAX_BUILTIN_BYTES,
+            self.timeout,
+        );
         if let Some(data) = self.data.as_ref().filter(|d| !d.is_null()) {
             engine
                 .add_data(regorus::Value::from(data.clone()))
@@ -82,9 +90,12 @@ impl RegoQuery {
             engine.set_input(input.clone());
         }
         if let Some(term) = &self.input_term {
-            let results = engine
-                .eval_query(term.clone(), false)
-                .map_err(|e| fail(&e))?;
+            let (results, exceeded) =
+                limits::scoped(limits, || engine.eval_query(term.clone(), false));
+            if let Some(exceeded) = exceeded {
+                return Err(fail(&exceeded));
+            }
+            let results = results.map_err(|e| fail(&e))?;
             let value = results
                 .result
                 .last()
@@ -101,9 +112,12 @@ impl RegoQuery {
         let modules = analysis::analyze(&engine).map_err(|e| fail(&e))?;
         analysis::check_recursion(&modules)?;
         engine.set_strict_builtin_errors(self.strict_builtin_errors);
-        let results = engine
-            .eval_query(self.query.clone(), false)
-            .map_err(|e| fail(&e))?;
+        let (results, exceeded) =
+            limits::scoped(limits, || engine.eval_query(self.query.clone(), false));
+        if let Some(exceeded) = exceeded {
+            return Err(fail(&exceeded));
+        }
+        let results = results.map_err(|e| fail(&e))?;
         results
             .result
             .iter()

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::bundle::{self, BundleSummary, LoadOptions, rule_ref};
 use crate::engine::describe;
+use crate::limits;
 
 /// Budget of one Rego test; tests may build large fixtures.
 const TEST_TIMEOUT: Duration = Duration::from_secs(10);
@@ -107,15 +108,20 @@ pub fn run_tests(dir: impl AsRef<Path>) -> Result<TestReport, crate::PolicyError
             }
             let started = Instant::now();
             let mut engine = bundle.engine.clone();
-            let outcome = match engine.eval_rule(name.clone()) {
-                Ok(regorus::Value::Bool(true)) => TestOutcome::Pass,
-                Ok(regorus::Value::Undefined) => TestOutcome::Fail {
+            let (result, exceeded) =
+                limits::scoped(bundle.limits, || engine.eval_rule(name.clone()));
+            let outcome = match (result, exceeded) {
+                (_, Some(exceeded)) => TestOutcome::Error {
+                    message: exceeded.to_string(),
+                },
+                (Ok(regorus::Value::Bool(true)), None) => TestOutcome::Pass,
+                (Ok(regorus::Value::Undefined), None) => TestOutcome::Fail {
                     got: "undefined".into(),
                 },
-                Ok(other) => TestOutcome::Fail {
+                (Ok(other), None) => TestOutcome::Fail {
                     got: other.to_string(),
                 },
-                Err(e) => TestOutcome::Error {
+                (Err(e), None) => TestOutcome::Error {
                     message: describe(&format!("{e:#}"), &bundle),
                 },
             };

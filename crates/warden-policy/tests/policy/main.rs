@@ -10,6 +10,7 @@ mod default_bundle;
 mod environments;
 mod fail_closed;
 mod gate;
+mod limits;
 mod reload;
 
 use std::path::PathBuf;
