@@ -106,6 +106,9 @@ fn sandbox_config(plugin_dir: &Path, timeout: Option<f64>) -> anyhow::Result<San
     let mut config = SandboxConfig::default();
     config.cache_dir(cache_dir(plugin_dir));
     config.cache_key(crate::agent_args::host_key()?.cache_key());
+    if let Some(ca) = std::env::var_os("WARDEN_EXTRA_CA_FILE").filter(|v| !v.is_empty()) {
+        config.extra_ca_file(ca);
+    }
     if let Some(t) = timeout {
         if !(t.is_finite() && t > 0.0) {
             bail!("--timeout must be a positive number of seconds, got {t}");

@@ -24,7 +24,8 @@ use crate::output;
 /// in the shipped bundle: the strictest).
 ///
 /// Secrets (webhook URLs) come from WARDEN_SECRET_<NAME> variables; a plugin
-/// names the secret and never sees its value. Azure Resource Manager is
+/// names the secret and never sees its value. HTTPS trusts the system roots
+/// plus the PEM bundle in WARDEN_EXTRA_CA_FILE. Azure Resource Manager is
 /// configured from AZURE_SUBSCRIPTION_ID and the Azure credential chain.
 ///
 /// Example:
@@ -149,6 +150,10 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
         if let Some(name) = key.strip_prefix("WARDEN_SECRET_") {
             sandbox.secret(&name.to_ascii_lowercase().replace('_', "-"), &value);
         }
+    }
+    // Outgoing HTTPS trusts the system roots plus this CA bundle (PEM).
+    if let Some(ca) = std::env::var_os("WARDEN_EXTRA_CA_FILE").filter(|v| !v.is_empty()) {
+        sandbox.extra_ca_file(ca);
     }
     if let Some(arm) = warden::azure::backend_from_env()? {
         sandbox.arm(arm);
