@@ -1,5 +1,7 @@
 use serde::{Deserialize, Serialize};
 
+use crate::token::TokenClass;
+
 /// How lines are grouped into templates.
 ///
 /// Every field has a default that works across log formats; a config read
@@ -107,12 +109,15 @@ impl Config {
     reason = "independent on/off switches, one per masking rule"
 )]
 pub struct Masking {
-    /// Numbers, also inside tokens (`blk_-42`, `took=12ms`), and quantities
-    /// with a unit (`5.6 KB`, `12 ms`).
+    /// Numbers, also inside tokens (`blk_-42`, `took=12ms`), quantities
+    /// with a unit (`5.6 KB`, `12 ms`) and durations (`1h2m`).
     pub numbers: bool,
     /// IPv4 and IPv6 addresses, with or without a port.
     pub ips: bool,
-    /// Hex ids: `0x1f`, and hex runs of 8 or more characters with a digit.
+    /// Dotted host names with a port (`proxy.example.org:5070`).
+    pub hosts: bool,
+    /// Hex ids: `0x1f`, MAC addresses, and hex runs of 8 or more characters
+    /// with a digit and a letter.
     pub hex: bool,
     /// UUIDs (`8-4-4-4-12` hex).
     pub uuids: bool,
@@ -131,12 +136,31 @@ impl Default for Masking {
         Self {
             numbers: true,
             ips: true,
+            hosts: true,
             hex: true,
             uuids: true,
             paths: true,
             urls: true,
             emails: true,
             timestamps: true,
+        }
+    }
+}
+
+impl Masking {
+    /// Whether a whole token of this class is masked.
+    pub(crate) fn masks(&self, class: TokenClass) -> bool {
+        match class {
+            TokenClass::Number | TokenClass::Duration => self.numbers,
+            TokenClass::Hex => self.hex,
+            TokenClass::Uuid => self.uuids,
+            TokenClass::Ip => self.ips,
+            TokenClass::HostPort => self.hosts,
+            TokenClass::Path => self.paths,
+            TokenClass::Url => self.urls,
+            TokenClass::Email => self.emails,
+            TokenClass::Timestamp => self.timestamps,
+            TokenClass::Word => false,
         }
     }
 }

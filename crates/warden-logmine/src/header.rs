@@ -6,7 +6,7 @@
 //! ends with `:` or is followed by ` - `. A line that does not start with a
 //! timestamp is left whole, so messages without a header are never cut.
 
-use crate::mask::is_datetime;
+use crate::token::is_timestamp;
 
 const LEVELS: &[&str] = &[
     "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
@@ -272,7 +272,7 @@ fn timestamp_end(line: &str) -> Option<usize> {
         pos = at + len;
         end = pos;
     }
-    let evidence = words.iter().any(|w| is_datetime(w.trim_end_matches(',')))
+    let evidence = words.iter().any(|w| is_timestamp(w.trim_end_matches(',')))
         || compact_date(&words)
         || epoch(&words);
     if !evidence {

@@ -8,8 +8,11 @@
 //! 1. [`strip_header`] drops a leading timestamp/level/logger header, found
 //!    by shape rather than by a per-format regex.
 //! 2. The message is split on whitespace and variables are masked as `<*>`:
-//!    numbers (also inside tokens and with units), IPs, hex ids, UUIDs,
-//!    paths, URLs, emails and timestamps ([`Masking`]).
+//!    numbers (also inside tokens and with units), durations, IPs, host:port
+//!    endpoints, hex ids, UUIDs, paths, URLs, emails and timestamps
+//!    ([`Masking`]). Tokens are told apart by [`classify`], the crate's one
+//!    token classifier, which other crates (the incident memory's
+//!    normaliser) use too.
 //! 3. A fixed-depth tree keyed by token count, then by leading tokens, finds
 //!    candidate templates; the most similar one at or above
 //!    [`Config::similarity`] takes the line and generalises, else a new
@@ -48,9 +51,11 @@ mod mask;
 mod mine;
 mod miner;
 mod template;
+mod token;
 
 pub use config::{Config, Masking};
 pub use header::strip_header;
 pub use mine::mine;
 pub use miner::Miner;
 pub use template::{Mining, Template, TemplateId};
+pub use token::{Run, Runs, TokenClass, classify, classify_run, runs, strip_wrapping};

@@ -1,6 +1,13 @@
 //! Tokenising a message and replacing its variables with `<*>`.
+//!
+//! What a token is comes from [`crate::token`]; this module adds what
+//! template mining needs on top: values inside tokens (`blk_<*>`), units in
+//! the next word (`5.6 KB`), `key=value` pairs and parenthesised notes.
+
+use std::borrow::Cow;
 
 use crate::config::Masking;
+use crate::token::{Run, TokenClass, classify, classify_run, runs, strip_wrapping};
 
 /// The text that stands for a parameter in templates.
 pub(crate) const WILDCARD: &str = "<*>";
@@ -10,10 +17,6 @@ pub(crate) const WILDCARD: &str = "<*>";
 /// them so that lines with and without one keep the same token count.
 pub(crate) const ANNOTATION: &str = " (<*>)";
 
-/// Characters that may wrap a value without being part of it.
-const OPENERS: &[u8] = b"([{<'\"";
-const CLOSERS: &[u8] = b")]}>'\",.;:!?";
-
 /// Units that turn the number before them into one quantity (`5.6 KB`).
 /// Plain words such as `bytes` are left out: they read better kept.
 const UNITS: &[&str] = &[
@@ -21,33 +24,31 @@ const UNITS: &[&str] = &[
     "sec", "secs", "min", "mins", "h", "hr", "hrs", "%",
 ];
 
-/// Splits `content` on whitespace and masks each token.
-pub(crate) fn tokenize(content: &str, masking: &Masking) -> Vec<String> {
-    let words: Vec<&str> = content.split_whitespace().collect();
-    let mut tokens: Vec<String> = Vec::with_capacity(words.len());
-    let mut i = 0;
-    while i < words.len() {
-        let first = words[i];
+/// Splits `content` on whitespace and masks each token. Tokens that mask
+/// nothing borrow from `content`.
+pub(crate) fn tokenize<'a>(content: &'a str, masking: &Masking) -> Vec<Cow<'a, str>> {
+    let mut words = content.split_whitespace().peekable();
+    let mut tokens: Vec<Cow<'a, str>> = Vec::new();
+    while let Some(first) = words.next() {
         let token = mask_word(first, masking);
         let mut last = first;
         // `5.6 KB`, `(1.20 KB)`, `<1 sec`: one value spread over two words.
         if masking.numbers
             && token == WILDCARD
-            && let Some(next) = words.get(i + 1)
-            && UNITS
-                .iter()
-                .any(|u| u.eq_ignore_ascii_case(unwrap_punct(next).1))
+            && let Some(next) = words.next_if(|next| {
+                UNITS
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(strip_wrapping(next).1))
+            })
         {
-            i += 1;
             last = next;
         }
-        i += 1;
         let annotation = token == WILDCARD
             && first.starts_with('(')
             && last.trim_end_matches([',', '.', ';']).ends_with(')');
         match tokens.last_mut() {
             Some(previous) if annotation && !previous.contains(WILDCARD) => {
-                previous.push_str(ANNOTATION);
+                previous.to_mut().push_str(ANNOTATION);
             }
             _ => tokens.push(token),
         }
@@ -56,134 +57,119 @@ pub(crate) fn tokenize(content: &str, masking: &Masking) -> Vec<String> {
 }
 
 /// Masks one whitespace-free word.
-pub(crate) fn mask_word(word: &str, m: &Masking) -> String {
+pub(crate) fn mask_word<'a>(word: &'a str, m: &Masking) -> Cow<'a, str> {
     if let Some(masked) = mask_whole(word, m) {
         return masked;
     }
-    let (pre, core, post) = unwrap_punct(word);
+    let (pre, core, post) = strip_wrapping(word);
     if core.is_empty() {
-        return word.to_owned();
+        return Cow::Borrowed(word);
     }
-    let masked_core = match mask_whole(core, m) {
-        Some(masked) => masked,
-        None => mask_parts(core, m),
-    };
-    collapse(format!("{pre}{masked_core}{post}"))
+    match mask_whole(core, m).or_else(|| mask_parts(core, m)) {
+        Some(masked) => collapse(format!("{pre}{masked}{post}")),
+        None => Cow::Borrowed(word),
+    }
 }
 
 /// A word that is entirely one kind of variable, or `None`.
-fn mask_whole(word: &str, m: &Masking) -> Option<String> {
-    if m.urls
-        && let Some(scheme_end) = word.find("://")
-        && scheme_end > 0
-        && word[..scheme_end]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'+' || b == b'-')
-    {
-        return Some(format!("{}{WILDCARD}", &word[..scheme_end + 3]));
+fn mask_whole(word: &str, m: &Masking) -> Option<Cow<'static, str>> {
+    let class = classify(word);
+    if !m.masks(class) {
+        return None;
     }
-    let whole = (m.emails && is_email(word))
-        || (m.uuids && is_uuid(word))
-        || (m.ips && (is_ipv4(word) || is_ipv6(word)))
-        || (m.timestamps && is_datetime(word))
-        || (m.paths && is_path(word))
-        || (m.hex && is_hex(word))
-        || (m.numbers && is_number(word));
-    whole.then(|| WILDCARD.to_owned())
+    if class == TokenClass::Url
+        && let Some(scheme_end) = word.find("://")
+    {
+        return Some(Cow::Owned(format!("{}{WILDCARD}", &word[..scheme_end + 3])));
+    }
+    Some(Cow::Borrowed(WILDCARD))
 }
 
 /// Masks the alphanumeric runs of a word that are numbers or hex ids.
 ///
 /// `key=value` keeps its key. A word left with more masked runs than
 /// constant ones (`attempt_1_0020_m_3`) is an id and becomes one `<*>`.
-fn mask_parts(core: &str, m: &Masking) -> String {
+/// `None` when nothing is masked.
+fn mask_parts(core: &str, m: &Masking) -> Option<Cow<'static, str>> {
     if let Some(eq) = core.find('=') {
         let (key, value) = (&core[..eq], &core[eq + 1..]);
         if !key.is_empty() && !value.is_empty() && is_identifier(key) {
-            return format!("{key}={}", mask_word(value, m));
+            return match mask_word(value, m) {
+                Cow::Borrowed(same) if same == value => None,
+                masked => Some(Cow::Owned(format!("{key}={masked}"))),
+            };
         }
     }
     if !(m.numbers || m.hex) {
-        return core.to_owned();
+        return None;
     }
-    let bytes = core.as_bytes();
-    let mut out = String::with_capacity(core.len());
+    // Built only once a run is masked: most words come back borrowed.
+    let mut out: Option<String> = None;
     let (mut masked, mut kept) = (0usize, 0usize);
-    let mut start = 0;
-    while start < bytes.len() {
-        let is_run = |b: u8| b.is_ascii_alphanumeric() || !b.is_ascii();
-        let run = is_run(bytes[start]);
-        let mut end = start;
-        while end < bytes.len() && is_run(bytes[end]) == run {
-            end += 1;
-        }
-        let mut piece = &core[start..end];
-        // `blk_-42`: a `-` between a separator and a number is its sign.
-        let signed = !run
-            && piece.len() > 1
-            && piece.ends_with('-')
-            && bytes.get(end).is_some_and(u8::is_ascii_digit)
-            && m.numbers;
-        if signed {
-            piece = &piece[..piece.len() - 1];
-        }
-        if run && is_variable_run(piece, m) {
-            out.push_str(WILDCARD);
-            masked += 1;
-        } else {
-            if run
-                && piece
-                    .bytes()
-                    .any(|b| b.is_ascii_alphabetic() || !b.is_ascii())
-            {
-                kept += 1;
+    let mut pieces = runs(core).peekable();
+    let mut at = 0;
+    while let Some(piece) = pieces.next() {
+        match piece {
+            Run::Sep(sep) => {
+                // `blk_-42`: a `-` between a separator and a number is its sign.
+                let signed = m.numbers
+                    && sep.len() > 1
+                    && sep.ends_with('-')
+                    && matches!(pieces.peek(), Some(Run::Alnum(r)) if r.starts_with(|c: char| c.is_ascii_digit()));
+                if signed {
+                    out.get_or_insert_with(|| core[..at].to_owned())
+                        .push_str(&sep[..sep.len() - 1]);
+                } else if let Some(out) = &mut out {
+                    out.push_str(sep);
+                }
+                at += sep.len();
             }
-            out.push_str(piece);
+            Run::Alnum(run) => {
+                if masks_run(run, m) {
+                    out.get_or_insert_with(|| core[..at].to_owned())
+                        .push_str(WILDCARD);
+                    masked += 1;
+                } else {
+                    if run
+                        .bytes()
+                        .any(|b| b.is_ascii_alphabetic() || !b.is_ascii())
+                    {
+                        kept += 1;
+                    }
+                    if let Some(out) = &mut out {
+                        out.push_str(run);
+                    }
+                }
+                at += run.len();
+            }
         }
-        start = end;
     }
-    if masked >= 2 && masked >= kept {
-        WILDCARD.to_owned()
-    } else {
-        out
+    match out {
+        Some(_) if masked >= 2 && masked >= kept => Some(Cow::Borrowed(WILDCARD)),
+        out => out.map(Cow::Owned),
     }
 }
 
 /// An alphanumeric run that is a number (`42`, `12ms`) or a hex id.
-fn is_variable_run(run: &str, m: &Masking) -> bool {
-    let first_digit = run.as_bytes().first().is_some_and(u8::is_ascii_digit);
-    (m.numbers && first_digit) || (m.hex && is_hex(run))
+fn masks_run(run: &str, m: &Masking) -> bool {
+    match classify_run(run) {
+        TokenClass::Hex => m.hex || (m.numbers && run.starts_with(|c: char| c.is_ascii_digit())),
+        TokenClass::Number => m.numbers,
+        _ => false,
+    }
 }
 
 /// Replaces a token that is only `<*>`s and punctuation by one `<*>`.
-fn collapse(token: String) -> String {
-    if !token.contains(WILDCARD) {
-        return token;
-    }
-    let rest = token.replace(WILDCARD, "");
-    if rest.bytes().all(|b| b.is_ascii_punctuation()) {
-        WILDCARD.to_owned()
+fn collapse<'a>(token: String) -> Cow<'a, str> {
+    let only_punctuation = token.contains(WILDCARD)
+        && token
+            .split(WILDCARD)
+            .all(|rest| rest.bytes().all(|b| b.is_ascii_punctuation()));
+    if only_punctuation {
+        Cow::Borrowed(WILDCARD)
     } else {
-        token
+        Cow::Owned(token)
     }
-}
-
-/// Splits leading openers and trailing closers off a word.
-fn unwrap_punct(word: &str) -> (&str, &str, &str) {
-    let bytes = word.as_bytes();
-    let mut start = 0;
-    while start < bytes.len() && (OPENERS.contains(&bytes[start]) || bytes[start] == b'/') {
-        // A leading `/` belongs to a path, not to its wrapping.
-        if bytes[start] == b'/' && !is_ipv4(&word[start + 1..]) {
-            break;
-        }
-        start += 1;
-    }
-    let mut end = bytes.len();
-    while end > start && CLOSERS.contains(&bytes[end - 1]) {
-        end -= 1;
-    }
-    (&word[..start], &word[start..end], &word[end..])
 }
 
 fn is_identifier(s: &str) -> bool {
@@ -192,136 +178,6 @@ fn is_identifier(s: &str) -> bool {
         .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_.-$".contains(&b))
-}
-
-/// `-12`, `3.5`, `1e9`, `0x1F`, `+7`, `12,345`, `99%`.
-pub(crate) fn is_number(s: &str) -> bool {
-    let s = s.strip_suffix('%').unwrap_or(s);
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let bytes = s.as_bytes();
-    if !bytes.first().is_some_and(u8::is_ascii_digit) {
-        return false;
-    }
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    }
-    let mut seen_exp = false;
-    for (i, &b) in bytes.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {}
-            b'.' | b',' if bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {}
-            b'e' | b'E' if !seen_exp && bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => {
-                seen_exp = true;
-            }
-            _ => return false,
-        }
-    }
-    true
-}
-
-/// `0x`-prefixed hex, or 8+ hex characters that include a digit and a letter
-/// or are long enough to be an id rather than a count.
-fn is_hex(s: &str) -> bool {
-    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        return !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
-    }
-    s.len() >= 8
-        && s.bytes().all(|b| b.is_ascii_hexdigit())
-        && s.bytes().any(|b| b.is_ascii_digit())
-}
-
-fn is_uuid(s: &str) -> bool {
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
-}
-
-/// Dotted quad with an optional `:port`, optionally after a `/`.
-pub(crate) fn is_ipv4(s: &str) -> bool {
-    let s = s.strip_prefix('/').unwrap_or(s);
-    let (addr, port) = match s.split_once(':') {
-        Some((addr, port)) => (addr, Some(port)),
-        None => (s, None),
-    };
-    let octets_ok = addr.split('.').count() == 4
-        && addr
-            .split('.')
-            .all(|o| !o.is_empty() && o.len() <= 3 && o.bytes().all(|b| b.is_ascii_digit()));
-    octets_ok && port.is_none_or(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-}
-
-/// Hex groups and colons, with `::` or eight groups; an IPv4 tail is allowed.
-fn is_ipv6(s: &str) -> bool {
-    let s = s.trim_start_matches('[');
-    let s = s.split(']').next().unwrap_or(s);
-    let colons = s.bytes().filter(|&b| b == b':').count();
-    if !(2..=8).contains(&colons)
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
-    {
-        return false;
-    }
-    let groups_ok = s
-        .split(':')
-        .all(|g| g.len() <= 4 || (g.contains('.') && is_ipv4(g)));
-    groups_ok && (s.contains("::") || colons >= 7)
-}
-
-fn is_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else {
-        return false;
-    };
-    let tld = domain.rsplit('.').next().unwrap_or("");
-    !local.is_empty()
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._%+-".contains(&b))
-        && domain.contains('.')
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b".-".contains(&b))
-        && tld.len() >= 2
-        && tld.bytes().all(|b| b.is_ascii_alphabetic())
-}
-
-/// A date, a time or both: digits and `-/:.,TZ+` with a date or time shape.
-pub(crate) fn is_datetime(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    if bytes.len() < 5
-        || !bytes.first().is_some_and(u8::is_ascii_digit)
-        || !bytes
-            .iter()
-            .all(|&b| b.is_ascii_digit() || b"-/:.,TZ+".contains(&b))
-    {
-        return false;
-    }
-    let digit_at = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_digit);
-    // A time: `d:dd`; a date: `d-d-d` or `d/d/d`.
-    let time = (1..bytes.len()).any(|i| bytes[i] == b':' && digit_at(i - 1) && digit_at(i + 1));
-    let date = [b'-', b'/']
-        .iter()
-        .any(|&sep| bytes.iter().filter(|&&b| b == sep).count() >= 2);
-    time || date
-}
-
-/// Absolute, home- or dot-relative, or Windows paths with two separators.
-fn is_path(s: &str) -> bool {
-    let bytes = s.as_bytes();
-    let drive = bytes.len() > 3
-        && bytes[0].is_ascii_alphabetic()
-        && bytes[1] == b':'
-        && (bytes[2] == b'\\' || bytes[2] == b'/');
-    let rooted = s.starts_with('/')
-        || s.starts_with("./")
-        || s.starts_with("../")
-        || s.starts_with("~/")
-        || drive;
-    let separators = bytes.iter().filter(|&&b| b == b'/' || b == b'\\').count();
-    rooted && separators >= 2 && !s.contains("//") && s.bytes().any(|b| b.is_ascii_alphanumeric())
 }
 
 #[cfg(test)]
@@ -418,6 +274,36 @@ mod tests {
     }
 
     #[test]
+    fn masks_host_port_endpoints_whole() {
+        assert_eq!(
+            masked("open through proxy.cse.cuhk.edu.hk:5070 HTTPS"),
+            "open through <*> HTTPS"
+        );
+        assert_eq!(masked("at Client.java:1347"), "at Client.java:<*>");
+    }
+
+    #[test]
+    fn masks_relative_paths_but_keeps_the_key_before_one() {
+        assert_eq!(masked("unpack lib/native/x86 done"), "unpack <*> done");
+        assert_eq!(
+            masked("Error Path:/home/curi/.zk"),
+            "Error Path:/home/curi/.zk"
+        );
+        assert_eq!(masked("dir=conf/hadoop/x"), "dir=<*>");
+    }
+
+    #[test]
+    fn tokens_without_a_variable_are_borrowed_not_copied() {
+        let tokens = tokenize("Served block blk_42 to 10.0.0.1", &Masking::default());
+        let borrowed: Vec<bool> = tokens
+            .iter()
+            .map(|t| matches!(t, std::borrow::Cow::Borrowed(_)))
+            .collect();
+        // `blk_<*>` is built; a whole `<*>` is the static wildcard.
+        assert_eq!(borrowed, [true, true, false, true, true]);
+    }
+
+    #[test]
     fn masks_emails() {
         assert_eq!(
             masked("mail to ops@example.com failed"),
@@ -461,6 +347,7 @@ mod tests {
         let none = Masking {
             numbers: false,
             ips: false,
+            hosts: false,
             hex: false,
             uuids: false,
             paths: false,

@@ -150,7 +150,9 @@ impl HashingEmbedder {
 
 impl Embedder for HashingEmbedder {
     fn fingerprint(&self) -> String {
-        format!("hashing-v1-d{}", self.dim)
+        // v2: tokens classified by `warden_logmine::classify` (durations,
+        // relative paths, `/ip:port`); stores built with v1 embed again.
+        format!("hashing-v2-d{}", self.dim)
     }
 
     fn dim(&self) -> usize {

@@ -20,8 +20,10 @@
 //! # Pieces
 //!
 //! - **Embedding** ([`Embedder`]): the default [`HashingEmbedder`] needs no
-//!   model file and no network. Text is normalised for logs (numbers, IPs,
-//!   hex ids, UUIDs, paths, URLs, timestamps masked), then word unigrams,
+//!   model file and no network. Text is normalised for logs (numbers,
+//!   durations, IPs, host:port endpoints, hex ids, UUIDs, paths, URLs,
+//!   emails and timestamps masked, told apart by the same
+//!   `warden_logmine::classify` that template mining uses), then word unigrams,
 //!   word bigrams and character 3-5-grams are hashed with a sign bit into
 //!   512 dimensions, weighted by sublinear TF times an IDF learned from the
 //!   store, and L2-normalised. 512 dimensions: a short log line has 100-200

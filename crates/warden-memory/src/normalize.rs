@@ -6,8 +6,14 @@
 //! give them the highest IDF weight. They are replaced by placeholders such as
 //! `<ip>` so the *shape* of the value still counts as a feature.
 //!
-//! A hand-written scanner instead of a regex set: one pass per chunk keeps the
-//! hashing embedder well above 50k short log lines per second per core.
+//! Which tokens are values is decided by `warden_logmine::classify`, the
+//! classifier template mining uses too; this module only decides how text is
+//! cut into tokens for embedding and how they are written.
+
+use warden_logmine::{Run, TokenClass, classify, classify_run, runs, strip_wrapping};
+
+/// Characters that separate values inside one word: `key=value`, `a,b`, `x|y`.
+const SEPARATORS: [char; 4] = ['=', ',', ';', '|'];
 
 /// Normalises `text` into space-separated tokens appended to `out`.
 ///
@@ -16,23 +22,26 @@
 pub(crate) fn normalize_into(text: &str, max_tokens: usize, out: &mut String) {
     let mut count = 0usize;
     for word in text.split_whitespace() {
-        if count >= max_tokens {
-            break;
-        }
-        if trim_punct(word).contains("://") {
-            push(out, "<url>", &mut count);
-            continue;
-        }
-        // `key=value`, `a,b` and `x|y` are separate values.
-        for chunk in word.split(['=', ',', ';', '|']) {
-            let chunk = trim_punct(chunk);
-            if chunk.is_empty() || count >= max_tokens {
-                continue;
+        let mut rest = strip_wrapping(word).1;
+        while !rest.is_empty() && count < max_tokens {
+            let (chunk, next) = match rest.split_once(SEPARATORS) {
+                Some((chunk, next)) => (chunk, next),
+                None => (rest, ""),
+            };
+            // A URL keeps its query string (`?a=1,2`) to the end of the word.
+            if chunk.contains("://") {
+                let url = strip_wrapping(rest).1;
+                if classify(url) == TokenClass::Url {
+                    push(out, "<url>", &mut count);
+                    break;
+                }
             }
-            match classify(chunk) {
+            let chunk = strip_wrapping(chunk).1;
+            match classify(chunk).placeholder() {
                 Some(mask) => push(out, mask, &mut count),
                 None => split_words(chunk, out, &mut count, max_tokens),
             }
+            rest = next;
         }
     }
 }
@@ -52,202 +61,24 @@ fn push(out: &mut String, token: &str, count: &mut usize) {
     *count += 1;
 }
 
-fn trim_punct(chunk: &str) -> &str {
-    chunk
-        .trim_start_matches(['(', '[', '{', '<', '"', '\'', '`'])
-        .trim_end_matches([')', ']', '}', '>', '"', '\'', '`', '.', ':', '!', '?'])
-}
-
-/// Classifies a whole whitespace-delimited chunk as a masked value.
-fn classify(chunk: &str) -> Option<&'static str> {
-    let b = chunk.as_bytes();
-    if is_uuid(b) {
-        return Some("<uuid>");
-    }
-    // Before timestamps: `10.0.0.12:8080` contains a clock-like `2:80`.
-    if is_ipv4(b) || is_ipv6(b) {
-        return Some("<ip>");
-    }
-    if is_timestamp(b) {
-        return Some("<ts>");
-    }
-    if is_email(b) {
-        return Some("<email>");
-    }
-    if is_host_port(b) {
-        return Some("<host>");
-    }
-    if is_path(b) {
-        return Some("<path>");
-    }
-    if is_hex_id(b) {
-        return Some("<hex>");
-    }
-    if is_number(b) {
-        return Some("<num>");
-    }
-    None
-}
-
-fn is_hex(c: u8) -> bool {
-    c.is_ascii_hexdigit()
-}
-
-fn is_uuid(b: &[u8]) -> bool {
-    b.len() == 36
-        && b.iter().enumerate().all(|(i, &c)| match i {
-            8 | 13 | 18 | 23 => c == b'-',
-            _ => is_hex(c),
-        })
-}
-
-/// Dates (`2015-07-29`, `29/Jul/2015:10:00:01`, `11/09/08`), clock times
-/// (`17:41:44,747`) and ISO 8601 combinations of both.
-fn is_timestamp(b: &[u8]) -> bool {
-    let digits = b.iter().filter(|c| c.is_ascii_digit()).count();
-    if digits < 3 {
-        return false;
-    }
-    let allowed = b.iter().all(|&c| {
-        c.is_ascii_digit()
-            || matches!(c, b'-' | b':' | b'/' | b'.' | b'T' | b'Z' | b'+')
-            || c.is_ascii_alphabetic()
-    });
-    if !allowed {
-        return false;
-    }
-    let colons = b.iter().filter(|&&c| c == b':').count();
-    let dashes = b.iter().filter(|&&c| c == b'-').count();
-    let slashes = b.iter().filter(|&&c| c == b'/').count();
-    let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
-    // A clock time: 1-2 digits, a colon, 2 digits; letters only as T/Z or a month name.
-    let clock = colons >= 1
-        && b.windows(4).any(|w| {
-            w[0].is_ascii_digit() && w[1] == b':' && w[2].is_ascii_digit() && w[3].is_ascii_digit()
-        });
-    let iso_date = b.len() >= 10
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && b[5..7].iter().all(u8::is_ascii_digit)
-        && b[7] == b'-';
-    let slash_date = slashes == 2 && colons <= 3 && letters <= 3;
-    (clock && letters <= 4 && dashes <= 2) || iso_date || slash_date
-}
-
-fn is_ipv4(b: &[u8]) -> bool {
-    // Optional `:port` or `/prefix` suffix.
-    let end = b
-        .iter()
-        .position(|&c| c == b':' || c == b'/')
-        .unwrap_or(b.len());
-    let (addr, rest) = b.split_at(end);
-    if !rest.is_empty() && !rest[1..].iter().all(u8::is_ascii_digit) {
-        return false;
-    }
-    let mut parts = 0;
-    for part in addr.split(|&c| c == b'.') {
-        parts += 1;
-        if part.is_empty() || part.len() > 3 || !part.iter().all(u8::is_ascii_digit) {
-            return false;
-        }
-    }
-    parts == 4
-}
-
-fn is_ipv6(b: &[u8]) -> bool {
-    // A zone suffix (`fe80::1%eth0`) names an interface, not part of the address.
-    let b = b.split(|&c| c == b'%').next().unwrap_or(b);
-    let colons = b.iter().filter(|&&c| c == b':').count();
-    if colons < 2 || b.len() < 3 {
-        return false;
-    }
-    let hexish = b.iter().all(|&c| is_hex(c) || c == b':' || c == b'.');
-    // `a:b:c` in prose or a clock time must not count: ask for `::` or a long address.
-    hexish && (b.windows(2).any(|w| w == b"::") || colons >= 5)
-}
-
-/// `name.domain:port`: an endpoint, whatever the name. Dotted names without a
-/// port stay words, since Java classes and packages look the same.
-fn is_host_port(b: &[u8]) -> bool {
-    let Some(colon) = b.iter().rposition(|&c| c == b':') else {
-        return false;
-    };
-    let (host, port) = (&b[..colon], &b[colon + 1..]);
-    !port.is_empty()
-        && port.len() <= 5
-        && port.iter().all(u8::is_ascii_digit)
-        && host.contains(&b'.')
-        && host
-            .split(|&c| c == b'.')
-            .all(|l| !l.is_empty() && l.iter().all(|&c| c.is_ascii_alphanumeric() || c == b'-'))
-}
-
-fn is_email(b: &[u8]) -> bool {
-    let Some(at) = b.iter().position(|&c| c == b'@') else {
-        return false;
-    };
-    at > 0 && b[at + 1..].contains(&b'.')
-}
-
-fn is_path(b: &[u8]) -> bool {
-    let slashes = b.iter().filter(|&&c| c == b'/').count();
-    let backslashes = b.iter().filter(|&&c| c == b'\\').count();
-    (b.len() > 1 && b[0] == b'/')
-        || b.starts_with(b"~/")
-        || b.starts_with(b"./")
-        || b.starts_with(b"../")
-        || (b.len() > 2 && b[0].is_ascii_alphabetic() && b[1] == b':' && b[2] == b'\\')
-        || slashes >= 2
-        || backslashes >= 2
-}
-
-/// Signed integers and decimals, optionally with a short unit (`12ms`, `5GB`, `99%`).
-fn is_number(b: &[u8]) -> bool {
-    let body = b
-        .strip_prefix(b"-")
-        .or_else(|| b.strip_prefix(b"+"))
-        .unwrap_or(b);
-    let digits_end = body
-        .iter()
-        .position(|&c| !(c.is_ascii_digit() || matches!(c, b'.' | b':' | b'_')))
-        .unwrap_or(body.len());
-    if digits_end == 0 || !body[0].is_ascii_digit() {
-        return false;
-    }
-    let unit = &body[digits_end..];
-    unit.is_empty() || unit == b"%" || (unit.len() <= 3 && unit.iter().all(u8::is_ascii_alphabetic))
-}
-
-/// `0x7f3a`, and long hex strings mixing digits and letters (hashes, object ids).
-fn is_hex_id(b: &[u8]) -> bool {
-    if let Some(rest) = b.strip_prefix(b"0x") {
-        return !rest.is_empty() && rest.iter().all(|&c| is_hex(c));
-    }
-    b.len() >= 8
-        && b.iter().all(|&c| is_hex(c))
-        && b.iter().any(u8::is_ascii_digit)
-        && b.iter().any(u8::is_ascii_alphabetic)
-}
-
 /// Splits a chunk that is not a value as a whole into lowercase words,
-/// masking numeric or hex sub-parts (`blk_-6952` -> `blk <num>`).
+/// masking numeric or hex runs (`blk_-6952` -> `blk <num>`).
 fn split_words(chunk: &str, out: &mut String, count: &mut usize, max_tokens: usize) {
-    for part in chunk.split(|c: char| !c.is_alphanumeric()) {
-        if part.is_empty() || *count >= max_tokens {
+    for run in runs(chunk) {
+        let Run::Alnum(part) = run else {
             continue;
+        };
+        if *count >= max_tokens {
+            break;
         }
-        let b = part.as_bytes();
-        if b.iter().all(u8::is_ascii_digit) {
-            push(out, "<num>", count);
-            continue;
-        }
-        if is_hex_id(b) {
-            push(out, "<hex>", count);
+        if let Some(mask) = classify_run(part).placeholder() {
+            push(out, mask, count);
             continue;
         }
         // A word with a numeric suffix (`node12`, `worker3`) is a name plus a
         // number; short stems (`ipv6`, `md5`, `ext4`) and digits inside a word
         // (`log4j`, `s3a`) are part of a name.
+        let b = part.as_bytes();
         let alpha_len = b.iter().take_while(|c| c.is_ascii_alphabetic()).count();
         if alpha_len >= 4 && alpha_len < b.len() && b[alpha_len..].iter().all(u8::is_ascii_digit) {
             push_lower(out, &part[..alpha_len], count);
@@ -274,8 +105,8 @@ fn push_lower(out: &mut String, word: &str, count: &mut usize) {
 mod tests {
     use super::*;
 
-    const MASKS: [&str; 9] = [
-        "<url>", "<uuid>", "<ts>", "<ip>", "<path>", "<hex>", "<num>", "<email>", "<host>",
+    const MASKS: [&str; 10] = [
+        "<url>", "<uuid>", "<ts>", "<ip>", "<path>", "<hex>", "<num>", "<dur>", "<email>", "<host>",
     ];
 
     #[test]
@@ -337,11 +168,36 @@ mod tests {
     }
 
     #[test]
-    fn masks_numbers_with_units_but_keeps_names_with_digits() {
+    fn masks_quantities_and_durations_but_keeps_names_with_digits() {
         assert_eq!(
             normalize("took 12ms (99%) on node12 using log4j over ipv6"),
-            "took <num> <num> on node <num> using log4j over ipv6"
+            "took <dur> <num> on node <num> using log4j over ipv6"
         );
+    }
+
+    #[test]
+    fn masks_socket_addresses_java_style_and_ipv6_ending_in_a_compressed_run() {
+        assert_eq!(
+            normalize("from /10.251.73.220:50010 and 240b:c1d1:123:664f:c5d2:2::"),
+            "from <ip> and <ip>"
+        );
+    }
+
+    #[test]
+    fn a_url_after_a_key_keeps_the_key_and_its_query_string() {
+        assert_eq!(
+            normalize("[here|https://x.io/a?b=1,c=2] url=http://h/p?q=1;r"),
+            "here <url> url <url>"
+        );
+    }
+
+    #[test]
+    fn relative_paths_are_paths_but_closing_tags_and_comments_are_not() {
+        assert_eq!(
+            normalize("build/lib.linux-x86_64/isort </property> // note"),
+            "<path> property note"
+        );
+        assert_eq!(normalize("(Client.java:1347)"), "client java <num>");
     }
 
     #[test]
@@ -361,7 +217,7 @@ mod tests {
 
     #[test]
     fn every_mask_is_listed() {
-        let text = "https://a 123e4567-e89b-12d3-a456-426614174000 10:00:01 1.2.3.4 /a/b 0xff 7 a@b.c a.b:1";
+        let text = "https://a 123e4567-e89b-12d3-a456-426614174000 10:00:01 1.2.3.4 /a/b 0xff 7 5ms a@b.io a.b:1";
         for token in normalize(text).split(' ') {
             assert!(MASKS.contains(&token), "{token} is not a known mask");
         }
