@@ -159,7 +159,7 @@ pub fn read_incidents(path: &Path, columns: &Columns) -> Result<Vec<Incident>, M
 }
 
 fn sniff_json(path: &Path) -> Result<bool, MemoryError> {
-    let file = fs_err::File::open(path).map_err(|e| MemoryError::io(path, e))?;
+    let file = open_regular(path)?;
     for line in std::io::BufReader::new(file).lines() {
         let line = line.map_err(|e| MemoryError::io(path, e))?;
         let t = line.trim_start();
@@ -178,8 +178,18 @@ fn malformed(path: &Path, line: u64, reason: impl Into<String>) -> MemoryError {
     }
 }
 
+/// Open `path` if it is a regular file (symlinks followed): a FIFO or a
+/// device named like an export would block or never end.
+fn open_regular(path: &Path) -> Result<fs_err::File, MemoryError> {
+    let meta = fs_err::metadata(path).map_err(|e| MemoryError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(malformed(path, 0, "not a regular file"));
+    }
+    fs_err::File::open(path).map_err(|e| MemoryError::io(path, e))
+}
+
 fn read_csv(path: &Path, columns: &Columns, tsv: bool) -> Result<Vec<Incident>, MemoryError> {
-    let file = fs_err::File::open(path).map_err(|e| MemoryError::io(path, e))?;
+    let file = open_regular(path)?;
     let mut reader = csv::ReaderBuilder::new()
         .delimiter(if tsv { b'\t' } else { b',' })
         .from_reader(std::io::BufReader::new(file));
@@ -227,15 +237,35 @@ fn read_csv(path: &Path, columns: &Columns, tsv: bool) -> Result<Vec<Incident>, 
 }
 
 fn read_jsonl(path: &Path, columns: &Columns) -> Result<Vec<Incident>, MemoryError> {
-    let file = fs_err::File::open(path).map_err(|e| MemoryError::io(path, e))?;
+    let file = open_regular(path)?;
+    let mut reader = std::io::BufReader::new(file);
     let mut out = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+    let mut buf = Vec::new();
+    for n in 0.. {
         let line_no = n as u64 + 1;
-        let line = line.map_err(|e| MemoryError::io(path, e))?;
+        buf.clear();
+        let read = std::io::Read::take(&mut reader, crate::MAX_RECORD_BYTES as u64 + 1)
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| MemoryError::io(path, e))?;
+        if read == 0 {
+            break;
+        }
+        if buf.len() > crate::MAX_RECORD_BYTES {
+            return Err(malformed(
+                path,
+                line_no,
+                format!(
+                    "the record is longer than the limit of {} bytes",
+                    crate::MAX_RECORD_BYTES
+                ),
+            ));
+        }
+        let line = String::from_utf8_lossy(&buf);
+        let line = line.trim_end_matches(['\n', '\r']);
         if line.trim().is_empty() {
             continue;
         }
-        let value: serde_json::Value = serde_json::from_str(&line)
+        let value: serde_json::Value = serde_json::from_str(line)
             .map_err(|e| malformed(path, line_no, format!("invalid JSON: {e}")))?;
         let serde_json::Value::Object(obj) = value else {
             return Err(malformed(path, line_no, "expected a JSON object"));

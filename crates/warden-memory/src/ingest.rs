@@ -146,6 +146,13 @@ fn validate(batch: Vec<Incident>) -> Result<Vec<Incident>, MemoryError> {
         if inc.title.trim().is_empty() && inc.body.trim().is_empty() {
             return Err(bad("the record has neither a title nor a body"));
         }
+        let size = record_size(inc);
+        if size > crate::MAX_RECORD_BYTES {
+            return Err(bad(&format!(
+                "the record holds {size} bytes of text, over the limit of {} bytes",
+                crate::MAX_RECORD_BYTES
+            )));
+        }
         last.insert(inc.id.clone(), i);
     }
     Ok(batch
@@ -154,6 +161,18 @@ fn validate(batch: Vec<Incident>) -> Result<Vec<Incident>, MemoryError> {
         .filter(|(i, inc)| last.get(&inc.id) == Some(i))
         .map(|(_, inc)| inc)
         .collect())
+}
+
+/// The bytes of text a record carries (what is embedded and stored).
+fn record_size(inc: &Incident) -> usize {
+    inc.id.len()
+        + inc.title.len()
+        + inc.body.len()
+        + inc.labels.iter().map(String::len).sum::<usize>()
+        + inc.resolution.as_ref().map_or(0, String::len)
+        + inc.service.as_ref().map_or(0, String::len)
+        + inc.severity.as_ref().map_or(0, String::len)
+        + inc.plan.as_ref().map_or(0, |p| p.to_string().len())
 }
 
 /// One write transaction's working state.

@@ -78,6 +78,11 @@ mod tests;
 
 #[cfg(feature = "fastembed")]
 pub use crate::fastembed::FastEmbedder;
+/// The most text one incident record may carry (id, title, body, labels,
+/// resolution, plan), in bytes: 1 MiB. A larger record is refused, naming
+/// its line.
+pub const MAX_RECORD_BYTES: usize = 1024 * 1024;
+
 pub use crate::{
     cluster::ClusterMethod,
     embed::{DEFAULT_DIM, Embedder, HashingEmbedder},

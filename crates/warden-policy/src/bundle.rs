@@ -134,6 +134,38 @@ pub(crate) fn list_files(dir: &Path) -> Result<BundleFiles, PolicyError> {
     Ok(files)
 }
 
+/// The largest policy or data file a bundle may hold: 16 MiB.
+pub(crate) const MAX_BUNDLE_FILE: u64 = 16 * 1024 * 1024;
+
+/// A bundle file's text: a regular file (symlinks followed) of at most
+/// [`MAX_BUNDLE_FILE`] bytes.
+fn read_bundle_file(path: &Path) -> Result<String, PolicyError> {
+    let meta = fs_err::metadata(path).map_err(|e| PolicyError::io(path, e))?;
+    if !meta.is_file() || meta.len() > MAX_BUNDLE_FILE {
+        return Err(PolicyError::Data {
+            file: path.to_path_buf(),
+            message: if meta.is_file() {
+                format!(
+                    "{} bytes, over the limit of {MAX_BUNDLE_FILE} bytes for one bundle file",
+                    meta.len()
+                )
+            } else {
+                "not a regular file".into()
+            },
+        });
+    }
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            fs_err::File::open(path).map_err(|e| PolicyError::io(path, e))?,
+            MAX_BUNDLE_FILE + 1,
+        ),
+        &mut text,
+    )
+    .map_err(|e| PolicyError::io(path, e))?;
+    Ok(text)
+}
+
 /// Load `opts.dir`; with `with_tests`, the test files too (for the runner).
 pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, PolicyError> {
     let dir = opts.dir.as_path();
@@ -159,7 +191,7 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
     };
     for rel in &rego {
         let path = dir.join(rel);
-        let text = fs_err::read_to_string(&path).map_err(|e| PolicyError::io(&path, e))?;
+        let text = read_bundle_file(&path)?;
         if !rel.to_string_lossy().ends_with("_test.rego") {
             hash_file(&mut hasher, rel, text.as_bytes());
         }
@@ -171,7 +203,7 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
     let mut data = serde_json::Value::Object(serde_json::Map::new());
     for rel in &files.data {
         let path = dir.join(rel);
-        let text = fs_err::read_to_string(&path).map_err(|e| PolicyError::io(&path, e))?;
+        let text = read_bundle_file(&path)?;
         hash_file(&mut hasher, rel, text.as_bytes());
         let value = parse_data(&path, &text)?;
         let mounted = mount(rel, value);

@@ -43,3 +43,39 @@ fn a_malformed_line_names_the_file_and_line_and_nothing_is_stored() {
     let memory = Memory::open(dir.path().join("store")).unwrap();
     assert!(memory.is_empty().unwrap());
 }
+
+#[test]
+fn a_record_over_the_size_limit_is_refused_naming_its_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidents.jsonl");
+    let huge = "x".repeat(warden_memory::MAX_RECORD_BYTES + 10);
+    fs_err::write(
+        &path,
+        format!("{{\"id\": \"a\", \"title\": \"disk full\"}}\n{{\"id\": \"b\", \"title\": \"{huge}\"}}\n"),
+    )
+    .unwrap();
+    let err = read_incidents(&path, &Columns::default()).unwrap_err();
+    assert!(err.to_string().contains("incidents.jsonl:2"), "{err}");
+    assert!(err.to_string().contains("limit"), "{err}");
+    // The same cap holds for records handed to ingest directly.
+    let mut memory = Memory::open(dir.path().join("store")).unwrap();
+    let big = warden_memory::Incident::new("b", "big", huge);
+    let err = memory.ingest(vec![big]).unwrap_err();
+    assert!(err.to_string().contains("over the limit"), "{err}");
+    assert!(memory.is_empty().unwrap());
+}
+
+#[test]
+fn a_fifo_named_like_an_export_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("incidents.jsonl");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = read_incidents(&path, &Columns::default()).unwrap_err();
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+}

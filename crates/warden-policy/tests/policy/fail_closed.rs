@@ -230,3 +230,30 @@ fn an_endless_walk_over_a_deep_rule_chain_denies_with_a_policy_error() {
     rego.push_str(&format!("call := {{\"allow\": count(l40) > 0, {EMPTY}}}\n"));
     assert_policy_error(&decide(&rego), "ran over its");
 }
+
+#[test]
+fn an_oversized_or_special_bundle_file_is_refused_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    fs_err::write(
+        dir.path().join("p.rego"),
+        "package warden\ncall := {\"allow\": true, \"deny\": set(), \"approval\": set(), \"obligations\": {}}\n",
+    )
+    .unwrap();
+    // A sparse 17 MiB data file: refused by its size, never read.
+    let data = fs_err::File::create(dir.path().join("data.json")).unwrap();
+    data.set_len(17 * 1024 * 1024).unwrap();
+    let err = PolicyEngine::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("data.json"), "{err}");
+    assert!(err.contains("over the limit"), "{err}");
+    // A FIFO named data.json would block a reader forever.
+    fs_err::remove_file(dir.path().join("data.json")).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(dir.path().join("data.json"))
+            .status()
+            .unwrap()
+            .success()
+    );
+    let err = PolicyEngine::load(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("not a regular file"), "{err}");
+}
