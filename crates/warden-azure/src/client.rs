@@ -7,6 +7,7 @@
 //! the PUT until `provisioningState` settles, with no deadline and no
 //! operation URL. See `lro.rs` for the polling.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 use crate::error::ArmError;
 use crate::model::ErrorDetail;
+use crate::tls::{http_client, tls_failure};
 
 /// API version of the `azure_mgmt_resources` models this crate speaks.
 pub(crate) const API_VERSION: &str = "2021-04-01";
@@ -79,6 +81,12 @@ pub(crate) enum TokenSource {
 
 /// Azure Resource Manager over HTTPS (or plain HTTP on loopback, for tests).
 ///
+/// HTTPS uses rustls with ring and checks certificates against the Mozilla
+/// roots (plus an extra CA file with [`AzureArm::new_with_extra_ca`]); a
+/// refused certificate is [`ArmError::Tls`]. Building a client also
+/// installs ring as the process's default rustls provider, unless one was
+/// installed before.
+///
 /// Long-running operations poll `Azure-AsyncOperation` (preferred) or
 /// `Location`, honouring `Retry-After` up to a cap; 429 answers are retried
 /// a bounded number of times after their `Retry-After`.
@@ -123,8 +131,24 @@ impl AzureArm {
     /// capped at 60 s, 10 s between polls when ARM sends no `Retry-After`,
     /// 5 retries of a throttled request, 100 s per HTTP request.
     pub fn new(endpoint: &str, credential: Credential) -> Result<Self, ArmError> {
+        Self::new_with_extra_ca(endpoint, credential, None)
+    }
+
+    /// [`AzureArm::new`], trusting the CA certificates in the PEM bundle
+    /// `extra_ca_file` beside the Mozilla roots, for ARM and for the token
+    /// requests of `credential` (an Azure Stack Hub, a TLS-inspecting proxy).
+    ///
+    /// # Errors
+    ///
+    /// [`ArmError::ExtraCaFile`] when the file cannot be read or holds no
+    /// certificate, [`ArmError::InvalidUrl`] for a malformed endpoint.
+    pub fn new_with_extra_ca(
+        endpoint: &str,
+        credential: Credential,
+        extra_ca_file: Option<&Path>,
+    ) -> Result<Self, ArmError> {
         let endpoint = parse_endpoint(endpoint)?;
-        let http = azure_core::new_http_client();
+        let http = http_client(extra_ca_file)?;
         let token = match credential {
             Credential::StaticToken(token) => TokenSource::Static(token),
             Credential::ClientSecret {
@@ -146,12 +170,15 @@ impl AzureArm {
                 what: "the Azure CLI (`az account get-access-token`)".into(),
             },
             Credential::Default => TokenSource::Azure {
-                credential: azure_identity::create_default_credential().map_err(|e| {
-                    ArmError::Credential {
+                credential: {
+                    let options = azure_identity::TokenCredentialOptions::from(Arc::clone(&http));
+                    let mut chain = azure_identity::DefaultAzureCredentialBuilder::new();
+                    chain.with_options(options);
+                    Arc::new(chain.build().map_err(|e| ArmError::Credential {
                         scope: String::new(),
                         message: error_chain(&e),
-                    }
-                })?,
+                    })?)
+                },
                 what: "azure_identity's default credential chain".into(),
             },
         };
@@ -257,9 +284,15 @@ impl AzureArm {
                 .get_token(&[self.scope.as_str()])
                 .await
                 .map(|t| t.token.secret().to_owned())
-                .map_err(|e| ArmError::Credential {
-                    scope: self.scope.clone(),
-                    message: format!("authentication with {what} failed: {}", error_chain(&e)),
+                .map_err(|e| {
+                    let why = match tls_failure(&e) {
+                        Some(tls) => format!("tls handshake with the token endpoint failed: {tls}"),
+                        None => error_chain(&e),
+                    };
+                    ArmError::Credential {
+                        scope: self.scope.clone(),
+                        message: format!("authentication with {what} failed: {why}"),
+                    }
                 }),
         }
     }
@@ -324,7 +357,13 @@ impl AzureArm {
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(Ok(reply)) => Ok(reply),
-            Ok(Err(e)) => Err(transport(e.to_string())),
+            Ok(Err(e)) => Err(match tls_failure(&e) {
+                Some(message) => ArmError::Tls {
+                    url: url.to_string(),
+                    message,
+                },
+                None => transport(error_chain(&e)),
+            }),
             Err(_) => Err(transport(format!(
                 "no answer within {:?}",
                 self.request_timeout

@@ -3,6 +3,7 @@
 //! way other Azure tooling is configured.
 
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use azure_core::{HttpClient, Url};
@@ -11,6 +12,7 @@ use warden_sandbox::ArmBackend;
 use crate::backend::AzureBackend;
 use crate::client::{AzureArm, TokenSource, error_chain, parse_endpoint};
 use crate::error::ArmError;
+use crate::tls::http_client;
 
 const SUBSCRIPTION_ID: &str = "AZURE_SUBSCRIPTION_ID";
 const ENDPOINT: &str = "WARDEN_ARM_ENDPOINT";
@@ -19,9 +21,10 @@ const TENANT_ID: &str = "AZURE_TENANT_ID";
 const CLIENT_ID: &str = "AZURE_CLIENT_ID";
 const CLIENT_SECRET: &str = "AZURE_CLIENT_SECRET";
 const FEDERATED_TOKEN_FILE: &str = "AZURE_FEDERATED_TOKEN_FILE";
+const EXTRA_CA_FILE: &str = "WARDEN_EXTRA_CA_FILE";
 
 /// Every variable this module reads.
-const VARIABLES: [&str; 7] = [
+const VARIABLES: [&str; 8] = [
     SUBSCRIPTION_ID,
     ENDPOINT,
     AUTHORITY_HOST,
@@ -29,6 +32,7 @@ const VARIABLES: [&str; 7] = [
     CLIENT_ID,
     CLIENT_SECRET,
     FEDERATED_TOKEN_FILE,
+    EXTRA_CA_FILE,
 ];
 
 const DEFAULT_ENDPOINT: &str = "https://management.azure.com";
@@ -44,6 +48,7 @@ const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 /// | `AZURE_AUTHORITY_HOST` | Microsoft Entra authority; default `https://login.microsoftonline.com`. |
 /// | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_CLIENT_SECRET` | An app registration's client secret. |
 /// | `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`, `AZURE_FEDERATED_TOKEN_FILE` | Workload identity (AKS): the federated token is read once, here. |
+/// | `WARDEN_EXTRA_CA_FILE` | A PEM bundle of CA certificates trusted beside the Mozilla roots, for ARM and the token endpoints (read once, here; the LLM client reads the same variable). |
 ///
 /// The credential is the first that is configured, as in `azure_identity`'s
 /// default chain: a client secret, then workload identity, else managed
@@ -61,7 +66,8 @@ const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 /// [`ArmError::Environment`] naming the variable when a URL is malformed,
 /// a variable is not UTF-8, `AZURE_CLIENT_SECRET` or
 /// `AZURE_FEDERATED_TOKEN_FILE` is set without `AZURE_TENANT_ID` and
-/// `AZURE_CLIENT_ID`, or the federated token file cannot be read.
+/// `AZURE_CLIENT_ID`, the federated token file cannot be read, or the
+/// extra CA file cannot be read or holds no certificate.
 ///
 /// ```no_run
 /// use warden_sandbox::SandboxConfig;
@@ -117,7 +123,9 @@ pub fn backend_from_vars(
         var(AUTHORITY_HOST).as_deref(),
         DEFAULT_AUTHORITY_HOST,
     )?;
-    let http = azure_core::new_http_client();
+    let extra_ca = var(EXTRA_CA_FILE);
+    let http = http_client(extra_ca.as_deref().map(str::trim).map(Path::new))
+        .map_err(|e| environment(EXTRA_CA_FILE, e.to_string()))?;
     let token = credential(&var, &http, authority)?;
     if let TokenSource::Azure { what, .. } = &token {
         tracing::debug!(endpoint = %endpoint, credential = %what, "arm capability configured from the environment");

@@ -1,5 +1,6 @@
 //! The crate's one error type.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::model::ErrorDetail;
@@ -65,6 +66,32 @@ pub enum ArmError {
     Transport {
         /// URL of the request.
         url: String,
+        /// Underlying error text.
+        message: String,
+    },
+    /// The TLS handshake with ARM failed, most often because its
+    /// certificate is not valid for the endpoint's name or not signed by a
+    /// trusted CA (the Mozilla roots, plus the extra CA file). Not retried.
+    #[error("tls handshake with arm at {url} failed: {message}")]
+    Tls {
+        /// URL of the request.
+        url: String,
+        /// rustls's reason, e.g. `invalid peer certificate: UnknownIssuer`.
+        message: String,
+    },
+    /// The extra CA bundle given to [`AzureArm::new_with_extra_ca`](crate::AzureArm::new_with_extra_ca)
+    /// cannot be read or holds no usable certificate.
+    #[error("extra CA file {}: {message}", path.display())]
+    ExtraCaFile {
+        /// The configured file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The HTTP client could not be built (its TLS setup, or a proxy
+    /// variable reqwest cannot read).
+    #[error("cannot build the arm http client: {message}")]
+    HttpClient {
         /// Underlying error text.
         message: String,
     },

@@ -14,6 +14,11 @@
 //! `AZURE_CLIENT_SECRET`, ...), for hosts that turn the capability on from
 //! their environment.
 //!
+//! HTTPS, to ARM and to the token endpoints, goes through one rustls setup
+//! (ring, the Mozilla roots and an optional extra CA bundle,
+//! `WARDEN_EXTRA_CA_FILE`), the same as the sandbox's, so the client never
+//! depends on which crypto provider a process happens to have installed.
+//!
 //! Long-running operations (deployments, deletions, what-if) poll
 //! `Azure-AsyncOperation` or `Location` until a terminal state or the
 //! caller's deadline; a deadline yields [`OperationState::Running`] with the
@@ -56,6 +61,7 @@ mod error;
 mod lro;
 mod model;
 mod ops;
+mod tls;
 
 pub use arm::Arm;
 pub use backend::AzureBackend;

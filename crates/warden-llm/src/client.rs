@@ -15,11 +15,18 @@ use tower::ServiceExt;
 use tracing::{Instrument, field};
 
 use crate::retry::{backoff, parse_retry_after};
+use crate::tls::{http_client, tls_failure};
 use crate::wire::{StreamMerger, TokenCap, build_request, chunk_from_value, completion_from_value};
 use crate::{AzureAuth, ChatRequest, ChatResponse, LlmConfig, LlmError, Provider};
 
 /// A chat model behind an OpenAI-compatible API, with retries, a per-attempt
 /// timeout and token accounting. Cheap to clone; clones share connections.
+///
+/// HTTPS uses rustls with ring and checks the server's certificate against
+/// the Mozilla roots plus [`LlmConfig::extra_ca_file`]; a refused
+/// certificate is [`LlmError::Tls`], never retried. Building a client also
+/// installs ring as the process's default rustls provider, unless one was
+/// installed before.
 ///
 /// ```no_run
 /// use warden_llm::{ChatClient, ChatRequest, LlmConfig, Message, ToolSpec};
@@ -75,6 +82,12 @@ impl fmt::Debug for ChatClient {
 
 impl ChatClient {
     /// Builds a client; no request is made until [`ChatClient::complete`].
+    ///
+    /// # Errors
+    ///
+    /// [`LlmError::Config`] for a zero timeout or a bearer token that is not
+    /// a header value, [`LlmError::ExtraCaFile`] when the extra CA bundle
+    /// cannot be read or holds no certificate.
     pub fn new(config: LlmConfig) -> Result<Self, LlmError> {
         let (wire_config, cap): (Box<dyn Config>, TokenCap) = match &config.provider {
             Provider::OpenAi { api_key } => (
@@ -132,7 +145,10 @@ impl ChatClient {
         if config.timeout.is_zero() {
             return Err(LlmError::config("timeout must be greater than zero"));
         }
-        let client = with_transport(Client::with_config(wire_config));
+        let http = http_client(config.extra_ca_file.as_deref())?;
+        // `Client::build`, not `with_config`: the latter makes (and could
+        // panic making) a default reqwest client of its own.
+        let client = with_transport(Client::build(http.clone(), wire_config), http);
         Ok(Self {
             inner: Arc::new(Inner {
                 client,
@@ -250,8 +266,8 @@ fn provider_kind(provider: &Provider) -> &'static str {
 /// Replaces async-openai's default executor (which retries on its own) with
 /// a plain reqwest call that turns every non-2xx answer into an
 /// [`HttpFailure`], so our retry loop sees the status and `Retry-After`.
-fn with_transport<C: Config>(client: Client<C>) -> Client<C> {
-    let reqwest = ReqwestService::default();
+fn with_transport<C: Config>(client: Client<C>, http: reqwest::Client) -> Client<C> {
+    let reqwest = ReqwestService::new(http);
     let service = tower::service_fn(move |factory: HttpRequestFactory| {
         let reqwest = reqwest.clone();
         async move {
@@ -325,6 +341,7 @@ impl HttpFailure {
 enum Failure {
     Http(HttpFailure),
     Transport { message: String, retryable: bool },
+    Tls(String),
     Timeout,
     Llm(LlmError),
 }
@@ -334,14 +351,20 @@ impl From<OpenAIError> for Failure {
         match error {
             OpenAIError::Boxed(boxed) => match boxed.downcast::<HttpFailure>() {
                 Ok(failure) => Self::Http(*failure),
-                Err(other) => Self::Transport {
-                    message: error_chain(other.as_ref()),
-                    retryable: false,
+                Err(other) => match tls_failure(other.as_ref()) {
+                    Some(message) => Self::Tls(message),
+                    None => Self::Transport {
+                        message: error_chain(other.as_ref()),
+                        retryable: false,
+                    },
                 },
             },
-            OpenAIError::Reqwest(e) => Self::Transport {
-                retryable: e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
-                message: error_chain(&e),
+            OpenAIError::Reqwest(e) => match tls_failure(&e) {
+                Some(message) => Self::Tls(message),
+                None => Self::Transport {
+                    retryable: e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+                    message: error_chain(&e),
+                },
             },
             OpenAIError::ApiError(api) => Self::Http(HttpFailure {
                 status: api.status_code.as_u16(),
@@ -415,6 +438,7 @@ impl Failure {
                 LlmError::Transport { message, attempts },
                 retryable.then(|| backoff(attempts)),
             ),
+            Self::Tls(message) => (LlmError::Tls { message }, None),
             Self::Timeout => (
                 LlmError::Timeout {
                     after: timeout,

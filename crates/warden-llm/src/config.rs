@@ -1,4 +1,5 @@
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::{LlmError, Price};
@@ -108,11 +109,15 @@ pub struct LlmConfig {
     pub price: Option<Price>,
     /// Cap on generated tokens; `None` leaves it to the server.
     pub max_output_tokens: Option<u32>,
+    /// A PEM bundle of CA certificates trusted beside the Mozilla roots,
+    /// for servers behind a private CA (a gateway, a local vLLM with its own
+    /// certificate). Default `None`: the Mozilla roots only.
+    pub extra_ca_file: Option<PathBuf>,
 }
 
 impl LlmConfig {
     /// A configuration with the defaults: 60 s timeout, 3 retries, no price,
-    /// no output cap.
+    /// no output cap, no extra CA.
     pub fn new(provider: Provider, model: impl Into<String>) -> Self {
         Self {
             provider,
@@ -121,6 +126,7 @@ impl LlmConfig {
             max_retries: 3,
             price: None,
             max_output_tokens: None,
+            extra_ca_file: None,
         }
     }
 
@@ -146,7 +152,9 @@ impl LlmConfig {
     ///    `gpt-4o-mini`).
     ///
     /// `WARDEN_LLM_TIMEOUT_SECS` and `WARDEN_LLM_MAX_RETRIES` override the
-    /// defaults for every provider.
+    /// defaults for every provider; `WARDEN_EXTRA_CA_FILE` names a PEM bundle
+    /// of CA certificates to trust beside the Mozilla roots (the same
+    /// variable the ARM capability reads).
     ///
     /// ```
     /// use warden_llm::{LlmConfig, Provider};
@@ -231,6 +239,7 @@ impl LlmConfig {
                 ))
             })?;
         }
+        config.extra_ca_file = get("WARDEN_EXTRA_CA_FILE").map(|p| PathBuf::from(p.trim()));
         Ok(Some(config))
     }
 }
@@ -288,6 +297,25 @@ mod tests {
         assert_eq!(config.model, "qwen2.5:7b");
         assert_eq!(config.timeout, Duration::from_secs(60));
         assert_eq!(config.max_retries, 3);
+        assert_eq!(config.extra_ca_file, None);
+    }
+
+    #[test]
+    fn an_extra_ca_file_is_read_from_warden_extra_ca_file() {
+        let config = vars(&[
+            ("OPENAI_API_KEY", "sk"),
+            ("WARDEN_EXTRA_CA_FILE", " /etc/warden/corp-ca.pem "),
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            config.extra_ca_file,
+            Some(PathBuf::from("/etc/warden/corp-ca.pem"))
+        );
+        let config = vars(&[("OPENAI_API_KEY", "sk"), ("WARDEN_EXTRA_CA_FILE", "")])
+            .unwrap()
+            .unwrap();
+        assert_eq!(config.extra_ca_file, None);
     }
 
     #[test]

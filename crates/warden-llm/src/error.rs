@@ -1,3 +1,4 @@
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// Everything that can go wrong when configuring or calling a chat model.
@@ -13,6 +14,24 @@ pub enum LlmError {
     Config {
         /// What is wrong, naming the setting or environment variable.
         reason: String,
+    },
+    /// The extra CA bundle ([`LlmConfig::extra_ca_file`](crate::LlmConfig::extra_ca_file),
+    /// `WARDEN_EXTRA_CA_FILE`) cannot be read or holds no usable certificate.
+    #[error("extra CA file {}: {message}", path.display())]
+    ExtraCaFile {
+        /// The configured file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The TLS handshake failed, most often because the server's certificate
+    /// is not valid for its name or not signed by a trusted CA (the Mozilla
+    /// roots, plus [`LlmConfig::extra_ca_file`](crate::LlmConfig::extra_ca_file)).
+    /// Not retried: the next attempt would get the same certificate.
+    #[error("tls handshake with the llm server failed: {message}")]
+    Tls {
+        /// rustls's reason, e.g. `invalid peer certificate: UnknownIssuer`.
+        message: String,
     },
     /// The request could not be sent or the connection broke.
     #[error("llm transport error after {attempts} attempt(s): {message}")]

@@ -8,6 +8,11 @@
 //! each [`ChatClient::complete`] runs in one `llm.chat` tracing span carrying
 //! model, attempt and token counts.
 //!
+//! HTTPS goes through one rustls setup (ring, the Mozilla roots and an
+//! optional extra CA bundle, [`LlmConfig::extra_ca_file`] or
+//! `WARDEN_EXTRA_CA_FILE`), the same as the sandbox's, so the client never
+//! depends on which crypto provider a process happens to have installed.
+//!
 //! ```
 //! use warden_llm::{Message, Price, merge_sse};
 //!
@@ -46,6 +51,7 @@ mod client;
 mod config;
 mod error;
 mod retry;
+mod tls;
 mod types;
 mod wire;
 

@@ -19,6 +19,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::server::{Loopback, bind};
+use crate::tls::ServerCert;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -74,6 +75,7 @@ impl RecordedRequest {
 #[derive(Debug)]
 pub struct FakeArm {
     addr: SocketAddr,
+    scheme: &'static str,
     token: String,
     state: Arc<Mutex<State>>,
     _server: Loopback,
@@ -87,23 +89,45 @@ impl FakeArm {
 
     /// Starts a fake demanding `Authorization: Bearer {token}`.
     pub fn start_with_token(token: &str) -> Self {
+        Self::spawn(token, None)
+    }
+
+    /// Like [`FakeArm::start`], over HTTPS with `cert`: the endpoint and the
+    /// operation URLs in its answers start with `https://127.0.0.1:`.
+    ///
+    /// ```
+    /// use warden_fakes::arm::FakeArm;
+    /// use warden_fakes::tls::TestCa;
+    ///
+    /// let ca = TestCa::new();
+    /// let arm = FakeArm::start_tls(&ca.server_cert(&["127.0.0.1"]));
+    /// assert!(arm.endpoint().starts_with("https://127.0.0.1:"));
+    /// ```
+    pub fn start_tls(cert: &ServerCert) -> Self {
+        Self::spawn(DEFAULT_TOKEN, Some(cert))
+    }
+
+    fn spawn(token: &str, cert: Option<&ServerCert>) -> Self {
         let (listener, addr) = bind();
+        let scheme = if cert.is_some() { "https" } else { "http" };
         let state = Arc::new(Mutex::new(State::new(
-            format!("http://{addr}"),
+            format!("{scheme}://{addr}"),
             token.to_owned(),
         )));
-        let server = Loopback::serve("fake-arm", listener, Arc::clone(&state), handle);
+        let server = Loopback::serve_tls("fake-arm", listener, cert, Arc::clone(&state), handle);
         Self {
             addr,
+            scheme,
             token: token.to_owned(),
             state,
             _server: server,
         }
     }
 
-    /// ARM endpoint, `http://127.0.0.1:PORT` (no trailing slash).
+    /// ARM endpoint, `http://127.0.0.1:PORT` (no trailing slash; `https`
+    /// when started with [`FakeArm::start_tls`]).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// The bearer token the fake demands.

@@ -27,6 +27,7 @@ use serde_json::json;
 
 use crate::arm::FakeArm;
 use crate::server::{Loopback, bind};
+use crate::tls::ServerCert;
 
 /// Directory (tenant) id of the fake's one app registration.
 pub const TENANT_ID: &str = "72f988bf-0000-4000-8000-00000000e17a";
@@ -86,6 +87,7 @@ struct State {
 #[derive(Debug)]
 pub struct FakeEntra {
     addr: SocketAddr,
+    scheme: &'static str,
     scope: String,
     state: Arc<Mutex<State>>,
     _server: Loopback,
@@ -106,19 +108,7 @@ impl FakeEntra {
     /// registration [`TENANT_ID`] / [`CLIENT_ID`], authenticated with
     /// [`CLIENT_SECRET`] or [`FEDERATED_TOKEN`].
     pub fn start(access_token: &str, scope: &str) -> Self {
-        let (listener, addr) = bind();
-        let state = Arc::new(Mutex::new(State {
-            access_token: access_token.to_owned(),
-            scope: scope.to_owned(),
-            requests: Vec::new(),
-        }));
-        let server = Loopback::serve("fake-entra", listener, Arc::clone(&state), handle);
-        Self {
-            addr,
-            scope: scope.to_owned(),
-            state,
-            _server: server,
-        }
+        Self::spawn(access_token, scope, None)
     }
 
     /// Starts a token endpoint that issues `arm`'s bearer token for the
@@ -127,10 +117,47 @@ impl FakeEntra {
         Self::start(arm.token(), &format!("{}/.default", arm.endpoint()))
     }
 
-    /// Authority host, `http://127.0.0.1:PORT` (no trailing slash): the
-    /// value for `AZURE_AUTHORITY_HOST`.
+    /// [`FakeEntra::for_arm`] over HTTPS with `cert`: the authority host
+    /// starts with `https://127.0.0.1:`.
+    ///
+    /// ```
+    /// use warden_fakes::arm::FakeArm;
+    /// use warden_fakes::entra::FakeEntra;
+    /// use warden_fakes::tls::TestCa;
+    ///
+    /// let cert = TestCa::new().server_cert(&["127.0.0.1"]);
+    /// let arm = FakeArm::start_tls(&cert);
+    /// let entra = FakeEntra::for_arm_tls(&arm, &cert);
+    /// assert!(entra.authority_host().starts_with("https://127.0.0.1:"));
+    /// assert_eq!(entra.scope(), format!("{}/.default", arm.endpoint()));
+    /// ```
+    pub fn for_arm_tls(arm: &FakeArm, cert: &ServerCert) -> Self {
+        let scope = format!("{}/.default", arm.endpoint());
+        Self::spawn(arm.token(), &scope, Some(cert))
+    }
+
+    fn spawn(access_token: &str, scope: &str, cert: Option<&ServerCert>) -> Self {
+        let (listener, addr) = bind();
+        let state = Arc::new(Mutex::new(State {
+            access_token: access_token.to_owned(),
+            scope: scope.to_owned(),
+            requests: Vec::new(),
+        }));
+        let server = Loopback::serve_tls("fake-entra", listener, cert, Arc::clone(&state), handle);
+        Self {
+            addr,
+            scheme: if cert.is_some() { "https" } else { "http" },
+            scope: scope.to_owned(),
+            state,
+            _server: server,
+        }
+    }
+
+    /// Authority host, `http://127.0.0.1:PORT` (no trailing slash; `https`
+    /// when started with [`FakeEntra::for_arm_tls`]): the value for
+    /// `AZURE_AUTHORITY_HOST`.
     pub fn authority_host(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// `{authority_host}/{TENANT_ID}/oauth2/v2.0/token`.

@@ -17,6 +17,10 @@
 //! (`AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 //! `AZURE_CLIENT_SECRET`) authenticate over the real wire format.
 //!
+//! Each of them also serves HTTPS (`start_tls`, `for_arm_tls`) with a
+//! certificate from [`tls`]: a test CA whose PEM file a client takes as its
+//! extra CA bundle, or a self-signed certificate nobody trusts.
+//!
 //! ```
 //! use warden_fakes::openai::{FakeOpenAi, Reply};
 //!
@@ -33,4 +37,5 @@ pub mod entra;
 pub mod http;
 pub mod openai;
 mod server;
+pub mod tls;
 pub mod webhook;

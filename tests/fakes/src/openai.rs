@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::server::{Loopback, bind};
+use crate::tls::ServerCert;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -126,6 +127,7 @@ struct State {
 #[derive(Debug)]
 pub struct FakeOpenAi {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<State>>,
     _server: Loopback,
 }
@@ -139,28 +141,55 @@ impl FakeOpenAi {
 
     /// Like [`FakeOpenAi::start`], demanding `auth`.
     pub fn start_with(script: Vec<Reply>, auth: ExpectAuth) -> Self {
+        Self::spawn(script, auth, None)
+    }
+
+    /// Like [`FakeOpenAi::start`], over HTTPS with `cert`: [`base_url`]
+    /// and [`endpoint`] then start with `https://127.0.0.1:`. A client that
+    /// refuses the certificate never gets a request through, so
+    /// [`FakeOpenAi::requests`] stays empty.
+    ///
+    /// ```
+    /// use warden_fakes::openai::{FakeOpenAi, Reply};
+    /// use warden_fakes::tls::TestCa;
+    ///
+    /// let ca = TestCa::new();
+    /// let fake = FakeOpenAi::start_tls(vec![Reply::Text("hi".into())], &ca.server_cert(&["127.0.0.1"]));
+    /// assert!(fake.base_url().starts_with("https://127.0.0.1:"));
+    /// ```
+    ///
+    /// [`base_url`]: FakeOpenAi::base_url
+    /// [`endpoint`]: FakeOpenAi::endpoint
+    pub fn start_tls(script: Vec<Reply>, cert: &ServerCert) -> Self {
+        Self::spawn(script, ExpectAuth::Any, Some(cert))
+    }
+
+    fn spawn(script: Vec<Reply>, auth: ExpectAuth, cert: Option<&ServerCert>) -> Self {
         let (listener, addr) = bind();
         let state = Arc::new(Mutex::new(State {
             script: script.into(),
             requests: Vec::new(),
             auth,
         }));
-        let server = Loopback::serve("fake-openai", listener, Arc::clone(&state), handle);
+        let server = Loopback::serve_tls("fake-openai", listener, cert, Arc::clone(&state), handle);
         Self {
             addr,
+            scheme: if cert.is_some() { "https" } else { "http" },
             state,
             _server: server,
         }
     }
 
-    /// Base URL for OpenAI-style clients: `http://127.0.0.1:PORT/v1`.
+    /// Base URL for OpenAI-style clients: `http://127.0.0.1:PORT/v1`
+    /// (`https` when started with [`FakeOpenAi::start_tls`]).
     pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
+        format!("{}/v1", self.endpoint())
     }
 
-    /// Endpoint for Azure-style clients: `http://127.0.0.1:PORT`.
+    /// Endpoint for Azure-style clients: `http://127.0.0.1:PORT`
+    /// (`https` when started with [`FakeOpenAi::start_tls`]).
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     /// Every request received so far, in order (including rejected ones).

@@ -1,4 +1,4 @@
-//! The loopback HTTP server under each fake: its own thread and
+//! The loopback HTTP(S) server under each fake: its own thread and
 //! current-thread runtime, so a fake works from sync tests and from any
 //! tokio flavour; dropping it stops the accept loop and closes the
 //! connections still open (a hanging reply included).
@@ -16,7 +16,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::oneshot;
+
+use crate::tls::ServerCert;
 
 /// A running server; stops when dropped.
 #[derive(Debug)]
@@ -44,10 +47,6 @@ pub fn bind() -> (std::net::TcpListener, SocketAddr) {
 
 impl Loopback {
     /// Serve every connection on `listener` with `handle(request, state)`.
-    #[allow(
-        clippy::expect_used,
-        reason = "test fixture: without a thread or runtime no test can run"
-    )]
     pub fn serve<S, H, F>(
         name: &str,
         listener: std::net::TcpListener,
@@ -59,6 +58,29 @@ impl Loopback {
         H: Fn(Request<Incoming>, Arc<Mutex<S>>) -> F + Copy + Send + Sync + 'static,
         F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
     {
+        Self::serve_tls(name, listener, None, state, handle)
+    }
+
+    /// [`Loopback::serve`], over HTTPS with `cert` when it is given. A
+    /// connection whose handshake fails (the client refused the
+    /// certificate) is dropped before any request is read.
+    #[allow(
+        clippy::expect_used,
+        reason = "test fixture: without a thread or runtime no test can run"
+    )]
+    pub fn serve_tls<S, H, F>(
+        name: &str,
+        listener: std::net::TcpListener,
+        cert: Option<&ServerCert>,
+        state: Arc<Mutex<S>>,
+        handle: H,
+    ) -> Self
+    where
+        S: Send + 'static,
+        H: Fn(Request<Incoming>, Arc<Mutex<S>>) -> F + Copy + Send + Sync + 'static,
+        F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+    {
+        let tls = cert.map(ServerCert::acceptor);
         let (shutdown, stop) = oneshot::channel();
         let thread = std::thread::Builder::new()
             .name(name.into())
@@ -67,7 +89,7 @@ impl Loopback {
                     .enable_all()
                     .build()
                     .expect("build the fake's runtime");
-                runtime.block_on(accept(listener, state, stop, handle));
+                runtime.block_on(accept(listener, tls, state, stop, handle));
             })
             .expect("spawn the fake's thread");
         Loopback {
@@ -90,6 +112,7 @@ impl Drop for Loopback {
 
 async fn accept<S, H, F>(
     listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<Mutex<S>>,
     mut stop: oneshot::Receiver<()>,
     handle: H,
@@ -110,11 +133,29 @@ async fn accept<S, H, F>(
             },
         };
         let state = Arc::clone(&state);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| handle(req, Arc::clone(&state)));
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            match tls {
+                None => serve_connection(stream, state, handle).await,
+                Some(acceptor) => {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serve_connection(stream, state, handle).await;
+                    }
+                }
+            }
         });
     }
+}
+
+async fn serve_connection<I, S, H, F>(io: I, state: Arc<Mutex<S>>, handle: H)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    S: Send + 'static,
+    H: Fn(Request<Incoming>, Arc<Mutex<S>>) -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
+    let service = service_fn(move |req| handle(req, Arc::clone(&state)));
+    let _ = http1::Builder::new()
+        .serve_connection(TokioIo::new(io), service)
+        .await;
 }

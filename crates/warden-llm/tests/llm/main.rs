@@ -8,4 +8,5 @@
 
 mod client;
 mod spans;
+mod tls;
 mod wire;
