@@ -41,9 +41,18 @@ pub struct OkServer {
 impl OkServer {
     /// Start it on a free loopback port.
     pub fn start() -> OkServer {
+        OkServer::start_with(None)
+    }
+
+    /// Start it serving HTTPS with `cert` (see [`crate::tls::TestCa`]).
+    pub fn start_tls(cert: &crate::tls::ServerCert) -> OkServer {
+        OkServer::start_with(Some(cert))
+    }
+
+    fn start_with(cert: Option<&crate::tls::ServerCert>) -> OkServer {
         let (listener, addr) = bind();
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let server = Loopback::serve("ok-server", listener, Arc::clone(&seen), answer);
+        let server = Loopback::serve_tls("ok-server", listener, cert, Arc::clone(&seen), answer);
         OkServer {
             addr,
             seen,

@@ -126,3 +126,41 @@ fn a_fifo_or_dev_zero_given_as_input_is_refused_without_hanging() {
     assert!(!out.status.success());
     assert!(stderr.contains("attachment"), "{stderr}");
 }
+
+#[test]
+fn https_from_a_plugin_works_with_the_extra_ca_and_fails_cleanly_without_it() {
+    use warden_fakes::tls::TestCa;
+    let plugins = plugin_dir();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_file = ca.write_pem(tmp.path());
+    let server = warden_fakes::http::OkServer::start_tls(&ca.server_cert(&["127.0.0.1"]));
+    let input = format!(r#"{{"url":"https://127.0.0.1:{}/health"}}"#, server.port());
+    let call = |ca: Option<&std::path::Path>| {
+        let mut cmd = warden(plugins.path());
+        cmd.args([
+            "plugin",
+            "call",
+            "http-probe",
+            "--env",
+            "dev",
+            "--input",
+            &input,
+        ]);
+        match ca {
+            Some(ca) => cmd.env("WARDEN_EXTRA_CA_FILE", ca),
+            None => cmd.env_remove("WARDEN_EXTRA_CA_FILE"),
+        };
+        run(&mut cmd)
+    };
+    let (out, stdout, stderr) = call(Some(&ca_file));
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let result: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(result["status"], 200, "{result}");
+    assert_eq!(server.hits(), 1);
+    // Without the CA: the probe reports the failure; warden does not crash.
+    let (out, stdout, stderr) = call(None);
+    assert_ne!(out.status.code(), Some(101), "a panic: {stderr}");
+    assert!(!stdout.contains("\"status\": 200"), "{stdout}");
+    assert_eq!(server.hits(), 1, "the handshake failed before any request");
+}
