@@ -12,8 +12,13 @@
 //!   [`cache_key`](SandboxConfig::cache_key) (random per process unless
 //!   set); an entry that does not verify (planted, copied from another
 //!   plugin, altered, stale) is recompiled, never loaded;
+//! - reads plugin files only when they are regular files within
+//!   [`max_plugin_size`](SandboxConfig::max_plugin_size);
 //! - pre-links each plugin once (`InstancePre`) and gives every call a fresh
-//!   instance from the pooling allocator;
+//!   instance, with at most [`max_instances`](SandboxConfig::max_instances)
+//!   at once, each reserving address space for its
+//!   [`memory_limit`](SandboxConfig::memory_limit) rather than wasmtime's
+//!   4 GiB, so a sandbox fits a small box (see [`InstanceAllocation`]);
 //! - validates the input against the tool's JSON Schema before the guest
 //!   runs;
 //! - enforces a wall-time deadline (epoch interruption), a memory cap and an
@@ -65,7 +70,9 @@ mod arm;
 mod bindings;
 mod cache;
 mod config;
+mod engine;
 mod error;
+mod files;
 mod outbound;
 mod plugin;
 mod sandbox;
@@ -73,8 +80,9 @@ mod secret;
 mod state;
 
 pub use arm::ArmBackend;
-pub use config::SandboxConfig;
+pub use config::{InstanceAllocation, SandboxConfig};
 pub use error::{SandboxError, ToolErrorKind};
-pub use plugin::{CallOutput, Plugin, plugin_files};
+pub use files::plugin_files;
+pub use plugin::{CallOutput, Plugin};
 pub use sandbox::Sandbox;
 pub use state::Denial;

@@ -378,6 +378,7 @@ impl WasiHttpHooks for GateHooks {
 pub(crate) struct Limiter {
     pub memory_limit: usize,
     pub memory_hit: bool,
+    pub table_elements: usize,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -400,7 +401,7 @@ impl wasmtime::ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= self.table_elements)
     }
 }
 
@@ -417,7 +418,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn new(scope: Arc<CallScope>, memory_limit: usize, logs: usize) -> Self {
+    pub fn new(scope: Arc<CallScope>, limits: &crate::SandboxConfig) -> Self {
         let stderr = MemoryOutputPipe::new(16 << 10);
         // No preopens, no environment, no arguments, no network: the guest
         // reaches the outside only through the gated imports.
@@ -437,12 +438,13 @@ impl State {
                 scope: scope.clone(),
             },
             limiter: Limiter {
-                memory_limit,
+                memory_limit: limits.memory_limit,
                 memory_hit: false,
+                table_elements: limits.max_table_elements as usize,
             },
             scope,
             stderr,
-            logs_left: logs,
+            logs_left: limits.log_records_per_call,
         }
     }
 

@@ -7,6 +7,7 @@
 )]
 
 mod cache;
+mod footprint;
 mod guests;
 mod https;
 mod loading;
