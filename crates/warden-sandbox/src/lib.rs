@@ -36,6 +36,15 @@
 //! [`SandboxConfig::secret`] and a plugin sends to
 //! `https://<name>.secret.warden/` without ever seeing the URL.
 //!
+//! A request to a host name is decided twice: first by name alone
+//! ([`CapabilityUse::HttpLookup`](warden_types::CapabilityUse::HttpLookup)),
+//! before any DNS query, so a policy can refuse `metadata.google.internal`
+//! or `localhost` without the name leaving the host; then with the
+//! addresses it resolved to. Addresses reach the gate in one spelling:
+//! IPv4 carried in IPv6 (`::ffff:a9fe:a9fe`, `::a9fe:a9fe`) and legacy IPv4
+//! notations (`2852039166`) as the IPv4 address they denote. Redirects are
+//! never followed; the plugin gets the 3xx.
+//!
 //! Outgoing requests connect only to the addresses the gate approved, so a
 //! DNS answer that changes between check and connection cannot redirect
 //! them. HTTPS still verifies the server's certificate for the host name the
@@ -66,6 +75,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod address;
 mod arm;
 mod bindings;
 mod cache;

@@ -14,4 +14,5 @@ mod loading;
 mod notify;
 mod ops_plugins;
 mod secrets;
+mod ssrf;
 mod support;
