@@ -140,3 +140,74 @@ test_a_public_address_skips_the_range_checks_and_passes if {
 	data.warden.lib.net.may_be_special("10.0.0.1")
 	data.warden.lib.net.may_be_special("::1")
 }
+
+# A name as the sandbox asks about it before resolving it: no addresses.
+lookup_of(host) := object.union(http_input, {
+	"capability": {"kind": "http-lookup", "host": host, "resolved": [], "addresses": []},
+	"tool": {"declared_hosts": ["*"]},
+})
+
+test_metadata_names_are_denied_before_they_are_looked_up if {
+	every name in ["metadata", "metadata.google.internal", "METADATA.Google.Internal.", "instance-data", "metadata.goog"] {
+		d := data.warden.capability with input as lookup_of(name)
+		verdict(d) == "deny"
+		mentions(d.deny, "cloud metadata endpoint")
+	}
+}
+
+test_loopback_names_are_denied_before_they_are_looked_up_unless_loopback_is_allowed if {
+	every name in ["localhost", "localhost.", "LocalHost", "api.localhost", "ip6-localhost", "localhost.localdomain"] {
+		d := data.warden.capability with input as lookup_of(name)
+		verdict(d) == "deny"
+		mentions(d.deny, "it is a loopback name")
+		verdict(data.warden.capability) == "allow" with input as lookup_of(name)
+			with data.warden.config.network.allowed_private_cidrs as loopback_in_staging
+		verdict(data.warden.capability) == "allow" with input as object.union(lookup_of(name), {"agent": {"env": "dev"}})
+	}
+}
+
+test_loopback_names_stay_denied_after_the_lookup if {
+	d := data.warden.capability with input as object.union(http_to("localhost", ["127.0.0.1"]), {"tool": {"declared_hosts": ["localhost"]}})
+	verdict(d) == "deny"
+	mentions(d.deny, "loopback name")
+}
+
+test_a_lookup_of_a_declared_public_name_is_allowed_without_addresses if {
+	d := data.warden.capability with input as object.union(lookup_of("api.example.com"), {"tool": {"declared_hosts": ["api.example.com"]}})
+	verdict(d) == "allow"
+}
+
+test_a_lookup_of_an_undeclared_name_is_denied if {
+	d := data.warden.capability with input as object.union(lookup_of("evil.example.net"), {"tool": {"declared_hosts": ["api.example.com"]}})
+	verdict(d) == "deny"
+	mentions(d.deny, "did not declare HTTP access to `evil.example.net`")
+}
+
+test_ipv4_in_ipv6_spellings_of_the_metadata_address_are_denied if {
+	every a in ["::a9fe:a9fe", "::169.254.169.254", "::ffff:a9fe:a9fe", "::ffff:169.254.169.254", "0:0:0:0:0:0:a9fe:a9fe"] {
+		d := data.warden.capability with input as http_to("api.example.com", [a])
+			with data.warden.config.network.allowed_private_cidrs as {"staging": ["169.254.0.0/16"]}
+		verdict(d) == "deny"
+		mentions(d.deny, "cloud metadata endpoint")
+	}
+}
+
+test_ipv4_compatible_loopback_and_private_addresses_are_denied_where_ipv4_loopback_is_allowed if {
+	every a in ["::7f00:1", "::127.0.0.1", "::ffff:7f00:1", "::a00:1", "::c0a8:101"] {
+		d := data.warden.capability with input as http_to("api.example.com", [a])
+			with data.warden.config.network.allowed_private_cidrs as loopback_in_staging
+		verdict(d) == "deny"
+	}
+	d := data.warden.capability with input as http_to("api.example.com", ["::7f00:1"])
+	mentions(d.deny, "a loopback address (127.0.0.0/8)")
+}
+
+test_an_ipv4_compatible_public_address_is_judged_as_its_ipv4_address if {
+	verdict(data.warden.capability) == "allow" with input as http_to("api.example.com", ["::5db8:d822"])
+}
+
+test_ipv6_loopback_keeps_its_own_class if {
+	d := data.warden.capability with input as http_to("api.example.com", ["::1"])
+	mentions(d.deny, "a loopback address (::1/128)")
+	not mentions(d.deny, "0.0.0.0/8")
+}

@@ -14,12 +14,34 @@ metadata_ranges := [
 	"100.100.100.200/32", # Alibaba Cloud metadata
 ]
 
+# Names of metadata endpoints, refused before they are looked up. A bare
+# `metadata` or `instance-data` becomes the metadata name through the
+# resolver's search domains (GCE searches `google.internal`).
 metadata_hosts := {
+	"metadata",
 	"metadata.google.internal",
 	"metadata.goog",
 	"instance-data",
 	"instance-data.ec2.internal",
 }
+
+# Names that resolve to loopback on their own (RFC 6761 and the usual
+# /etc/hosts aliases), refused before they are looked up unless loopback
+# is allowed; any `*.localhost` too.
+loopback_hosts := {
+	"localhost",
+	"localhost.localdomain",
+	"localhost4",
+	"localhost4.localdomain4",
+	"localhost6",
+	"localhost6.localdomain6",
+	"ip6-localhost",
+	"ip6-loopback",
+}
+
+is_loopback_name(h) if h in loopback_hosts
+
+is_loopback_name(h) if endswith(h, ".localhost")
 
 # Ranges that reach inside the network: denied unless data allows them.
 internal_ranges := [
@@ -58,13 +80,29 @@ matches_host(pattern, h) if {
 
 matches_host(pattern, h) if pattern == h
 
+# Whether `addr` is in `cidr`, or, for an IPv4 range, in its IPv6
+# spellings: IPv4-mapped (::ffff:a.b.c.d) and IPv4-compatible (::a.b.c.d,
+# deprecated, but some stacks still route it). The sandbox already gives
+# both as IPv4; this catches them from any other caller. `::` and `::1`
+# keep their own meaning.
+in_range(cidr, addr) if net.cidr_contains(cidr, addr)
+
+in_range(cidr, addr) if {
+	contains(addr, ":")
+	not contains(cidr, ":")
+	not net.cidr_contains("::/127", addr)
+	parts := split(cidr, "/")
+	some prefix in ["::ffff:", "::"]
+	net.cidr_contains(sprintf("%s%s/%d", [prefix, parts[0], 96 + to_number(parts[1])]), addr)
+}
+
 is_metadata(addr) if {
 	some cidr in metadata_ranges
-	net.cidr_contains(cidr, addr)
+	in_range(cidr, addr)
 }
 
 # The internal ranges `addr` falls in, e.g. {"a private address (10.0.0.0/8)"}.
 internal_classes(addr) := {sprintf("%s (%s)", [r.what, r.cidr]) |
 	some r in internal_ranges
-	net.cidr_contains(r.cidr, addr)
+	in_range(r.cidr, addr)
 }

@@ -6,6 +6,26 @@ use crate::arm::{ArmBackend, ArmSlot};
 use crate::cache::CacheKey;
 use crate::secret::Secrets;
 
+/// How plugin instances get their memory, tables and stacks.
+///
+/// Both keep the address-space footprint proportional to
+/// [`SandboxConfig::memory_limit`]: every memory reserves its cap plus small
+/// guard regions, never the 4 GiB (plus guards) wasmtime reserves by
+/// default, so the compiled code checks bounds explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InstanceAllocation {
+    /// Map each instance's memory when the call starts and unmap it when
+    /// the call ends: nothing is reserved while no call runs.
+    OnDemand,
+    /// Reserve [`SandboxConfig::max_instances`] slots when the sandbox
+    /// starts and reuse them: instantiation skips `mmap`, which matters
+    /// where `mmap` is slow (under qemu, ~69 ms per on-demand instance
+    /// with wasmtime's default 4 GiB reservations, ~0.17 ms pooled), at the
+    /// price of holding the whole reservation for the life of the sandbox.
+    Pooling,
+}
+
 /// Limits and engine settings of a [`Sandbox`](crate::Sandbox).
 ///
 /// Long-lived configuration with `&mut self` setters; each setter documents
@@ -28,7 +48,12 @@ pub struct SandboxConfig {
     pub(crate) cache_dir: Option<PathBuf>,
     pub(crate) cache_key: Option<CacheKey>,
     pub(crate) extra_ca_file: Option<PathBuf>,
+    pub(crate) allocation: InstanceAllocation,
     pub(crate) max_instances: u32,
+    pub(crate) max_memories_per_instance: u32,
+    pub(crate) max_tables_per_instance: u32,
+    pub(crate) max_table_elements: u32,
+    pub(crate) max_plugin_size: u64,
     pub(crate) epoch_tick: Duration,
     pub(crate) log_records_per_call: usize,
     pub(crate) kv_max_keys: usize,
@@ -47,7 +72,12 @@ impl Default for SandboxConfig {
             cache_dir: None,
             cache_key: None,
             extra_ca_file: None,
-            max_instances: 64,
+            allocation: InstanceAllocation::OnDemand,
+            max_instances: 8,
+            max_memories_per_instance: 1,
+            max_tables_per_instance: 8,
+            max_table_elements: 100_000,
+            max_plugin_size: 64 << 20,
             epoch_tick: Duration::from_millis(5),
             log_records_per_call: 1000,
             kv_max_keys: 1024,
@@ -72,6 +102,14 @@ impl SandboxConfig {
     }
 
     /// Cap on a guest's linear memory, in bytes. Default: 128 MiB.
+    ///
+    /// Each instance reserves this much address space (plus small guard
+    /// regions) for each of its memories, so it also sizes the footprint:
+    /// at most [`max_instances`](Self::max_instances) ×
+    /// [`max_memories_per_instance`](Self::max_memories_per_instance) ×
+    /// `memory_limit` (about 1 GiB with the defaults), reserved up front
+    /// with [`InstanceAllocation::Pooling`], as calls run with
+    /// [`InstanceAllocation::OnDemand`].
     pub fn memory_limit(&mut self, bytes: usize) -> &mut Self {
         self.memory_limit = bytes;
         self
@@ -142,9 +180,54 @@ impl SandboxConfig {
         self
     }
 
-    /// Instances that can run at once (pooling allocator slots). Default: 64.
+    /// How instances get their memory. Default:
+    /// [`InstanceAllocation::OnDemand`], which reserves address space only
+    /// for the calls that run; [`InstanceAllocation::Pooling`] reserves every
+    /// slot when the sandbox starts, in exchange for cheaper instantiation
+    /// where `mmap` is slow (emulators).
+    pub fn instance_allocation(&mut self, allocation: InstanceAllocation) -> &mut Self {
+        self.allocation = allocation;
+        self
+    }
+
+    /// Instances that can run at once: calls beyond this wait for a free
+    /// slot within their deadline, then fail with
+    /// [`SandboxError::Busy`](crate::SandboxError::Busy). With
+    /// [`InstanceAllocation::Pooling`] this is also the number of slots the
+    /// pool reserves. Default: 8.
     pub fn max_instances(&mut self, n: u32) -> &mut Self {
         self.max_instances = n.max(1);
+        self
+    }
+
+    /// Linear memories one plugin instance may have (a Rust plugin has one;
+    /// components that link several modules may have more). A plugin that
+    /// needs more is refused at load, naming this setting. Default: 1.
+    pub fn max_memories_per_instance(&mut self, n: u32) -> &mut Self {
+        self.max_memories_per_instance = n.max(1);
+        self
+    }
+
+    /// Tables one plugin instance may have (a Rust plugin has two). A
+    /// plugin that needs more is refused at load, naming this setting.
+    /// Default: 8.
+    pub fn max_tables_per_instance(&mut self, n: u32) -> &mut Self {
+        self.max_tables_per_instance = n.max(1);
+        self
+    }
+
+    /// Elements one table may hold (a table holds a plugin's function
+    /// pointers; a Rust plugin needs a few hundred). Default: 100 000.
+    pub fn max_table_elements(&mut self, n: u32) -> &mut Self {
+        self.max_table_elements = n.max(1);
+        self
+    }
+
+    /// Largest plugin file [`Sandbox::load_file`](crate::Sandbox::load_file)
+    /// reads, in bytes; a larger file is refused before it is read. Default:
+    /// 64 MiB (a Rust plugin is well under 1 MiB, a Python one about 40 MiB).
+    pub fn max_plugin_size(&mut self, bytes: u64) -> &mut Self {
+        self.max_plugin_size = bytes;
         self
     }
 

@@ -153,6 +153,71 @@ pub enum SandboxError {
         /// What is wrong with it.
         message: String,
     },
+    /// A plugin path is not a regular file (after following symlinks): a
+    /// FIFO, a device, a directory, a socket.
+    #[error("{}: is {kind}, not a regular file; a plugin must be a regular `.wasm` file", path.display())]
+    NotAFile {
+        /// The path as given (or as found in the plugin directory).
+        path: PathBuf,
+        /// What it is instead, e.g. `a FIFO (named pipe)`.
+        kind: String,
+    },
+    /// A plugin file is larger than `SandboxConfig::max_plugin_size`; it
+    /// was not read.
+    #[error("{}: is {size} bytes, more than the plugin size limit of {limit} bytes (SandboxConfig::max_plugin_size)", path.display())]
+    FileTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size.
+        size: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// A plugin needs more memories, tables or table elements per instance
+    /// than the configuration allows.
+    #[error(
+        "{origin}: needs {needed} {what} per instance, more than SandboxConfig::{setting} allows ({limit})"
+    )]
+    InstanceShape {
+        /// File or name the bytes came from.
+        origin: String,
+        /// `memories`, `tables` or `table elements`.
+        what: &'static str,
+        /// What the plugin needs.
+        needed: u64,
+        /// The `SandboxConfig` setter that sets the limit.
+        setting: &'static str,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// Address space for instances could not be reserved (an address-space
+    /// limit such as `ulimit -v`, or a pool configured too large).
+    #[error(
+        "could not reserve {bytes} bytes of address space for {what}; lower {} or raise the process's address-space limit (ulimit -v): {message}",
+        settings.iter().map(|(name, value)| format!("SandboxConfig::{name} (now {value})")).collect::<Vec<_>>().join(" or ")
+    )]
+    AddressSpace {
+        /// What needed it: `the memory pool`, `a plugin instance's memory`.
+        what: String,
+        /// How much it needed.
+        bytes: u64,
+        /// The `SandboxConfig` setters that size it, with their values.
+        settings: Vec<(&'static str, u64)>,
+        /// What wasmtime said.
+        message: String,
+    },
+    /// Every instance slot stayed busy for the call's whole deadline.
+    #[error(
+        "{plugin}: all {limit} instance slots stayed busy for {waited:?}; raise SandboxConfig::max_instances or make fewer calls at once"
+    )]
+    Busy {
+        /// Plugin name.
+        plugin: String,
+        /// `SandboxConfig::max_instances`.
+        limit: u32,
+        /// How long the call waited.
+        waited: Duration,
+    },
     /// The engine could not be set up with this configuration.
     #[error("sandbox configuration: {message}")]
     Config {

@@ -12,8 +12,13 @@
 //!   [`cache_key`](SandboxConfig::cache_key) (random per process unless
 //!   set); an entry that does not verify (planted, copied from another
 //!   plugin, altered, stale) is recompiled, never loaded;
+//! - reads plugin files only when they are regular files within
+//!   [`max_plugin_size`](SandboxConfig::max_plugin_size);
 //! - pre-links each plugin once (`InstancePre`) and gives every call a fresh
-//!   instance from the pooling allocator;
+//!   instance, with at most [`max_instances`](SandboxConfig::max_instances)
+//!   at once, each reserving address space for its
+//!   [`memory_limit`](SandboxConfig::memory_limit) rather than wasmtime's
+//!   4 GiB, so a sandbox fits a small box (see [`InstanceAllocation`]);
 //! - validates the input against the tool's JSON Schema before the guest
 //!   runs;
 //! - enforces a wall-time deadline (epoch interruption), a memory cap and an
@@ -30,6 +35,15 @@
 //! Webhook URLs that carry a token stay on the host: register them with
 //! [`SandboxConfig::secret`] and a plugin sends to
 //! `https://<name>.secret.warden/` without ever seeing the URL.
+//!
+//! A request to a host name is decided twice: first by name alone
+//! ([`CapabilityUse::HttpLookup`](warden_types::CapabilityUse::HttpLookup)),
+//! before any DNS query, so a policy can refuse `metadata.google.internal`
+//! or `localhost` without the name leaving the host; then with the
+//! addresses it resolved to. Addresses reach the gate in one spelling:
+//! IPv4 carried in IPv6 (`::ffff:a9fe:a9fe`, `::a9fe:a9fe`) and legacy IPv4
+//! notations (`2852039166`) as the IPv4 address they denote. Redirects are
+//! never followed; the plugin gets the 3xx.
 //!
 //! Outgoing requests connect only to the addresses the gate approved, so a
 //! DNS answer that changes between check and connection cannot redirect
@@ -61,11 +75,14 @@
 //! ```
 #![deny(missing_docs)]
 
+mod address;
 mod arm;
 mod bindings;
 mod cache;
 mod config;
+mod engine;
 mod error;
+mod files;
 mod outbound;
 mod plugin;
 mod sandbox;
@@ -73,8 +90,9 @@ mod secret;
 mod state;
 
 pub use arm::ArmBackend;
-pub use config::SandboxConfig;
+pub use config::{InstanceAllocation, SandboxConfig};
 pub use error::{SandboxError, ToolErrorKind};
-pub use plugin::{CallOutput, Plugin, plugin_files};
+pub use files::plugin_files;
+pub use plugin::{CallOutput, Plugin};
 pub use sandbox::Sandbox;
 pub use state::Denial;

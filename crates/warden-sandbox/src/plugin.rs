@@ -139,6 +139,8 @@ impl Plugin {
             errors: vec![e.to_string()],
         })?;
         let started = Instant::now();
+        // Declared before the store, so it is released after the store.
+        let _slot = inner.sandbox.slot(name).await?;
         let mut store =
             inner
                 .sandbox
@@ -204,30 +206,4 @@ impl Plugin {
             duration,
         })
     }
-}
-
-/// The `*.wasm` files in `dir`, sorted by name: what a plugin directory holds.
-///
-/// ```
-/// let missing = std::path::Path::new("/nonexistent/plugins");
-/// let err = warden_sandbox::plugin_files(missing).unwrap_err();
-/// assert!(err.to_string().contains("/nonexistent/plugins"));
-/// ```
-///
-/// # Errors
-/// [`SandboxError::Io`], naming the directory, when it cannot be read.
-pub fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, SandboxError> {
-    let io = |error| SandboxError::Io {
-        path: dir.to_path_buf(),
-        error,
-    };
-    let mut files = Vec::new();
-    for entry in fs_err::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.extension().is_some_and(|e| e == "wasm") {
-            files.push(path);
-        }
-    }
-    files.sort();
-    Ok(files)
 }

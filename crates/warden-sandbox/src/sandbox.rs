@@ -3,14 +3,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, Linker, types::ComponentItem};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
+use wasmtime::{Engine, Store, Trap};
 
 use crate::bindings::{self, HANDLER_INTERFACE, HANDLER_PREFIX};
 
 /// Epoch ticks between a computing guest's yields to the async runtime.
 const YIELD_TICKS: u64 = 2;
 use crate::cache::{self, CacheKey};
+use crate::engine;
+use crate::files;
 use crate::outbound;
 use crate::plugin::{Plugin, PluginInner};
 use crate::state::{CallScope, KvMap, State};
@@ -61,6 +64,8 @@ pub(crate) struct SandboxInner {
     cache_key: CacheKey,
     /// TLS client for plugins' `https` requests.
     tls: Arc<rustls::ClientConfig>,
+    /// One permit per instance that may exist at once.
+    slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
 }
 
@@ -92,21 +97,7 @@ impl Sandbox {
         let cfg_err = |e: wasmtime::Error| SandboxError::Config {
             message: format!("{e:#}"),
         };
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(config.max_instances)
-            .total_core_instances(config.max_instances * 4)
-            .total_memories(config.max_instances * 2)
-            .total_tables(config.max_instances * 4)
-            .max_memory_size(config.memory_limit)
-            .max_memories_per_component(4)
-            .max_tables_per_component(8)
-            .max_core_instances_per_component(32);
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            .consume_fuel(config.fuel.is_some())
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let engine = Engine::new(&wasm).map_err(cfg_err)?;
+        let engine = engine::build(config)?;
 
         let mut linker = Linker::<State>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(cfg_err)?;
@@ -141,6 +132,7 @@ impl Sandbox {
                 config: config.clone(),
                 cache_key,
                 tls,
+                slots: Arc::new(Semaphore::new(config.max_instances as usize)),
                 ticker_stop,
             }),
         })
@@ -148,13 +140,14 @@ impl Sandbox {
 
     /// Load, validate and (through the cache, if configured) compile a
     /// plugin file; calls its `describe()` to read the manifest.
+    ///
+    /// The path must lead (through any symlinks) to a regular file of at
+    /// most [`max_plugin_size`](SandboxConfig::max_plugin_size) bytes; a
+    /// FIFO, a device or a larger file is refused before it is read
+    /// ([`SandboxError::NotAFile`], [`SandboxError::FileTooLarge`]).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Plugin, SandboxError> {
         let path = path.as_ref();
-        // fs_err's error already names the path.
-        let bytes = fs_err::read(path).map_err(|error| SandboxError::Io {
-            path: path.to_path_buf(),
-            error,
-        })?;
+        let bytes = files::read_plugin(path, self.inner.config.max_plugin_size)?;
         let mut plugin = self.load_bytes(&bytes, &path.display().to_string())?;
         if let Some(inner) = Arc::get_mut(&mut plugin.inner) {
             inner.path = Some(path.to_path_buf());
@@ -182,6 +175,7 @@ impl Sandbox {
             None => (compile(bytes)?, false),
         };
         check_exports(engine, &component, origin)?;
+        engine::check_shape(&component, &self.inner.config, origin)?;
         let pre =
             self.inner
                 .linker
@@ -233,6 +227,7 @@ impl Sandbox {
             capabilities: Vec::new(),
         });
         let raw = run_blocking_on_runtime(async {
+            let _slot = self.inner.slot(&placeholder.name).await?;
             let mut store = self.inner.new_store(
                 placeholder.clone(),
                 CallContext::default(),
@@ -251,6 +246,23 @@ impl Sandbox {
 }
 
 impl SandboxInner {
+    /// Wait, within the call deadline, for one of the
+    /// [`max_instances`](SandboxConfig::max_instances) slots; hold the
+    /// permit until the instance's store is dropped.
+    pub(crate) async fn slot(&self, plugin: &str) -> Result<OwnedSemaphorePermit, SandboxError> {
+        let started = Instant::now();
+        let busy = || SandboxError::Busy {
+            plugin: plugin.to_string(),
+            limit: self.config.max_instances,
+            waited: started.elapsed(),
+        };
+        match tokio::time::timeout(self.config.timeout, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            // The semaphore is never closed; treat it like a full one.
+            Ok(Err(_)) | Err(_) => Err(busy()),
+        }
+    }
+
     pub(crate) fn new_store(
         &self,
         manifest: Arc<ToolManifest>,
@@ -273,7 +285,7 @@ impl SandboxInner {
             tls: self.tls.clone(),
             started: Instant::now(),
         });
-        let state = State::new(scope, config.memory_limit, config.log_records_per_call);
+        let state = State::new(scope, config);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         // A computing guest yields to the async runtime every few ticks, so
@@ -313,6 +325,9 @@ pub(crate) fn finish<T>(
         Ok(Ok(v)) => return Ok(v),
         Ok(Err(e)) => e,
     };
+    if let Some(err) = engine::instantiation_error(config, &err) {
+        return Err(err);
+    }
     if let Some(Trap::Interrupt | Trap::OutOfFuel) = err.downcast_ref::<Trap>() {
         return Err(SandboxError::Timeout {
             plugin: plugin.to_string(),

@@ -19,6 +19,7 @@ use wasmtime_wasi_http::{
     WasiHttpView,
 };
 
+use crate::address;
 use crate::arm::ArmBackend;
 use crate::bindings::warden::plugin::{kv, log, types};
 use crate::outbound::{self, Target, Timeouts};
@@ -186,7 +187,22 @@ impl CallScope {
             );
             return Err(HttpError::HttpRequestDenied);
         }
-        info.resolved = match resolve(&host, port, self.timeout).await {
+        let literal = address::literal(&host);
+        // A name is judged on its own before it reaches the resolver, so a
+        // policy can refuse `metadata.google.internal` or `localhost`
+        // without the name ever leaving the host. A secret's host is the
+        // operator's, not the plugin's: it goes straight to its address check.
+        if literal.is_none()
+            && secret_name.is_none()
+            && self.ask(CapabilityUse::HttpLookup(info.clone())).is_err()
+        {
+            return Err(HttpError::HttpRequestDenied);
+        }
+        let resolved = match literal {
+            Some(ip) => Ok(vec![ip]),
+            None => resolve(&host, port, self.timeout).await,
+        };
+        info.resolved = match resolved {
             Ok(ips) => ips,
             Err(e) => {
                 return Err(match &secret_name {
@@ -282,10 +298,9 @@ fn bracket(host: &str) -> String {
     }
 }
 
+/// The addresses DNS gives for `host`, canonical (see [`address::canonical`])
+/// and without duplicates.
 async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<IpAddr>, HttpError> {
-    if let Ok(ip) = host.parse::<IpAddr>() {
-        return Ok(vec![ip]);
-    }
     let lookup = tokio::net::lookup_host((host, port));
     let addrs = match tokio::time::timeout(timeout, lookup).await {
         Err(_) => return Err(HttpError::DnsTimeout),
@@ -299,8 +314,9 @@ async fn resolve(host: &str, port: u16, timeout: Duration) -> Result<Vec<IpAddr>
     };
     let mut ips: Vec<IpAddr> = Vec::new();
     for a in addrs {
-        if !ips.contains(&a.ip()) {
-            ips.push(a.ip());
+        let ip = address::canonical(a.ip());
+        if !ips.contains(&ip) {
+            ips.push(ip);
         }
     }
     if ips.is_empty() {
@@ -378,6 +394,7 @@ impl WasiHttpHooks for GateHooks {
 pub(crate) struct Limiter {
     pub memory_limit: usize,
     pub memory_hit: bool,
+    pub table_elements: usize,
 }
 
 impl wasmtime::ResourceLimiter for Limiter {
@@ -400,7 +417,7 @@ impl wasmtime::ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= self.table_elements)
     }
 }
 
@@ -417,7 +434,7 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub fn new(scope: Arc<CallScope>, memory_limit: usize, logs: usize) -> Self {
+    pub fn new(scope: Arc<CallScope>, limits: &crate::SandboxConfig) -> Self {
         let stderr = MemoryOutputPipe::new(16 << 10);
         // No preopens, no environment, no arguments, no network: the guest
         // reaches the outside only through the gated imports.
@@ -437,12 +454,13 @@ impl State {
                 scope: scope.clone(),
             },
             limiter: Limiter {
-                memory_limit,
+                memory_limit: limits.memory_limit,
                 memory_hit: false,
+                table_elements: limits.max_table_elements as usize,
             },
             scope,
             stderr,
-            logs_left: logs,
+            logs_left: limits.log_records_per_call,
         }
     }
 

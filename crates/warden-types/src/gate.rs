@@ -17,6 +17,8 @@ pub struct HttpRequestInfo {
     /// Path and query.
     pub path: String,
     /// Addresses the host resolved to; the connection goes only to these.
+    /// IPv4 addresses carried in IPv6 (`::ffff:a.b.c.d`, `::a.b.c.d`) are
+    /// given as IPv4. Empty in [`CapabilityUse::HttpLookup`].
     pub resolved: Vec<IpAddr>,
 }
 
@@ -24,8 +26,19 @@ pub struct HttpRequestInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum CapabilityUse {
-    /// Outgoing HTTP.
+    /// Outgoing HTTP, to the addresses in `resolved` (never empty when the
+    /// sandbox asks): the connection goes only to these.
     Http(HttpRequestInfo),
+    /// Resolving the host name of an outgoing HTTP request, asked before
+    /// any DNS query with `resolved` empty. Denying it stops the request
+    /// before the name leaves the host (so a policy can refuse
+    /// `metadata.google.internal` or `localhost` by name); allowing it only
+    /// lets the host resolve the name: the request is then decided again
+    /// as [`CapabilityUse::Http`] with the addresses. Not asked for IP
+    /// literals (they are decided as `Http` at once) nor for the hosts of
+    /// the embedder's own secret URLs. Serialised with `"kind":
+    /// "http-lookup"`.
+    HttpLookup(HttpRequestInfo),
     /// Read from the plugin's key-value store.
     KvRead {
         /// Key read.

@@ -173,10 +173,13 @@ async fn https_to_a_server_signed_by_the_extra_ca_succeeds() {
     assert_eq!(out.output["result"], "200 hello");
     assert_eq!(server.handshakes(), 1);
 
-    // The gate saw the name and its loopback addresses; the server got the
-    // name (not the address) in the request and the path in origin form.
+    // The gate saw the name, then the name and its loopback addresses; the
+    // server got the name (not the address) in the request and the path in
+    // origin form.
     match seen.lock().unwrap().as_slice() {
-        [CapabilityUse::Http(info)] => {
+        [CapabilityUse::HttpLookup(lookup), CapabilityUse::Http(info)] => {
+            assert_eq!(lookup.host, "localhost");
+            assert!(lookup.resolved.is_empty());
             assert_eq!(info.scheme, "https");
             assert_eq!(info.host, "localhost");
             assert!(!info.resolved.is_empty());

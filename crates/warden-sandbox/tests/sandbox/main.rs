@@ -7,10 +7,12 @@
 )]
 
 mod cache;
+mod footprint;
 mod guests;
 mod https;
 mod loading;
 mod notify;
 mod ops_plugins;
 mod secrets;
+mod ssrf;
 mod support;

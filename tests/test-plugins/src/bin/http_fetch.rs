@@ -13,8 +13,23 @@ impl Tool for Guest {
     const EFFECT: Effect = Effect::ReadOnly;
 
     fn capabilities() -> Vec<Capability> {
+        // Loopback and metadata names and IPv6 spellings of IPv4
+        // addresses, so the host's gate path is what stops them; never
+        // `127.0.0.1` itself (the undeclared-host check uses it).
+        let hosts = [
+            "localhost",
+            "*.localhost",
+            "ip6-localhost",
+            "metadata",
+            "metadata.google.internal",
+            "instance-data",
+            "::7f00:1",
+            "::a9fe:a9fe",
+            "::ffff:a9fe:a9fe",
+            "2852039166",
+        ];
         vec![Capability::Http {
-            hosts: vec!["localhost".into()],
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
         }]
     }
 
