@@ -9,8 +9,13 @@
 //! | any other journaled value (args, outputs, alert) | 8 KiB | the journal keeps a head, the size and a SHA-256 |
 //! | journal line when read back | 4 MiB | a longer line is damage |
 //!
-//! Plugin files, policy bundles and incident records have their own caps in
-//! the sandbox, policy and memory crates.
+//! Each of the first three can be set with [`Limits::from_env`]
+//! (`WARDEN_MAX_ALERT_BYTES`, `WARDEN_MAX_ATTACHMENT_BYTES`,
+//! `WARDEN_MAX_RUNBOOK_BYTES`). Plugin files (64 MiB, `SandboxConfig`),
+//! policy bundle files (16 MiB), incident records (1 MiB,
+//! `warden_memory::MAX_RECORD_BYTES`) and policy builtins (1 M elements,
+//! 16 MiB per evaluation, `PolicyEngineBuilder`) have their own caps in the
+//! sandbox, policy and memory crates.
 //! Only regular files are read (a symlink is followed and its target
 //! checked), so a FIFO or `/dev/zero` named like an input is refused rather
 //! than read forever.
@@ -76,6 +81,31 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// The defaults, each overridden by its variable when set to a number
+    /// of bytes: `WARDEN_MAX_ALERT_BYTES`, `WARDEN_MAX_ATTACHMENT_BYTES`,
+    /// `WARDEN_MAX_RUNBOOK_BYTES`. A value that is not a number is an error
+    /// naming the variable.
+    pub fn from_env() -> Result<Limits, AgentError> {
+        Limits::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`Limits::from_env`] over any source of variables (for tests).
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Limits, AgentError> {
+        let mut limits = Limits::default();
+        for (name, slot) in [
+            ("WARDEN_MAX_ALERT_BYTES", &mut limits.alert_bytes),
+            ("WARDEN_MAX_ATTACHMENT_BYTES", &mut limits.attachment_bytes),
+            ("WARDEN_MAX_RUNBOOK_BYTES", &mut limits.runbook_bytes),
+        ] {
+            if let Some(v) = var(name).filter(|v| !v.trim().is_empty()) {
+                *slot = v.trim().parse().map_err(|_| AgentError::Config {
+                    reason: format!("{name} must be a number of bytes, got `{v}`"),
+                })?;
+            }
+        }
+        Ok(limits)
+    }
+
     /// The limit for `input`.
     pub fn of(&self, input: Input) -> u64 {
         match input {

@@ -87,7 +87,7 @@ fn attachment(spec: &str) -> anyhow::Result<(String, serde_json::Value)> {
     let Some((name, file)) = spec.split_once('=') else {
         bail!("--attach takes NAME=FILE, got `{spec}`");
     };
-    let bytes = Limits::default().read_file(Path::new(file), Input::Attachment)?;
+    let bytes = Limits::from_env()?.read_file(Path::new(file), Input::Attachment)?;
     let text =
         String::from_utf8(bytes).with_context(|| format!("attachment {file} is not UTF-8 text"))?;
     let value = match serde_json::from_str(&text) {
@@ -102,7 +102,7 @@ fn attachment(spec: &str) -> anyhow::Result<(String, serde_json::Value)> {
 }
 
 fn read_alert(path: &Path) -> anyhow::Result<serde_json::Value> {
-    let limits = Limits::default();
+    let limits = Limits::from_env()?;
     let bytes = if path == Path::new("-") {
         limits.read(std::io::stdin(), Input::Alert, "(stdin)")?
     } else {
