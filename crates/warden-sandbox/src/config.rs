@@ -261,7 +261,11 @@ impl SandboxConfig {
     /// in the URL, then resolves, gates and pins the request like any other.
     /// The gate sees the host `<name>.secret.warden` with the resolved
     /// addresses, scheme and port of the URL; denials and errors name the
-    /// secret, never the URL. `name` must be a DNS label (lowercase letters,
+    /// secret, never the URL. The destination's answer reaches the plugin
+    /// with the URL scrubbed, and everything a call returns (output JSON,
+    /// tool errors, trap messages, guest logs) has the URL, its path and
+    /// query, and each path segment or query value that carries a token,
+    /// plain or percent-encoded, replaced by `[secret:<name>]`. `name` must be a DNS label (lowercase letters,
     /// digits, `-`); [`Sandbox::new`](crate::Sandbox::new) refuses a bad
     /// name or a URL that is not absolute `http`/`https`.
     ///

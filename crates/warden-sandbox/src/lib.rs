@@ -34,7 +34,11 @@
 //!
 //! Webhook URLs that carry a token stay on the host: register them with
 //! [`SandboxConfig::secret`] and a plugin sends to
-//! `https://<name>.secret.warden/` without ever seeing the URL.
+//! `https://<name>.secret.warden/` without ever seeing the URL. A webhook
+//! that quotes its URL back (a 404 page) is scrubbed before the guest
+//! reads it, and everything a call returns (output strings, tool errors,
+//! trap messages, guest log records) has every form of every secret
+//! replaced by `[secret:<name>]`.
 //!
 //! A request to a host name is decided twice: first by name alone
 //! ([`CapabilityUse::HttpLookup`](warden_types::CapabilityUse::HttpLookup)),
@@ -86,6 +90,7 @@ mod files;
 mod outbound;
 mod plugin;
 mod sandbox;
+mod scrub;
 mod secret;
 mod state;
 

@@ -20,6 +20,7 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 use crate::SandboxError;
+use crate::scrub::Scrubber;
 
 /// What the connection finishes with once the response head is back.
 pub(crate) type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -268,4 +269,71 @@ impl Body for TimedBody {
     fn size_hint(&self) -> SizeHint {
         self.incoming.size_hint()
     }
+}
+
+/// Largest answer read from a secret's destination: it is held whole to
+/// be scrubbed (a webhook answers `ok` or an error page).
+const SECRET_RESPONSE_LIMIT: usize = 1 << 20;
+
+/// A response from a secret's destination, read whole and handed on with
+/// every form of every secret replaced in its headers and body, so a
+/// webhook that quotes its own URL cannot give it to the guest.
+pub(crate) async fn scrubbed(
+    response: http::Response<WasiBody>,
+    io: IoFuture,
+    scrub: &Scrubber,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let (mut parts, mut body) = response.into_parts();
+    // The connection has to be driven while the body is read.
+    let mut io = Box::into_pin(io);
+    let mut io_result = None;
+    let read = async {
+        let mut bytes = Vec::new();
+        while let Some(frame) = body.frame().await {
+            if let Ok(data) = frame?.into_data() {
+                if bytes.len() + data.len() > SECRET_RESPONSE_LIMIT {
+                    return Err(HttpError::HttpResponseBodySize(Some(
+                        SECRET_RESPONSE_LIMIT as u64,
+                    )));
+                }
+                bytes.extend_from_slice(&data);
+            }
+        }
+        Ok(bytes)
+    };
+    tokio::pin!(read);
+    let bytes = loop {
+        tokio::select! {
+            bytes = &mut read => break bytes?,
+            done = &mut io, if io_result.is_none() => io_result = Some(done),
+        }
+    };
+    let bytes = scrub.bytes(&bytes).unwrap_or(bytes);
+    let mut headers = http::HeaderMap::with_capacity(parts.headers.len());
+    for (name, value) in &parts.headers {
+        let value = match scrub.bytes(value.as_bytes()) {
+            None => value.clone(),
+            // The markers are plain ASCII, so this only fails on a header
+            // that was not valid to begin with: drop it rather than pass it.
+            Some(clean) => match http::HeaderValue::from_bytes(&clean) {
+                Ok(clean) => clean,
+                Err(_) => continue,
+            },
+        };
+        headers.append(name.clone(), value);
+    }
+    parts.headers = headers;
+    parts.headers.remove(http::header::TRANSFER_ENCODING);
+    parts.headers.insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(bytes.len()),
+    );
+    let body = http_body_util::Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let io: IoFuture = match io_result {
+        Some(done) => Box::new(std::future::ready(done)),
+        None => Box::new(io),
+    };
+    Ok((http::Response::from_parts(parts, body), io))
 }

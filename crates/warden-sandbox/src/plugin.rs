@@ -180,6 +180,7 @@ impl Plugin {
                 if let Some(d) = denials.last() {
                     message = format!("{message}: {}", d.reason);
                 }
+                store.data().scope.scrub.string(&mut message);
                 tracing::info!(plugin = name, %kind, %message, ?duration, "tool reported an error");
                 return Err(SandboxError::Tool {
                     plugin: name.to_string(),
@@ -195,10 +196,12 @@ impl Plugin {
                 limit: config.output_limit,
             });
         }
-        let output = serde_json::from_str(&output).map_err(|e| SandboxError::InvalidOutput {
-            plugin: name.to_string(),
-            message: e.to_string(),
-        })?;
+        let mut output =
+            serde_json::from_str(&output).map_err(|e| SandboxError::InvalidOutput {
+                plugin: name.to_string(),
+                message: e.to_string(),
+            })?;
+        store.data().scope.scrub.json(&mut output);
         tracing::debug!(plugin = name, task = %ctx.task_id, step = %ctx.step_id, ?duration, denials = denials.len(), "tool call finished");
         Ok(CallOutput {
             output,

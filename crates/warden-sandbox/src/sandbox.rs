@@ -16,6 +16,7 @@ use crate::engine;
 use crate::files;
 use crate::outbound;
 use crate::plugin::{Plugin, PluginInner};
+use crate::scrub::Scrubber;
 use crate::state::{CallScope, KvMap, State};
 use crate::{SandboxConfig, SandboxError};
 use warden_types::{CallContext, CapabilityGate, DenyAll, ToolManifest};
@@ -64,6 +65,8 @@ pub(crate) struct SandboxInner {
     cache_key: CacheKey,
     /// TLS client for plugins' `https` requests.
     tls: Arc<rustls::ClientConfig>,
+    /// Replaces secret URLs and their parts in what guests return.
+    scrub: Scrubber,
     /// One permit per instance that may exist at once.
     slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
@@ -88,6 +91,7 @@ impl Sandbox {
     /// panics wherever a default is needed.
     pub fn new(config: &SandboxConfig) -> Result<Self, SandboxError> {
         config.secrets.check()?;
+        let scrub = config.secrets.scrubber()?;
         outbound::install_crypto_provider();
         let tls = outbound::client_config(config.extra_ca_file.as_deref())?;
         let cache_key = match config.cache_key {
@@ -132,6 +136,7 @@ impl Sandbox {
                 config: config.clone(),
                 cache_key,
                 tls,
+                scrub,
                 slots: Arc::new(Semaphore::new(config.max_instances as usize)),
                 ticker_stop,
             }),
@@ -283,6 +288,7 @@ impl SandboxInner {
             secrets: config.secrets.clone(),
             arm: config.arm.0.clone(),
             tls: self.tls.clone(),
+            scrub: self.scrub.clone(),
             started: Instant::now(),
         });
         let state = State::new(scope, config);
@@ -348,6 +354,8 @@ pub(crate) fn finish<T>(
     if !stderr.is_empty() {
         message = format!("{message}; guest stderr: {stderr}");
     }
+    // The guest wrote its stderr (a panic message may quote anything).
+    store.data().scope.scrub.string(&mut message);
     Err(SandboxError::Trapped {
         plugin: plugin.to_string(),
         message,

@@ -56,6 +56,11 @@ impl Secrets {
         Ok(())
     }
 
+    /// A scrubber for every URL held.
+    pub fn scrubber(&self) -> Result<crate::scrub::Scrubber, SandboxError> {
+        crate::scrub::Scrubber::new(self.urls.iter().map(|(n, u)| (n.as_str(), u.as_str())))
+    }
+
     /// The URL held under `name`.
     pub fn get(&self, name: &str) -> Option<http::Uri> {
         self.urls.get(name).and_then(|u| parse_url(u))

@@ -23,6 +23,7 @@ use crate::address;
 use crate::arm::ArmBackend;
 use crate::bindings::warden::plugin::{kv, log, types};
 use crate::outbound::{self, Target, Timeouts};
+use crate::scrub::Scrubber;
 use crate::secret::{self, Secrets};
 
 /// A capability use the host refused during a call.
@@ -54,6 +55,8 @@ pub(crate) struct CallScope {
     pub arm: Option<Arc<dyn ArmBackend>>,
     /// TLS client for `https` (trusted roots plus any extra CA).
     pub tls: Arc<rustls::ClientConfig>,
+    /// Replaces secret URLs and their parts in what the guest hands back.
+    pub scrub: Scrubber,
     /// When the call started; the ARM deadline counts from here.
     pub started: Instant,
 }
@@ -385,6 +388,13 @@ impl WasiHttpHooks for GateHooks {
             let (res, io) = outbound::send(request, target, timeouts)
                 .await
                 .map_err(redact)?;
+            if secret_name.is_some() {
+                // A webhook may quote its own URL (a 404 page with the
+                // path): the guest gets the answer with the secret scrubbed.
+                return outbound::scrubbed(res, io, &scope.scrub)
+                    .await
+                    .map_err(redact);
+            }
             Ok((res, io))
         })
     }
@@ -507,8 +517,14 @@ impl log::Host for State {
         }
         self.logs_left -= 1;
         let plugin = self.scope.manifest.name.as_str();
+        let scrub = &self.scope.scrub;
         let message: String = message.chars().take(4096).collect();
-        let fields: Vec<(String, String)> = fields.into_iter().take(32).collect();
+        let message = scrub.text(&message);
+        let fields: Vec<(String, String)> = fields
+            .into_iter()
+            .take(32)
+            .map(|(k, v)| (scrub.text(&k).into_owned(), scrub.text(&v).into_owned()))
+            .collect();
         match level {
             log::Level::Trace => {
                 tracing::trace!(target: "warden::plugin", plugin, ?fields, "{message}")

@@ -292,6 +292,28 @@ async fn static_counter() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn leak_text() {
+    // Without secrets the guest's text comes back as it was; with them,
+    // see secrets::a_secret_a_guest_learnt_is_scrubbed_from_its_output_errors_logs_and_traps.
+    let sandbox = sandbox();
+    let plugin = load(&sandbox, guests::LEAK_TEXT);
+    let text = "https://hooks.example.com/services/T0/B0/tok3n-value";
+    let out = plugin
+        .invoke(&ctx(), &json!({ "text": text }), deny_all())
+        .await
+        .unwrap();
+    assert_eq!(out.output["result"], text);
+    let err = plugin
+        .invoke(&ctx(), &json!({ "text": text, "bytes": 1 }), deny_all())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().ends_with(&format!("gave up on {text}")),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn abi_v1() {
     let sandbox = sandbox();
     let err = sandbox.load_file(guests::ABI_V1).unwrap_err();

@@ -201,3 +201,107 @@ fn bad_secret_configuration_is_refused_by_name_without_the_url() {
     assert!(err.contains("secret `chat`"), "{err}");
     assert!(!err.contains("tok3n"), "{err}");
 }
+
+/// A loopback webhook that answers every request with a 404 quoting the
+/// request line and echoing the URL in a header, as real webhooks do.
+fn quoting_webhook() -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { break };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .ok();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let target = line.split(' ').nth(1).unwrap_or_default().to_string();
+            let body = format!("no webhook at {target} (POST {target})");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 404 Not Found\r\nx-requested: http://127.0.0.1:{port}{target}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_webhook_quoting_its_own_url_in_a_404_does_not_leak_it() {
+    let port = quoting_webhook();
+    let sandbox = sandbox_with(|c| {
+        c.secret("ops-chat", &secret_url(port));
+    });
+    let notify = load(&sandbox, artifacts::PLUGIN_NOTIFY);
+    let (_guard, logs) = capture_logs();
+    let err = notify
+        .invoke(
+            &ctx(),
+            &json!({"target": "webhook", "secret": "ops-chat", "title": "Disk full", "text": "db01"}),
+            allow_all(),
+        )
+        .await
+        .unwrap_err();
+    let (kind, message) = tool_error(err);
+    assert_eq!(kind, ToolErrorKind::Failed);
+    assert!(
+        message.contains(
+            "the webhook in secret `ops-chat` answered 404: no webhook at [secret:ops-chat]"
+        ),
+        "{message}"
+    );
+    assert_no_url(&message);
+    let logs = logs_text(&logs);
+    assert!(logs.contains("[secret:ops-chat]"), "{logs}");
+    assert_no_url(&logs);
+}
+
+#[tokio::test]
+async fn a_secret_a_guest_learnt_is_scrubbed_from_its_output_errors_logs_and_traps() {
+    let sandbox = sandbox_with(|c| {
+        c.secret("ops-chat", &secret_url(9));
+    });
+    let leak = load(&sandbox, artifacts::LEAK_TEXT);
+    let encoded = "http%3A%2F%2F127.0.0.1%3A9%2Fservices%2FT0%2FB0%2Fs3cr3t-t0ken%3Fhook%3D1";
+    let text = format!(
+        "url {} path /services/T0/B0/{TOKEN}?hook=1 token {TOKEN} encoded {encoded}",
+        secret_url(9)
+    );
+    let clean = "url [secret:ops-chat] path [secret:ops-chat] token [secret:ops-chat] encoded [secret:ops-chat]";
+    let (_guard, logs) = capture_logs();
+
+    let out = leak
+        .invoke(&ctx(), &json!({ "text": text }), deny_all())
+        .await
+        .unwrap();
+    assert_eq!(out.output["result"], clean);
+
+    let err = leak
+        .invoke(&ctx(), &json!({ "text": text, "bytes": 1 }), deny_all())
+        .await
+        .unwrap_err();
+    let (kind, message) = tool_error(err);
+    assert_eq!(kind, ToolErrorKind::Failed);
+    assert_eq!(message, format!("gave up on {clean}"));
+
+    let trap = load(&sandbox, artifacts::TRAP_PANIC);
+    let err = trap
+        .invoke(&ctx(), &json!({ "text": text }), deny_all())
+        .await
+        .unwrap_err();
+    match &err {
+        SandboxError::Trapped { message, .. } => {
+            assert!(message.contains(clean), "{message}");
+            assert_no_url(message);
+        }
+        other => panic!("expected Trapped, got {other}"),
+    }
+
+    let logs = logs_text(&logs);
+    assert!(logs.contains(&format!("saw {clean}")), "{logs}");
+    assert_no_url(&logs);
+    assert!(!logs.contains("s3cr3t"), "{logs}");
+}

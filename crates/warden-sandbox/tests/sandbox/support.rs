@@ -203,3 +203,35 @@ fn read_request(stream: &std::net::TcpStream) -> Option<Received> {
         body,
     })
 }
+
+/// Everything `tracing` logs on this thread until the guard drops, as
+/// text; use on a current-thread runtime so the guest's calls log here.
+pub fn capture_logs() -> (
+    tracing::subscriber::DefaultGuard,
+    Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    #[derive(Clone)]
+    struct Sink(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = Sink(logs.clone());
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    (tracing::subscriber::set_default(subscriber), logs)
+}
+
+/// The text of captured logs.
+pub fn logs_text(logs: &std::sync::Mutex<Vec<u8>>) -> String {
+    String::from_utf8_lossy(&logs.lock().unwrap()).into_owned()
+}
