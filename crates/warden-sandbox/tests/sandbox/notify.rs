@@ -174,3 +174,42 @@ async fn an_empty_title_is_invalid_input() {
     assert_eq!(kind, ToolErrorKind::InvalidInput);
     assert_eq!(text, "title is empty");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_reaches_an_https_webhook_signed_by_the_extra_ca() {
+    use warden_fakes::tls::TestCa;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let ca_file = ca.write_pem(dir.path());
+    let receiver = warden_fakes::http::OkServer::start_tls(&ca.server_cert(&["127.0.0.1"]));
+    let url = format!("https://127.0.0.1:{}/hooks/chat-token", receiver.port());
+    let sandbox = sandbox_with(|c| {
+        c.secret("chat", &url);
+        c.extra_ca_file(&ca_file);
+    });
+    let notify = load(&sandbox, artifacts::PLUGIN_NOTIFY);
+    let out = notify
+        .invoke(&ctx(), &message("slack", "chat"), allow_all())
+        .await
+        .unwrap();
+    assert_eq!(out.output["sent"], true, "{}", out.output);
+    let got = receiver.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(got[0].path, "/hooks/chat-token");
+    assert!(got[0].body.contains("\"blocks\""), "{}", got[0].body);
+
+    // Without the CA the handshake fails: a clean tool error, nothing sent.
+    let untrusting = sandbox_with(|c| {
+        c.secret("chat", &url);
+    });
+    let notify = load(&untrusting, artifacts::PLUGIN_NOTIFY);
+    let result = notify
+        .invoke(&ctx(), &message("slack", "chat"), allow_all())
+        .await;
+    match result {
+        Ok(out) => assert_ne!(out.output["sent"], true, "{}", out.output),
+        Err(e) => assert!(!e.to_string().is_empty()),
+    }
+    assert_eq!(receiver.hits(), 1);
+}
