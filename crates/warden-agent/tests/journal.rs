@@ -407,3 +407,161 @@ fn the_host_key_is_created_private_and_refused_when_others_can_read_it() {
     let err = HostKey::load_or_create(&path).unwrap_err().to_string();
     assert!(err.contains("chmod 600"), "{err}");
 }
+
+// Found by fuzzing (fuzz/fuzz_targets/journal.rs): damaged files must give
+// reports or errors, never a panic or memory that grows with the file.
+
+/// Tracks the largest single allocation made by a thread while it is armed,
+/// so a test can show a reader does not hold a whole line or file in memory.
+struct LargestAllocation;
+
+thread_local! {
+    static ARMED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    static LARGEST: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+fn note(size: usize) {
+    // `try_with`: allocations during thread teardown are not tracked.
+    if ARMED.try_with(|a| a.get()).unwrap_or(false) {
+        let _ = LARGEST.try_with(|l| l.set(l.get().max(size)));
+    }
+}
+
+// SAFETY: every method forwards to `System` unchanged; `note` only touches
+// const-initialised thread-locals, which do not allocate.
+#[allow(
+    unsafe_code,
+    reason = "a GlobalAlloc implementation is unsafe by definition"
+)]
+unsafe impl std::alloc::GlobalAlloc for LargestAllocation {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        note(layout.size());
+        // SAFETY: forwarded unchanged.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+        note(size);
+        // SAFETY: forwarded unchanged.
+        unsafe { std::alloc::System.realloc(ptr, layout, size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: forwarded unchanged.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: LargestAllocation = LargestAllocation;
+
+/// The largest single allocation `f` makes on this thread.
+fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LARGEST.with(|l| l.set(0));
+    ARMED.with(|a| a.set(true));
+    let out = f();
+    ARMED.with(|a| a.set(false));
+    (out, LARGEST.with(|l| l.get()))
+}
+
+#[test]
+fn an_overlong_line_is_skipped_without_holding_it_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 2);
+    // 40 MiB of zero bytes (sparse, so nothing is written) and a newline: one
+    // line ten times the limit; then a damaged last line, which must still be
+    // found where it is.
+    let len = fs_err::metadata(&path).unwrap().len();
+    let f = fs_err::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(len + (40 << 20)).unwrap();
+    drop(f);
+    let mut f = fs_err::OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"\nnot a record\n").unwrap();
+    drop(f);
+
+    let (report, largest) = largest_allocation(|| verify_journal(&path, &key(), None).unwrap());
+    assert!(
+        largest < 16 << 20,
+        "verify_journal made a {largest}-byte allocation for a 40 MiB line"
+    );
+    let problems: Vec<_> = report.problems.iter().map(|p| (p.line, p.kind)).collect();
+    assert_eq!(
+        problems,
+        vec![(3, ProblemKind::Malformed), (4, ProblemKind::Torn)],
+        "{:?}",
+        report.problems
+    );
+    let (records, largest) = largest_allocation(|| read_journal(&path, &key()).unwrap());
+    assert!(largest < 16 << 20, "read_journal: {largest} bytes");
+    assert_eq!(records.len(), 2);
+}
+
+#[test]
+fn an_oversized_head_file_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 2);
+    // A genuine head followed by 1 MiB of whitespace is still valid JSON,
+    // but no head is that long: it is not read, and not trusted.
+    let mut f = fs_err::OpenOptions::new()
+        .append(true)
+        .open(head(&path))
+        .unwrap();
+    f.write_all(&vec![b' '; 1 << 20]).unwrap();
+    drop(f);
+
+    let (report, largest) = largest_allocation(|| verify_journal(&path, &key(), None).unwrap());
+    assert!(largest < 64 << 10, "{largest} bytes");
+    let head_problems: Vec<_> = report
+        .problems
+        .iter()
+        .filter(|p| p.kind == ProblemKind::Head)
+        .collect();
+    assert_eq!(head_problems.len(), 1, "{:?}", report.problems);
+    assert!(
+        head_problems[0].detail.contains("at most 4096 bytes"),
+        "{}",
+        head_problems[0].detail
+    );
+    let err = Journal::open(&path, key()).unwrap_err().to_string();
+    assert!(err.contains("at most 4096 bytes"), "{err}");
+}
+
+/// `f` on another thread, failing the test if it does not return in time
+/// (a regression here would read forever).
+fn within_seconds<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()));
+    rx.recv_timeout(std::time::Duration::from_secs(secs))
+        .expect("still reading")
+}
+
+#[test]
+fn a_journal_or_head_that_is_a_device_is_refused_not_read_forever() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    let p = path.clone();
+    let err = within_seconds(30, move || verify_journal(&p, &key(), None).unwrap_err());
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+    let p = path.clone();
+    let err = within_seconds(30, move || read_journal(&p, &key()).unwrap_err());
+    assert!(err.to_string().contains("not a regular file"), "{err}");
+
+    // A real journal whose head is the device.
+    fs_err::remove_file(&path).unwrap();
+    write_journal(&path, 1);
+    fs_err::remove_file(head(&path)).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", head(&path)).unwrap();
+    let p = path.clone();
+    let report = within_seconds(30, move || verify_journal(&p, &key(), None).unwrap());
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.kind == ProblemKind::Head && p.detail.contains("not a regular file")),
+        "{:?}",
+        report.problems
+    );
+}

@@ -1,7 +1,7 @@
 //! Reading the chain back: the scanner shared by the writer and
 //! [`verify_journal`], the keyed head file, and outside anchors.
 
-use std::io::{BufRead as _, Seek as _};
+use std::io::{BufRead as _, Read as _, Seek as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -129,14 +129,38 @@ pub(crate) fn head_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// The head file: `Ok(None)` when absent, `Err` when unreadable or forged.
+/// A head file is one short JSON object (about 200 bytes); a larger file
+/// is not one, and is not read into memory.
+const MAX_HEAD: u64 = 4096;
+
+/// The head file: `Ok(None)` when absent, `Err` when unreadable, not a
+/// regular file of at most [`MAX_HEAD`] bytes, or forged.
 pub(crate) fn read_head(path: &Path, key: &HostKey) -> Result<Option<Head>, String> {
     let hp = head_path(path);
-    let text = match fs_err::read_to_string(&hp) {
-        Ok(t) => t,
+    let meta = match fs_err::metadata(&hp) {
+        Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
+    let not_a_head = || {
+        format!(
+            "the head file {} is not a regular file of at most {MAX_HEAD} bytes",
+            hp.display()
+        )
+    };
+    // Checked before opening: opening a FIFO would block.
+    if !meta.is_file() || meta.len() > MAX_HEAD {
+        return Err(not_a_head());
+    }
+    let mut text = String::new();
+    fs_err::File::open(&hp)
+        .map_err(|e| e.to_string())?
+        .take(MAX_HEAD + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("the head file {}: {e}", hp.display()))?;
+    if text.len() as u64 > MAX_HEAD {
+        return Err(not_a_head());
+    }
     let head: Head = serde_json::from_str(&text)
         .map_err(|e| format!("the head file {} is malformed: {e}", hp.display()))?;
     if !head.is_authentic(key) {
@@ -208,9 +232,9 @@ pub(crate) fn scan(
                 kind: ProblemKind::Malformed,
                 detail: format!("the line is longer than {MAX_LINE} bytes"),
             }));
-            // Skip the rest of the overlong line.
-            let mut rest = Vec::new();
-            let more = reader.read_until(b'\n', &mut rest)?;
+            // Skip the rest of the overlong line without keeping it: it
+            // may be as long as the file.
+            let more = reader.skip_until(b'\n')?;
             chain.offset = end + more as u64;
             chain.line = line_no;
             continue;
@@ -299,27 +323,23 @@ pub(crate) fn scan(
 }
 
 fn open_shared(path: &Path) -> Result<std::fs::File, AgentError> {
-    let file = match fs_err::File::open(path) {
-        Ok(f) => f.into_parts().0,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(AgentError::Journal {
-                path: path.to_path_buf(),
-                reason: "no such journal".into(),
-            });
-        }
-        Err(e) => {
-            return Err(AgentError::Journal {
-                path: path.to_path_buf(),
-                reason: e.to_string(),
-            });
-        }
+    let err = |reason: String| AgentError::Journal {
+        path: path.to_path_buf(),
+        reason,
     };
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => err("no such journal".into()),
+        _ => err(e.to_string()),
+    };
+    // Checked before opening: opening a FIFO would block, and a device such
+    // as /dev/zero would be read forever.
+    if !fs_err::metadata(path).map_err(io)?.is_file() {
+        return Err(err("not a regular file".into()));
+    }
+    let file = fs_err::File::open(path).map_err(io)?.into_parts().0;
     // Writers hold the lock only while appending a line: a shared lock
     // keeps a half-written line from looking torn.
-    file.lock_shared().map_err(|e| AgentError::Journal {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })?;
+    file.lock_shared().map_err(|e| err(e.to_string()))?;
     Ok(file)
 }
 
