@@ -528,6 +528,30 @@ fn an_oversized_head_file_is_refused_without_reading_it() {
     assert!(err.contains("at most 4096 bytes"), "{err}");
 }
 
+#[test]
+fn a_record_numbered_u64_max_is_reported_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 2);
+    let mut l = lines(&path);
+    l[1] = l[1].replacen(r#""seq":1,"#, &format!(r#""seq":{},"#, u64::MAX), 1);
+    l.push(l[0].clone());
+    rewrite(&path, &l);
+    let report = verify_journal(&path, &key(), None).unwrap();
+    let problems: Vec<_> = report.problems.iter().map(|p| (p.line, p.kind)).collect();
+    assert!(
+        problems.contains(&(2, ProblemKind::Edited)),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        problems.contains(&(3, ProblemKind::Reordered)),
+        "{:?}",
+        report.problems
+    );
+    assert!(Journal::open(&path, key()).is_err());
+}
+
 /// `f` on another thread, failing the test if it does not return in time
 /// (a regression here would read forever).
 fn within_seconds<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {

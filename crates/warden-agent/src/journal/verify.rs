@@ -304,8 +304,9 @@ pub(crate) fn scan(
         } else {
             None
         };
+        // `seq` is read from the file: it can be u64::MAX.
         chain.next_seq = if record.seq >= expected {
-            record.seq + 1
+            record.seq.saturating_add(1)
         } else {
             expected
         };
