@@ -552,6 +552,31 @@ fn a_record_numbered_u64_max_is_reported_not_a_panic() {
     assert!(Journal::open(&path, key()).is_err());
 }
 
+#[test]
+fn a_journal_swapped_for_another_chain_under_the_same_key_is_not_appended_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.jsonl");
+    write_journal(&path, 3);
+    // Another journal on the same host, keyed with the same host key, with
+    // more records: every record and the chain are authentic.
+    let other = dir.path().join("other/j.jsonl");
+    let j = Journal::open(&other, key()).unwrap();
+    for i in 0..4 {
+        j.append("t-other", &call(&format!("o{i}"), Effect::Mutating))
+            .unwrap();
+    }
+    drop(j);
+    fs_err::copy(&other, &path).unwrap();
+
+    let problems = kinds(&path);
+    assert_eq!(problems, vec![(3, ProblemKind::Head)], "verify names it");
+    let err = Journal::open(&path, key()).unwrap_err().to_string();
+    assert!(
+        err.contains("record 2 differs from the one the last checkpoint recorded"),
+        "{err}"
+    );
+}
+
 /// `f` on another thread, failing the test if it does not return in time
 /// (a regression here would read forever).
 fn within_seconds<T: Send + 'static>(secs: u64, f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -124,7 +124,7 @@ impl Journal {
                 }
                 Some(_) => {}
             }
-            journal.catch_up(&mut w)?;
+            journal.catch_up_against(&mut w, head.as_ref())?;
             if let Some(h) = head.filter(|h| h.records > w.chain.next_seq) {
                 return Err(journal.err(format!(
                     "the journal has {} records but its last checkpoint says {}: its tail was cut; run `warden journal verify`",
@@ -167,6 +167,15 @@ impl Journal {
 
     /// Read what other writers appended since our last look.
     fn catch_up(&self, w: &mut Writer) -> Result<(), AgentError> {
+        self.catch_up_against(w, None)
+    }
+
+    /// Like `catch_up`; with `head` (on open, reading from the first
+    /// record), also check that the record the head checkpointed is the one
+    /// in the file, as `verify_journal` does: an authentic chain in place of
+    /// the checkpointed one (another journal under the same host key) must
+    /// not be appended to, or the next checkpoint would hide the swap.
+    fn catch_up_against(&self, w: &mut Writer, head: Option<&Head>) -> Result<(), AgentError> {
         let Writer {
             file,
             chain,
@@ -184,8 +193,15 @@ impl Journal {
         }
         let mut problem = None;
         let mut torn = None;
+        let at_checkpoint = head.and_then(|h| Some((h.records.checked_sub(1)?, h.mac.as_str())));
+        let mut mac_at_checkpoint = None;
         scan(file, &self.key, chain, |seen| match seen {
-            Seen::Record(r) => history.observe(&r),
+            Seen::Record(r) => {
+                if at_checkpoint.is_some_and(|(seq, _)| seq == r.seq) {
+                    mac_at_checkpoint = Some(r.mac.clone());
+                }
+                history.observe(&r);
+            }
             Seen::Problem(p) => {
                 problem.get_or_insert(p);
             }
@@ -196,6 +212,14 @@ impl Journal {
             return Err(self.err(format!(
                 "the journal's chain is broken at line {}: {}; run `warden journal verify` and move the file aside",
                 p.line, p.detail
+            )));
+        }
+        if let Some((seq, mac)) = at_checkpoint
+            && seq < chain.next_seq
+            && mac_at_checkpoint.as_deref() != Some(mac)
+        {
+            return Err(self.err(format!(
+                "record {seq} differs from the one the last checkpoint recorded: the journal was replaced; run `warden journal verify`"
             )));
         }
         if let Some((line, bytes)) = torn {
