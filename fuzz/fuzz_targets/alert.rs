@@ -1,6 +1,10 @@
 //! The alert webhook parser: any JSON body gives a task or an error, never a
 //! panic; a task always names its source and carries the body.
 #![no_main]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "fuzz_target! saves inputs with std::fs::File::create"
+)]
 
 use libfuzzer_sys::fuzz_target;
 use warden_agent::Task;

@@ -20,6 +20,10 @@
 //! the writer recovers it), and after one append and a checkpoint the
 //! journal must verify clean.
 #![no_main]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "fuzz_target! saves inputs with std::fs::File::create"
+)]
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -49,20 +53,20 @@ fn scratch() -> PathBuf {
         dir.unwrap_or_else(|e| panic!("cannot make a scratch directory: {e}"))
     });
     let dir = base.path().join("j");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("cannot make {}: {e}", dir.display()));
+    let _ = fs_err::remove_dir_all(&dir);
+    fs_err::create_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
     dir
 }
 
 fn write(path: &Path, bytes: &[u8], sparse_tail: bool) {
-    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+    fs_err::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
     if sparse_tail {
-        let f = std::fs::OpenOptions::new()
+        let f = fs_err::OpenOptions::new()
             .write(true)
             .open(path)
-            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("{e}"));
         f.set_len(bytes.len() as u64 + SPARSE)
-            .unwrap_or_else(|e| panic!("cannot extend {}: {e}", path.display()));
+            .unwrap_or_else(|e| panic!("{e}"));
     }
 }
 

@@ -6,6 +6,10 @@
 //! and again through the public runbook loader, which checks literal step
 //! arguments against the tool's schema.
 #![no_main]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "fuzz_target! saves inputs with std::fs::File::create"
+)]
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
@@ -38,21 +42,21 @@ fuzz_target!(|data: &[u8]| {
     let _ = manifest.declares_kv();
 
     // The sandbox: `compile_schema`, then `validate_input`.
-    if let Ok(validator) = jsonschema::validator_for(&manifest.input_schema) {
-        if !validator.is_valid(&input) {
-            let _errors: Vec<String> = validator
-                .iter_errors(&input)
-                .take(20)
-                .map(|e| {
-                    let at = e.instance_path.to_string();
-                    if at.is_empty() {
-                        e.to_string()
-                    } else {
-                        format!("at {at}: {e}")
-                    }
-                })
-                .collect();
-        }
+    if let Ok(validator) = jsonschema::validator_for(&manifest.input_schema)
+        && !validator.is_valid(&input)
+    {
+        let _errors: Vec<String> = validator
+            .iter_errors(&input)
+            .take(20)
+            .map(|e| {
+                let at = e.instance_path.to_string();
+                if at.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("at {at}: {e}")
+                }
+            })
+            .collect();
     }
 
     // The runbook loader, with the input as one step's literal arguments.

@@ -1,6 +1,10 @@
 //! The runbook loader: any UTF-8 text gives a checked runbook or errors,
 //! never a panic; an accepted runbook only uses known tools and unique ids.
 #![no_main]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "fuzz_target! saves inputs with std::fs::File::create"
+)]
 
 use std::collections::HashSet;
 use std::sync::LazyLock;
