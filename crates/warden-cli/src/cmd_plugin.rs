@@ -113,7 +113,10 @@ fn sandbox_config(plugin_dir: &Path, timeout: Option<f64>) -> anyhow::Result<San
         if !(t.is_finite() && t > 0.0) {
             bail!("--timeout must be a positive number of seconds, got {t}");
         }
-        config.timeout(Duration::from_secs_f64(t));
+        let Ok(limit) = Duration::try_from_secs_f64(t) else {
+            bail!("--timeout {t} is too large; give seconds, e.g. 30");
+        };
+        config.timeout(limit);
     }
     Ok(config)
 }

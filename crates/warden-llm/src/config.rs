@@ -230,7 +230,9 @@ impl LlmConfig {
                         "WARDEN_LLM_TIMEOUT_SECS is not a positive number: {secs}"
                     ))
                 })?;
-            config.timeout = Duration::from_secs_f64(secs);
+            config.timeout = Duration::try_from_secs_f64(secs).map_err(|_| {
+                LlmError::config(format!("WARDEN_LLM_TIMEOUT_SECS is too large: {secs}"))
+            })?;
         }
         if let Some(retries) = get("WARDEN_LLM_MAX_RETRIES") {
             config.max_retries = retries.trim().parse().map_err(|_| {

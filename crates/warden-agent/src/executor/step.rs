@@ -299,7 +299,11 @@ impl Agent {
         let timeout = call
             .timeout_secs
             .filter(|t| t.is_finite() && *t > 0.0)
-            .map_or(self.budget.step_timeout, Duration::from_secs_f64)
+            // `try_`: a runbook may say 1e20 seconds; that means "no shorter
+            // than the deadline", not a panic.
+            .map_or(self.budget.step_timeout, |t| {
+                Duration::try_from_secs_f64(t).unwrap_or(Duration::MAX)
+            })
             .min(scope.deadline.saturating_duration_since(Instant::now()));
         let max_attempts = if mutates { 1 } else { self.budget.retries + 1 };
         let attempts = retry::invoke(

@@ -238,11 +238,19 @@ impl Journal {
     /// Move a torn tail aside and journal that it was.
     fn recover_torn(&self, w: &mut Writer, bytes: u64) -> Result<(), AgentError> {
         let io = |e: std::io::Error| self.err(e.to_string());
-        let all = fs_err::read(&self.path).map_err(io)?;
-        let start = usize::try_from(w.chain.offset)
-            .unwrap_or(usize::MAX)
-            .min(all.len());
-        let tail = &all[start..];
+        // Only the tail: a torn line is shorter than a record may be, so
+        // this stays bounded however long the journal is.
+        let mut tail = Vec::new();
+        {
+            use std::io::{Read as _, Seek as _};
+            let mut f = fs_err::File::open(&self.path).map_err(io)?;
+            f.seek(std::io::SeekFrom::Start(w.chain.offset))
+                .map_err(io)?;
+            f.take(super::verify::MAX_LINE as u64 + 1)
+                .read_to_end(&mut tail)
+                .map_err(io)?;
+        }
+        let tail = tail.as_slice();
         let torn_path = self.path.with_extension("jsonl.torn");
         {
             let mut f = fs_err::OpenOptions::new()

@@ -218,3 +218,24 @@ async fn the_change_limit_counts_calls_journaled_by_earlier_agents() {
     }
     assert_eq!(svc.admin_calls(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_absurd_step_timeout_is_capped_by_the_deadline_not_a_panic() {
+    let svc = Service::start().await;
+    let s = Setup::new(RUNBOOK);
+    let agent = s.builder().build().unwrap();
+    let mut call = ToolCall::new(
+        "http-probe",
+        serde_json::json!({"url": format!("http://{}/health", svc.addr)}),
+    );
+    call.timeout_secs = Some(1e20);
+    let outcome = agent
+        .call(Task::goal("c-huge", "probe").in_env("dev"), call)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome.observations[0].status,
+        StepStatus::Succeeded,
+        "{outcome:?}"
+    );
+}
