@@ -5,15 +5,14 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::pin::Pin;
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
@@ -25,81 +24,27 @@ use crate::scrub::Scrubber;
 /// What the connection finishes with once the response head is back.
 pub(crate) type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 
-/// Install ring as the process's rustls provider, once. With both ring and
-/// aws-lc-rs compiled into one binary (other crates bring the latter) rustls
-/// cannot pick one itself and panics in any code that asks for the default.
-/// If the embedder installed a provider first, theirs is kept.
+/// Install ring as the process's rustls provider, once (see warden-tls).
 pub(crate) fn install_crypto_provider() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+    warden_tls::install_crypto_provider();
 }
 
 /// The TLS client for plugins' HTTPS: the Mozilla roots (`webpki-roots`)
-/// plus the certificates of `extra_ca`, a PEM bundle.
+/// plus the certificates of `extra_ca`, a PEM bundle (warden-tls's setup,
+/// shared with the LLM and ARM clients).
 pub(crate) fn client_config(
     extra_ca: Option<&Path>,
 ) -> Result<Arc<rustls::ClientConfig>, SandboxError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    };
-    if let Some(path) = extra_ca {
-        add_pem_bundle(&mut roots, path)?;
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SandboxError::Config {
-            message: format!("setting up the TLS client: {e}"),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
-}
-
-fn add_pem_bundle(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), SandboxError> {
-    let fail = |message: String| SandboxError::ExtraCaFile {
-        path: path.to_path_buf(),
-        message,
-    };
-    // fs-err's message names the path again, but keeps the OS's reason.
-    let bytes = fs_err::read(path).map_err(|e| fail(e.to_string()))?;
-    let mut added = 0usize;
-    for (i, cert) in CertificateDer::pem_slice_iter(&bytes).enumerate() {
-        let n = i + 1;
-        let cert = cert.map_err(|e| fail(format!("not a PEM bundle: {}", pem_error(&e))))?;
-        roots.add(cert).map_err(|e| {
-            fail(match e {
-                rustls::Error::InvalidCertificate(why) => {
-                    format!("certificate {n} is not a usable X.509 certificate ({why:?})")
-                }
-                other => format!("certificate {n}: {other}"),
-            })
-        })?;
-        added += 1;
-    }
-    if added == 0 {
-        return Err(fail("contains no PEM `CERTIFICATE` block".into()));
-    }
-    Ok(())
-}
-
-/// The pem crate's messages print markers as byte arrays.
-fn pem_error(e: &rustls::pki_types::pem::Error) -> String {
-    use rustls::pki_types::pem::Error;
-    match e {
-        Error::MissingSectionEnd { end_marker } => {
-            format!(
-                "missing `-----END {}-----`",
-                String::from_utf8_lossy(end_marker)
-            )
-        }
-        Error::IllegalSectionStart { line } => {
-            format!("malformed line `{}`", String::from_utf8_lossy(line))
-        }
-        other => other.to_string(),
-    }
+    warden_tls::client_config(extra_ca)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            warden_tls::TlsError::ExtraCaFile { path, message } => {
+                SandboxError::ExtraCaFile { path, message }
+            }
+            other => SandboxError::Config {
+                message: format!("setting up the TLS client: {other}"),
+            },
+        })
 }
 
 /// Where a request goes.
