@@ -101,6 +101,18 @@ impl Setup {
             .host_key(key())
     }
 
+    /// The first approval the journal records.
+    fn first_approval(&self) -> warden_agent::ApprovalGiven {
+        read_journal(&self.journal, &key())
+            .unwrap()
+            .into_iter()
+            .find_map(|r| match r.event {
+                JournalEvent::Approval(a) => Some(a),
+                _ => None,
+            })
+            .unwrap()
+    }
+
     fn kinds(&self, task: &str) -> Vec<String> {
         read_journal(&self.journal, &key())
             .unwrap()
@@ -211,14 +223,7 @@ async fn in_prod_the_remediation_waits_for_a_human_who_is_journaled() {
         outcome.reason
     );
     assert_eq!(svc.admin_calls(), 1);
-    let approval = read_journal(&s.journal, &key())
-        .unwrap()
-        .into_iter()
-        .find_map(|r| match r.event {
-            JournalEvent::Approval(a) => Some(a),
-            _ => None,
-        })
-        .unwrap();
+    let approval = s.first_approval();
     assert_eq!(approval.approver, "alice");
     assert!(
         approval.principal.starts_with("alertmanager"),

@@ -74,14 +74,7 @@ async fn nobody_approves_their_own_call_in_prod() {
         outcome.observations[1].reasons
     );
     assert_eq!(svc.admin_calls(), 0);
-    let approval = read_journal(&s.journal, &key())
-        .unwrap()
-        .into_iter()
-        .find_map(|r| match r.event {
-            JournalEvent::Approval(a) => Some(a),
-            _ => None,
-        })
-        .unwrap();
+    let approval = s.first_approval();
     assert_eq!(approval.approver, "alice");
     assert_eq!(approval.principal, "alice");
     assert!(!approval.approved);
