@@ -1,6 +1,7 @@
 //! Loopback fakes and test support for warden tests: one loopback HTTP
-//! server ([`http::Loopback`], [`http::OkServer`]) under every fake, and
-//! builders for webhook bodies ([`webhook`]).
+//! server ([`http::Loopback`]) under every fake, a server that answers with
+//! whatever a closure makes of each recorded request ([`http::Responder`],
+//! [`http::OkServer`]), and builders for webhook bodies ([`webhook`]).
 //!
 //! [`openai::FakeOpenAi`] is a scripted OpenAI Chat Completions server on
 //! `127.0.0.1`: each request pops the next [`openai::Reply`] and gets it back

@@ -1,13 +1,17 @@
 //! The loopback HTTP(S) server under each fake: its own thread and
 //! current-thread runtime, so a fake works from sync tests and from any
 //! tokio flavour; dropping it stops the accept loop and closes the
-//! connections still open (a hanging reply included).
+//! connections still open (a hanging reply included). It counts the
+//! connections it accepts and the TLS handshakes that complete, so a test
+//! can tell "nothing connected" from "connected but sent nothing".
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,6 +30,13 @@ use crate::tls::ServerCert;
 pub struct Loopback {
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+    counts: Arc<Counts>,
+}
+
+#[derive(Debug, Default)]
+struct Counts {
+    connections: AtomicUsize,
+    handshakes: AtomicUsize,
 }
 
 /// A non-blocking listener on 127.0.0.1 and its address.
@@ -82,6 +93,8 @@ impl Loopback {
     {
         let tls = cert.map(ServerCert::acceptor);
         let (shutdown, stop) = oneshot::channel();
+        let counts = Arc::new(Counts::default());
+        let counting = Arc::clone(&counts);
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
@@ -89,13 +102,25 @@ impl Loopback {
                     .enable_all()
                     .build()
                     .expect("build the fake's runtime");
-                runtime.block_on(accept(listener, tls, state, stop, handle));
+                runtime.block_on(accept(listener, tls, state, counting, stop, handle));
             })
             .expect("spawn the fake's thread");
         Loopback {
             shutdown: Some(shutdown),
             thread: Some(thread),
+            counts,
         }
+    }
+
+    /// How many TCP connections it accepted, whether or not a request (or
+    /// a TLS handshake) followed.
+    pub fn connections(&self) -> usize {
+        self.counts.connections.load(Ordering::SeqCst)
+    }
+
+    /// How many TLS handshakes completed; always 0 over plain HTTP.
+    pub fn tls_handshakes(&self) -> usize {
+        self.counts.handshakes.load(Ordering::SeqCst)
     }
 }
 
@@ -114,6 +139,7 @@ async fn accept<S, H, F>(
     listener: std::net::TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<Mutex<S>>,
+    counts: Arc<Counts>,
     mut stop: oneshot::Receiver<()>,
     handle: H,
 ) where
@@ -129,16 +155,24 @@ async fn accept<S, H, F>(
             _ = &mut stop => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
-                Err(_) => continue,
+                Err(_) => {
+                    // Out of file descriptors and the like: back off
+                    // rather than spin on the same error.
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
             },
         };
+        counts.connections.fetch_add(1, Ordering::SeqCst);
         let state = Arc::clone(&state);
         let tls = tls.clone();
+        let counts = Arc::clone(&counts);
         tokio::spawn(async move {
             match tls {
                 None => serve_connection(stream, state, handle).await,
                 Some(acceptor) => {
                     if let Ok(stream) = acceptor.accept(stream).await {
+                        counts.handshakes.fetch_add(1, Ordering::SeqCst);
                         serve_connection(stream, state, handle).await;
                     }
                 }
