@@ -145,13 +145,13 @@ async fn read_env() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn open_socket() {
-    let server = Loopback::start(1);
+    let server = hello_server();
     let sandbox = sandbox();
     let plugin = load(&sandbox, guests::OPEN_SOCKET);
     let out = plugin
         .invoke(
             &ctx(),
-            &json!({"text": format!("127.0.0.1:{}", server.port)}),
+            &json!({"text": format!("127.0.0.1:{}", server.port())}),
             allow_all(),
         )
         .await
@@ -159,7 +159,7 @@ async fn open_socket() {
     let text = out.output["result"].as_str().unwrap();
     assert!(text.starts_with("refused"), "{text}");
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(server.count(), 0, "the guest opened a connection");
+    assert_eq!(server.connections(), 0, "the guest opened a connection");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,14 +168,14 @@ async fn http_fetch() {
     let plugin = load(&sandbox, guests::HTTP_FETCH);
 
     // Declared host, gate allows: the request goes through.
-    let server = Loopback::start(4);
-    let url = format!("http://localhost:{}/health", server.port);
+    let server = hello_server();
+    let url = format!("http://localhost:{}/health", server.port());
     let out = plugin
         .invoke(&ctx(), &json!({"url": url}), allow_all())
         .await
         .unwrap();
     assert_eq!(out.output["result"], "200 hello");
-    assert_eq!(server.count(), 1);
+    assert_eq!(server.connections(), 1);
 
     // Undeclared host: denied without asking the gate, no connection made.
     let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -184,7 +184,7 @@ async fn http_fetch() {
         counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         GateDecision::Allow
     });
-    let url = format!("http://127.0.0.1:{}/health", server.port);
+    let url = format!("http://127.0.0.1:{}/health", server.port());
     let err = plugin
         .invoke(&ctx(), &json!({"url": url}), counting_gate)
         .await
@@ -204,7 +204,7 @@ async fn http_fetch() {
         *record.lock().unwrap() = Some(r.capability.clone());
         GateDecision::deny("metadata endpoints are off limits")
     });
-    let url = format!("http://localhost:{}/latest/meta-data", server.port);
+    let url = format!("http://localhost:{}/latest/meta-data", server.port());
     let err = plugin
         .invoke(&ctx(), &json!({"url": url}), gate)
         .await
@@ -224,7 +224,11 @@ async fn http_fetch() {
         other => panic!("gate saw {other:?}"),
     }
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(server.count(), 1, "a denied request reached the server");
+    assert_eq!(
+        server.connections(),
+        1,
+        "a denied request reached the server"
+    );
     assert_still_serves(&sandbox).await;
 }
 

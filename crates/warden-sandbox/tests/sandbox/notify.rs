@@ -32,8 +32,8 @@ fn tool_error(err: SandboxError) -> (ToolErrorKind, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn notify_posts_block_kit_to_slack_and_an_adaptive_card_to_teams() {
-    let receiver = Receiver::start(2, 200, "ok");
-    let url = format!("http://127.0.0.1:{}/hooks/chat-token", receiver.port);
+    let receiver = recorder(200, "ok");
+    let url = format!("http://127.0.0.1:{}/hooks/chat-token", receiver.port());
     let sandbox = sandbox_with(|c| {
         c.secret("chat", &url);
     });
@@ -54,7 +54,7 @@ async fn notify_posts_block_kit_to_slack_and_an_adaptive_card_to_teams() {
     let got = receiver.requests();
     assert_eq!(got.len(), 2);
     for r in &got {
-        assert_eq!(r.request_line, "POST /hooks/chat-token HTTP/1.1");
+        assert_eq!(r.request_line(), "POST /hooks/chat-token HTTP/1.1");
         assert_eq!(r.header("content-type"), Some("application/json"));
     }
 
@@ -92,8 +92,8 @@ async fn notify_posts_block_kit_to_slack_and_an_adaptive_card_to_teams() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_notify_dry_run_returns_the_payload_and_asks_for_nothing() {
-    let receiver = Receiver::start(1, 200, "ok");
-    let url = format!("http://127.0.0.1:{}/hooks/x", receiver.port);
+    let receiver = recorder(200, "ok");
+    let url = format!("http://127.0.0.1:{}/hooks/x", receiver.port());
     let sandbox = sandbox_with(|c| {
         c.secret("chat", &url);
     });
@@ -125,12 +125,12 @@ async fn an_unreachable_or_rejecting_webhook_fails_naming_the_secret() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = closed.local_addr().unwrap().port();
     drop(closed);
-    let rejecting = Receiver::start(1, 400, "invalid_blocks");
+    let rejecting = recorder(400, "invalid_blocks");
     let sandbox = sandbox_with(|c| {
         c.secret("down", &format!("http://127.0.0.1:{port}/hooks/down-token"))
             .secret(
                 "picky",
-                &format!("http://127.0.0.1:{}/hooks/picky-token", rejecting.port),
+                &format!("http://127.0.0.1:{}/hooks/picky-token", rejecting.port()),
             );
     });
     let notify = load(&sandbox, artifacts::PLUGIN_NOTIFY);

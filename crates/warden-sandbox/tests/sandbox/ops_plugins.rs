@@ -180,8 +180,8 @@ async fn summarize_merges_a_nagios_problem_and_recovery_and_rejects_empty_input(
 async fn an_http_action_dry_run_sends_nothing() {
     let sandbox = sandbox();
     let plugin = load(&sandbox, artifacts::PLUGIN_HTTP_ACTION);
-    let server = Loopback::start(1);
-    let url = format!("http://127.0.0.1:{}/admin/restart", server.port);
+    let server = hello_server();
+    let url = format!("http://127.0.0.1:{}/admin/restart", server.port());
     let dry = CallContext {
         dry_run: true,
         ..ctx()
@@ -201,5 +201,5 @@ async fn an_http_action_dry_run_sends_nothing() {
     assert!(out.output["status"].is_null());
     assert!(out.denials.is_empty());
     std::thread::sleep(std::time::Duration::from_millis(100));
-    assert_eq!(server.count(), 0, "a dry run reached the server");
+    assert_eq!(server.connections(), 0, "a dry run reached the server");
 }

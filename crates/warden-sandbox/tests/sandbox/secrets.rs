@@ -45,8 +45,8 @@ fn tool_error(err: SandboxError) -> (ToolErrorKind, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_secret_request_reaches_the_url_and_the_url_never_leaves_the_host() {
-    let receiver = Receiver::start(1, 200, "ok");
-    let url = secret_url(receiver.port);
+    let receiver = recorder(200, "ok");
+    let url = secret_url(receiver.port());
     let sandbox = sandbox_with(|c| {
         c.secret("ops-chat", &url);
     });
@@ -67,12 +67,12 @@ async fn a_secret_request_reaches_the_url_and_the_url_never_leaves_the_host() {
     let got = receiver.requests();
     assert_eq!(got.len(), 1);
     assert_eq!(
-        got[0].request_line,
+        got[0].request_line(),
         format!("POST /services/T0/B0/{TOKEN}?hook=1 HTTP/1.1")
     );
     assert_eq!(
         got[0].header("host"),
-        Some(format!("127.0.0.1:{}", receiver.port).as_str())
+        Some(format!("127.0.0.1:{}", receiver.port()).as_str())
     );
     assert_eq!(got[0].json()["source"], "warden");
 
@@ -84,7 +84,7 @@ async fn a_secret_request_reaches_the_url_and_the_url_never_leaves_the_host() {
         CapabilityUse::Http(info) => {
             assert_eq!(info.host, "ops-chat.secret.warden");
             assert_eq!(info.path, "/");
-            assert_eq!((info.scheme.as_str(), info.port), ("http", receiver.port));
+            assert_eq!((info.scheme.as_str(), info.port), ("http", receiver.port()));
             assert_eq!(
                 info.resolved,
                 vec!["127.0.0.1".parse::<std::net::IpAddr>().unwrap()]
@@ -99,8 +99,8 @@ async fn a_secret_request_reaches_the_url_and_the_url_never_leaves_the_host() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn undeclared_and_unknown_secrets_are_refused_by_name() {
-    let receiver = Receiver::start(1, 200, "ok");
-    let url = secret_url(receiver.port);
+    let receiver = recorder(200, "ok");
+    let url = secret_url(receiver.port());
     let sandbox = sandbox_with(|c| {
         c.secret("ops-chat", &url);
     });
@@ -203,37 +203,24 @@ fn bad_secret_configuration_is_refused_by_name_without_the_url() {
 }
 
 /// A loopback webhook that answers every request with a 404 quoting the
-/// request line and echoing the URL in a header, as real webhooks do.
-fn quoting_webhook() -> u16 {
-    use std::io::{BufRead, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(4) {
-            let Ok(mut stream) = stream else { break };
-            stream
-                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
-                .ok();
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            let _ = reader.read_line(&mut line);
-            let target = line.split(' ').nth(1).unwrap_or_default().to_string();
-            let body = format!("no webhook at {target} (POST {target})");
-            let _ = write!(
-                stream,
-                "HTTP/1.1 404 Not Found\r\nx-requested: http://127.0.0.1:{port}{target}\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    port
+/// request target and echoing the URL in a header, as real webhooks do.
+fn quoting_webhook() -> Responder {
+    Responder::start(|seen| {
+        let target = &seen.target;
+        let url = format!("http://{}{target}", seen.header("host").unwrap_or_default());
+        Response::text(
+            404,
+            format!("no webhook at {target} ({} {target})", seen.method),
+        )
+        .with_header("x-requested", &url)
+    })
 }
 
 #[tokio::test]
 async fn a_webhook_quoting_its_own_url_in_a_404_does_not_leak_it() {
-    let port = quoting_webhook();
+    let webhook = quoting_webhook();
     let sandbox = sandbox_with(|c| {
-        c.secret("ops-chat", &secret_url(port));
+        c.secret("ops-chat", &secret_url(webhook.port()));
     });
     let notify = load(&sandbox, artifacts::PLUGIN_NOTIFY);
     let (_guard, logs) = capture_logs();

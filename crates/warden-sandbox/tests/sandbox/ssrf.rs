@@ -2,9 +2,7 @@
 //! resolver, every spelling of an address reaches the gate as one address,
 //! and redirects are never followed.
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, TcpListener};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -60,7 +58,7 @@ fn ip(s: &str) -> IpAddr {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metadata_and_loopback_names_are_refused_before_any_lookup_or_connection() {
-    let server = Loopback::start(8);
+    let server = hello_server();
     let sandbox = sandbox();
     let fetch = load(&sandbox, guests::HTTP_FETCH);
     for name in [
@@ -73,7 +71,7 @@ async fn metadata_and_loopback_names_are_refused_before_any_lookup_or_connection
         "ip6-localhost",
     ] {
         let (gate, asked) = recording(refuse_names);
-        let url = format!("http://{name}:{}/latest/meta-data/", server.port);
+        let url = format!("http://{name}:{}/latest/meta-data/", server.port());
         let err = fetch
             .invoke(&ctx(), &json!({ "url": url }), gate)
             .await
@@ -101,16 +99,16 @@ async fn metadata_and_loopback_names_are_refused_before_any_lookup_or_connection
         }
     }
     std::thread::sleep(Duration::from_millis(100));
-    assert_eq!(server.count(), 0, "a refused name reached the server");
+    assert_eq!(server.connections(), 0, "a refused name reached the server");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_allowed_name_is_decided_again_with_its_addresses() {
-    let server = Loopback::start(1);
+    let server = hello_server();
     let sandbox = sandbox();
     let fetch = load(&sandbox, guests::HTTP_FETCH);
     let (gate, asked) = recording(|_| GateDecision::Allow);
-    let url = format!("http://localhost:{}/health", server.port);
+    let url = format!("http://localhost:{}/health", server.port());
     let out = fetch
         .invoke(&ctx(), &json!({ "url": url }), gate)
         .await
@@ -158,17 +156,17 @@ async fn ipv4_written_as_ipv6_or_a_bare_number_reaches_the_gate_as_ipv4() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_ipv4_compatible_loopback_literal_connects_to_ipv4_loopback() {
-    let server = Loopback::start(1);
+    let server = hello_server();
     let sandbox = sandbox();
     let fetch = load(&sandbox, guests::HTTP_FETCH);
     let (gate, asked) = recording(|_| GateDecision::Allow);
-    let url = format!("http://[::7f00:1]:{}/health", server.port);
+    let url = format!("http://[::7f00:1]:{}/health", server.port());
     let out = fetch
         .invoke(&ctx(), &json!({ "url": url }), gate)
         .await
         .unwrap();
     assert_eq!(out.output["result"], "200 hello");
-    assert_eq!(server.count(), 1);
+    assert_eq!(server.connections(), 1);
     let asked = seen(&asked);
     assert_eq!(asked.len(), 1, "{asked:?}");
     let info = http(&asked[0]);
@@ -178,40 +176,27 @@ async fn an_ipv4_compatible_loopback_literal_connects_to_ipv4_loopback() {
 
 /// A loopback server that answers every request with a 302 to the
 /// metadata endpoint.
-fn redirector() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let seen = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(4) {
-            let Ok(mut stream) = stream else { break };
-            seen.fetch_add(1, Ordering::SeqCst);
-            stream.set_read_timeout(Some(Duration::from_secs(5))).ok();
-            let mut buf = [0u8; 4096];
-            let _ = stream.read(&mut buf);
-            let _ = stream.write_all(
-                b"HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/latest/meta-data/iam/\r\ncontent-length: 5\r\nconnection: close\r\n\r\nmoved",
-            );
-        }
-    });
-    (port, hits)
+fn redirector() -> Responder {
+    Responder::start(|_| {
+        Response::text(302, "moved")
+            .with_header("location", "http://169.254.169.254/latest/meta-data/iam/")
+    })
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_redirect_to_the_metadata_address_is_not_followed() {
-    let (port, hits) = redirector();
+    let redirector = redirector();
     let sandbox = sandbox();
     let fetch = load(&sandbox, guests::HTTP_FETCH);
     let (gate, asked) = recording(|_| GateDecision::Allow);
-    let url = format!("http://localhost:{port}/");
+    let url = format!("http://localhost:{}/", redirector.port());
     let out = fetch
         .invoke(&ctx(), &json!({ "url": url }), gate)
         .await
         .unwrap();
     // The guest gets the 302 itself; nothing went to the Location.
     assert_eq!(out.output["result"], "302 moved");
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!((redirector.connections(), redirector.hits()), (1, 1));
     let asked = seen(&asked);
     assert_eq!(asked.len(), 2, "{asked:?}");
     for capability in &asked {
