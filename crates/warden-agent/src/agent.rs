@@ -116,6 +116,20 @@ impl Agent {
         &self.journal
     }
 
+    /// The past incidents most like `text`, best first, with their
+    /// resolutions: what the planner is handed. Empty without incident memory.
+    pub fn recall(&self, text: &str, k: usize) -> Result<Vec<warden_memory::RecallHit>, AgentError> {
+        let Some(memory) = &self.memory else {
+            return Ok(Vec::new());
+        };
+        let memory = memory.lock().map_err(|_| AgentError::Config {
+            reason: "the incident memory lock is poisoned".into(),
+        })?;
+        memory.recall(text, k).map_err(|e| AgentError::Config {
+            reason: format!("recalling incidents: {e}"),
+        })
+    }
+
     /// The policy engine deciding this agent's plans, calls and capabilities.
     pub fn policy(&self) -> &PolicyEngine {
         &self.policy

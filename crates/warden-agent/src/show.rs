@@ -206,6 +206,19 @@ pub fn render_timeline(records: &[JournalRecord], task_id: &str) -> String {
                 t(&o.reason),
                 t(&o.summary).replace("\\n", "\n           ")
             ),
+            JournalEvent::Received {
+                source,
+                status,
+                disposition,
+                by,
+                ..
+            } => format!(
+                "received {} alert ({}) from {}: {}",
+                t(source),
+                t(status),
+                t(by),
+                t(disposition)
+            ),
             JournalEvent::Recovered {
                 torn_bytes,
                 moved_to,

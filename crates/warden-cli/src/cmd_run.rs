@@ -145,16 +145,9 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
     sandbox.cache_dir(plugin_dir.join(".cache"));
     // Webhook URLs and other secrets stay on the host: WARDEN_SECRET_ONCALL
     // becomes the secret `oncall`, which a plugin reaches as
-    // https://oncall.secret.warden/ without ever seeing the URL.
-    for (key, value) in std::env::vars() {
-        if let Some(name) = key.strip_prefix("WARDEN_SECRET_") {
-            sandbox.secret(&name.to_ascii_lowercase().replace('_', "-"), &value);
-        }
-    }
-    // Outgoing HTTPS trusts the system roots plus this CA bundle (PEM).
-    if let Some(ca) = std::env::var_os("WARDEN_EXTRA_CA_FILE").filter(|v| !v.is_empty()) {
-        sandbox.extra_ca_file(ca);
-    }
+    // https://oncall.secret.warden/ without ever seeing the URL. Outgoing
+    // HTTPS trusts the system roots plus WARDEN_EXTRA_CA_FILE (PEM).
+    sandbox.from_vars(std::env::vars());
     if let Some(arm) = warden::azure::backend_from_env()? {
         sandbox.arm(arm);
     }

@@ -320,11 +320,40 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
 fn check_settings(data: &serde_json::Value) -> Result<(), String> {
     let config = data.get("warden").and_then(|w| w.get("config"));
     match config.and_then(|c| c.get("allow_self_approval")) {
-        None | Some(serde_json::Value::Bool(_)) => Ok(()),
-        Some(other) => Err(format!(
-            "data.warden.config.allow_self_approval must be true or false, got {other}"
-        )),
+        None | Some(serde_json::Value::Bool(_)) => {}
+        Some(other) => {
+            return Err(format!(
+                "data.warden.config.allow_self_approval must be true or false, got {other}"
+            ));
+        }
     }
+    if let Some(intake) = config.and_then(|c| c.get("intake")) {
+        let Some(sources) = intake.as_object() else {
+            return Err(format!(
+                "data.warden.config.intake must be an object of sources, got {intake}"
+            ));
+        };
+        for (source, limit) in sources {
+            let per_minute = limit.get("per_minute");
+            if !per_minute.is_some_and(|n| n.as_u64().is_some_and(|n| n <= 1_000_000)) {
+                return Err(format!(
+                    "data.warden.config.intake.{source} must be {{\"per_minute\": <0..1000000>}}, got {limit}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `data.warden.config.intake.<source>.per_minute`, checked at load.
+pub(crate) fn intake_limit(data: &serde_json::Value, source: &str) -> Option<u32> {
+    data.get("warden")?
+        .get("config")?
+        .get("intake")?
+        .get(source)?
+        .get("per_minute")?
+        .as_u64()
+        .and_then(|n| u32::try_from(n).ok())
 }
 
 /// Work units between clock reads of regorus's cooperative timer: small

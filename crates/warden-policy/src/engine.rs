@@ -233,6 +233,14 @@ impl PolicyEngine {
         self.current().environments.clone()
     }
 
+    /// How many alert notifications per minute the current bundle lets a
+    /// service accept from `source` (`alertmanager`, `azure-monitor`,
+    /// `generic`, `api`): `data.warden.config.intake.<source>.per_minute`,
+    /// or `None` for no limit. Read again on every reload.
+    pub fn intake_limit(&self, source: &str) -> Option<u32> {
+        crate::bundle::intake_limit(&self.current().data, source)
+    }
+
     /// Decide `input` at `entry`.
     pub fn decide(&self, entry: Entry, input: &PolicyInput) -> DecisionRecord {
         let started = Instant::now();

@@ -281,6 +281,30 @@ impl SandboxConfig {
         self
     }
 
+    /// Take the host's secrets and extra CA from environment variables, as
+    /// `warden run` and `warden serve` do: each `WARDEN_SECRET_<NAME>`
+    /// becomes the secret `<name>` (lowercase, `_` as `-`), and
+    /// `WARDEN_EXTRA_CA_FILE` the [`extra_ca_file`](Self::extra_ca_file).
+    ///
+    /// ```
+    /// use warden_sandbox::SandboxConfig;
+    ///
+    /// let vars = [("WARDEN_SECRET_OPS_SLACK".to_string(), "https://hooks.example/T0/abc".to_string())];
+    /// let mut config = SandboxConfig::default();
+    /// config.from_vars(vars);
+    /// assert!(format!("{config:?}").contains("ops-slack"));
+    /// ```
+    pub fn from_vars(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
+        for (key, value) in vars {
+            if let Some(name) = key.strip_prefix("WARDEN_SECRET_") {
+                self.secret(&name.to_ascii_lowercase().replace('_', "-"), &value);
+            } else if key == "WARDEN_EXTRA_CA_FILE" && !value.is_empty() {
+                self.extra_ca_file(value);
+            }
+        }
+        self
+    }
+
     /// Serve the `arm` import (Azure Resource Manager) with `backend`, which
     /// holds the credential; plugins send JSON requests and never see it.
     /// Each operation is decided by the capability gate

@@ -31,6 +31,16 @@ pub enum TlsError {
         /// What is wrong with it.
         message: String,
     },
+    /// The server's certificate chain or key cannot be used.
+    #[error("TLS {what} file {}: {message}", path.display())]
+    ServerFile {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// rustls refused the configuration.
     #[error("setting up TLS: {message}")]
     Config {
@@ -73,6 +83,43 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, Tl
         })?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// A server configuration on ring from a PEM certificate chain (leaf first)
+/// and its PEM private key, speaking HTTP/1.1 over ALPN.
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    use rustls::pki_types::PrivateKeyDer;
+    install_crypto_provider();
+    let fail = |what: &'static str, path: &Path, message: String| TlsError::ServerFile {
+        what,
+        path: path.to_path_buf(),
+        message,
+    };
+    let bytes = fs_err::read(cert).map_err(|e| fail("certificate", cert, e.to_string()))?;
+    let chain = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| fail("certificate", cert, format!("not PEM: {}", pem_error(&e))))?;
+    if chain.is_empty() {
+        return Err(fail(
+            "certificate",
+            cert,
+            "contains no PEM `CERTIFICATE` block".into(),
+        ));
+    }
+    let bytes = fs_err::read(key).map_err(|e| fail("key", key, e.to_string()))?;
+    let private = PrivateKeyDer::from_pem_slice(&bytes)
+        .map_err(|e| fail("key", key, format!("no usable private key: {}", pem_error(&e))))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config {
+            message: e.to_string(),
+        })?
+        .with_no_client_auth()
+        .with_single_cert(chain, private)
+        .map_err(|e| fail("key", key, format!("does not match the certificate: {e}")))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 fn add_pem_bundle(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), TlsError> {

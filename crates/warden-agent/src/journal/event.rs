@@ -65,6 +65,22 @@ pub enum JournalEvent {
     },
     /// A task ended.
     Outcome(OutcomeReached),
+    /// A service received an alert notification (or a request) and did
+    /// something with it: queued it, folded it into a task, stopped a task.
+    Received {
+        /// `alertmanager`, `azure-monitor`, `generic`, `api`, `chat`.
+        source: String,
+        /// The deduplication key (`am:<fingerprint>`, …); empty for goals.
+        key: String,
+        /// `firing`, `resolved`, or `goal`.
+        status: String,
+        /// `queued`, `duplicate`, `grouped`, `dropped` (resolved before it
+        /// ran), `stopping` (resolved while it ran), `interrupted` (the
+        /// service stopped while it ran).
+        disposition: String,
+        /// Who sent it: the authenticated identity or the receiver.
+        by: String,
+    },
     /// The writer found a torn last line (a crash mid-write after the last
     /// checkpoint) and moved it aside before continuing the chain.
     Recovered {
@@ -80,7 +96,7 @@ pub enum JournalEvent {
 impl JournalEvent {
     /// The record's `kind`: `task`, `recall`, `plan`, `decision`,
     /// `capability`, `approval`, `call`, `skip`, `llm`, `stop`, `outcome`,
-    /// `recovered`.
+    /// `received`, `recovered`.
     pub fn kind(&self) -> &'static str {
         match self {
             JournalEvent::Task(_) => "task",
@@ -94,6 +110,7 @@ impl JournalEvent {
             JournalEvent::Llm { .. } => "llm",
             JournalEvent::Stop { .. } => "stop",
             JournalEvent::Outcome(_) => "outcome",
+            JournalEvent::Received { .. } => "received",
             JournalEvent::Recovered { .. } => "recovered",
         }
     }

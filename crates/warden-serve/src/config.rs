@@ -1,0 +1,396 @@
+//! `warden.toml`: what the service loads, where it listens, who may call it.
+//!
+//! Secrets are never inline: every token, password and signing secret is
+//! `{ env = "NAME" }` or `{ file = "path" }`, read once at start-up (and on
+//! reload), so the file can be committed and shown.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::ServeError;
+
+/// The most a config file may hold.
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
+
+/// The whole `warden.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// What the agent loads.
+    pub agent: AgentSection,
+    /// Where the service listens.
+    #[serde(default)]
+    pub listen: ListenSection,
+    /// Queue, workers, body sizes and time limits.
+    #[serde(default)]
+    pub limits: LimitsSection,
+    /// API tokens: who may call the API, with which roles.
+    #[serde(default)]
+    pub tokens: Vec<TokenConfig>,
+    /// Alert receivers; a receiver that is not configured answers 404.
+    #[serde(default)]
+    pub receivers: ReceiversSection,
+    /// Where the config was read from: relative paths resolve against its folder.
+    #[serde(skip)]
+    pub base: PathBuf,
+}
+
+/// `[agent]`: plugins, policy, runbooks, journal, memory and the service's data.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    /// Directory of built plugins.
+    #[serde(default = "default_plugins")]
+    pub plugins: PathBuf,
+    /// Policy bundle directory.
+    #[serde(default = "default_policy")]
+    pub policy: PathBuf,
+    /// Runbook directory.
+    #[serde(default = "default_runbooks")]
+    pub runbooks: PathBuf,
+    /// Journal file.
+    #[serde(default = "default_journal")]
+    pub journal: PathBuf,
+    /// Incident store (optional): recall, similar incidents, learning.
+    #[serde(default)]
+    pub memory: Option<PathBuf>,
+    /// The service's own data: the durable inbox.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// Environment for tasks from alerts [default: the bundle's default].
+    #[serde(default)]
+    pub env: Option<String>,
+    /// Mutating calls only report what they would do.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+fn default_plugins() -> PathBuf {
+    ".warden/plugins".into()
+}
+fn default_policy() -> PathBuf {
+    "policies".into()
+}
+fn default_runbooks() -> PathBuf {
+    "examples/runbooks".into()
+}
+fn default_journal() -> PathBuf {
+    ".warden/journal.jsonl".into()
+}
+fn default_data_dir() -> PathBuf {
+    ".warden/serve".into()
+}
+
+/// `[listen]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenSection {
+    /// Address and port [default: 127.0.0.1:8087].
+    #[serde(default = "default_addr")]
+    pub addr: SocketAddr,
+    /// PEM certificate chain: with `tls_key`, the service speaks HTTPS only.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for `tls_cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+}
+
+impl Default for ListenSection {
+    fn default() -> Self {
+        ListenSection {
+            addr: default_addr(),
+            tls_cert: None,
+            tls_key: None,
+        }
+    }
+}
+
+fn default_addr() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8087))
+}
+
+/// `[limits]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsSection {
+    /// Largest request body in bytes [default: 1 MiB].
+    #[serde(default = "default_body")]
+    pub body_bytes: usize,
+    /// Alerts waiting to run before receivers answer 429 [default: 256].
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+    /// Tasks run at once [default: 2].
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// An approval nobody answers is rejected after this [default: 15m].
+    #[serde(default = "default_approval", with = "humantime_serde")]
+    pub approval_timeout: Duration,
+    /// A firing alert that repeats within this of its task's end joins
+    /// that task instead of starting another [default: 5m].
+    #[serde(default = "default_group", with = "humantime_serde")]
+    pub group_window: Duration,
+    /// On SIGTERM, running tasks get this long to finish [default: 30s].
+    #[serde(default = "default_drain", with = "humantime_serde")]
+    pub drain_deadline: Duration,
+    /// Wall time for one task [default: 10m].
+    #[serde(default = "default_task_time", with = "humantime_serde")]
+    pub task_timeout: Duration,
+}
+
+impl Default for LimitsSection {
+    fn default() -> Self {
+        LimitsSection {
+            body_bytes: default_body(),
+            queue: default_queue(),
+            workers: default_workers(),
+            approval_timeout: default_approval(),
+            group_window: default_group(),
+            drain_deadline: default_drain(),
+            task_timeout: default_task_time(),
+        }
+    }
+}
+
+fn default_body() -> usize {
+    1024 * 1024
+}
+fn default_queue() -> usize {
+    256
+}
+fn default_workers() -> usize {
+    2
+}
+fn default_approval() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_group() -> Duration {
+    Duration::from_secs(5 * 60)
+}
+fn default_drain() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_task_time() -> Duration {
+    Duration::from_secs(600)
+}
+
+/// `humantime` durations (`"90s"`, `"15m"`) in TOML.
+mod humantime_serde {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration: {e}")))
+    }
+}
+
+/// Where a secret comes from: never the config file itself.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRef {
+    /// An environment variable.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A file (its contents, trailing newline trimmed).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+impl SecretRef {
+    /// Read the secret; `what` names it in errors.
+    pub(crate) fn read(&self, base: &Path, what: &str) -> Result<String, ServeError> {
+        let bad = |reason: String| ServeError::Config {
+            reason: format!("{what}: {reason}"),
+        };
+        let value = match (&self.env, &self.file) {
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| bad(format!("the environment variable {var} is not set")))?,
+            (None, Some(file)) => {
+                let path = base.join(file);
+                let meta = fs_err::metadata(&path).map_err(|e| bad(e.to_string()))?;
+                if !meta.is_file() || meta.len() > 64 * 1024 {
+                    return Err(bad(format!(
+                        "{} is not a regular file of at most 64 KiB",
+                        path.display()
+                    )));
+                }
+                fs_err::read_to_string(&path).map_err(|e| bad(e.to_string()))?
+            }
+            _ => return Err(bad("give exactly one of `env` or `file`".into())),
+        };
+        let value = value.trim_end_matches(['\r', '\n']).to_string();
+        if value.len() < 16 {
+            return Err(bad(
+                "the secret is shorter than 16 characters: too easy to guess".into(),
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// One `[[tokens]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// The identity a request with this token acts as (journaled as the approver).
+    pub name: String,
+    /// `viewer` (read), `operator` (start tasks), `approver` (answer
+    /// approvals); the approval policy sees them too.
+    pub roles: Vec<String>,
+    /// The bearer token.
+    pub token: SecretRef,
+}
+
+/// `[receivers]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiversSection {
+    /// Alertmanager webhook v4 at `POST /v1/alerts/alertmanager`.
+    #[serde(default)]
+    pub alertmanager: Option<AlertmanagerReceiver>,
+    /// Azure Monitor common alert schema at
+    /// `POST /v1/alerts/azure-monitor?token=…` (action groups cannot add headers).
+    #[serde(default)]
+    pub azure_monitor: Option<TokenReceiver>,
+    /// Any JSON alert at `POST /v1/alerts/generic`, signed with HMAC-SHA256.
+    #[serde(default)]
+    pub generic: Option<TokenReceiver>,
+}
+
+/// Alertmanager's `http_config`: a bearer token or basic auth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertmanagerReceiver {
+    /// `authorization: { credentials: … }` in Alertmanager.
+    #[serde(default)]
+    pub bearer: Option<SecretRef>,
+    /// `basic_auth.username`.
+    #[serde(default)]
+    pub basic_user: Option<String>,
+    /// `basic_auth.password`.
+    #[serde(default)]
+    pub basic_password: Option<SecretRef>,
+    /// Environment for its tasks [default: `[agent] env`].
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+/// A receiver authenticated by one shared secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenReceiver {
+    /// The token (Azure Monitor) or the HMAC signing secret (generic).
+    pub secret: SecretRef,
+    /// Environment for its tasks [default: `[agent] env`].
+    #[serde(default)]
+    pub env: Option<String>,
+}
+
+impl Config {
+    /// Read and check `path`. Relative paths inside resolve against its folder.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("warden.toml");
+    /// std::fs::write(&path, "[agent]\npolicy = \"policies\"\n[limits]\nworkers = 3\n")?;
+    /// let config = warden_serve::Config::load(&path)?;
+    /// assert_eq!(config.limits.workers, 3);
+    /// assert_eq!(config.agent.policy, dir.path().join("policies"));
+    /// // Secrets are never inline.
+    /// std::fs::write(&path, "[agent]\n[[tokens]]\nname = \"a\"\nroles = []\ntoken = \"hunter2\"\n")?;
+    /// assert!(warden_serve::Config::load(&path).is_err());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn load(path: &Path) -> Result<Config, ServeError> {
+        let bad = |reason: String| ServeError::Config {
+            reason: format!("{}: {reason}", path.display()),
+        };
+        let meta = fs_err::metadata(path).map_err(|e| bad(e.to_string()))?;
+        if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
+            return Err(bad("not a regular file of at most 1 MiB".into()));
+        }
+        let text = fs_err::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+        let mut config: Config = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+        config.base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        config.resolve_paths();
+        config.check().map_err(bad)?;
+        Ok(config)
+    }
+
+    fn resolve_paths(&mut self) {
+        let base = self.base.clone();
+        let at = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        let a = &mut self.agent;
+        at(&mut a.plugins);
+        at(&mut a.policy);
+        at(&mut a.runbooks);
+        at(&mut a.journal);
+        at(&mut a.data_dir);
+        if let Some(m) = a.memory.as_mut() {
+            at(m);
+        }
+        if let Some(c) = self.listen.tls_cert.as_mut() {
+            at(c);
+        }
+        if let Some(k) = self.listen.tls_key.as_mut() {
+            at(k);
+        }
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if l.workers == 0 || l.workers > 256 {
+            return Err("limits.workers must be between 1 and 256".into());
+        }
+        if l.queue == 0 || l.queue > 1_000_000 {
+            return Err("limits.queue must be between 1 and 1000000".into());
+        }
+        if l.body_bytes < 1024 || l.body_bytes > 64 * 1024 * 1024 {
+            return Err("limits.body_bytes must be between 1 KiB and 64 MiB".into());
+        }
+        if self.listen.tls_cert.is_some() != self.listen.tls_key.is_some() {
+            return Err("listen.tls_cert and listen.tls_key go together".into());
+        }
+        let mut names = BTreeMap::new();
+        for t in &self.tokens {
+            if t.name.trim().is_empty() {
+                return Err("a [[tokens]] entry has an empty name".into());
+            }
+            if names.insert(t.name.as_str(), ()).is_some() {
+                return Err(format!("two [[tokens]] entries are named `{}`", t.name));
+            }
+            for r in &t.roles {
+                if !matches!(r.as_str(), "viewer" | "operator" | "approver") {
+                    return Err(format!(
+                        "token `{}`: unknown role `{r}` (viewer, operator, approver)",
+                        t.name
+                    ));
+                }
+            }
+        }
+        if let Some(am) = &self.receivers.alertmanager {
+            let basic = am.basic_user.is_some() || am.basic_password.is_some();
+            if am.bearer.is_some() == basic {
+                return Err("receivers.alertmanager needs `bearer`, or `basic_user` with `basic_password` (one of them)".into());
+            }
+            if basic && (am.basic_user.is_none() || am.basic_password.is_none()) {
+                return Err("receivers.alertmanager: `basic_user` and `basic_password` go together".into());
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,476 @@
+//! The service: listener, shared state, workers, drain and reload.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use warden::journal::{HostKey, JournalEvent};
+use warden::policy::{DecisionRecord, PolicyEngine};
+use warden::{Agent, Budget, ChannelApprover, OutcomeStatus, Task};
+
+use crate::approvals::Approvals;
+use crate::auth::Secrets;
+use crate::config::Config;
+use crate::error::ServeError;
+use crate::inbox::{Inbox, Item};
+use crate::metrics::Metrics;
+
+/// Shared by every handler and worker.
+pub(crate) struct State {
+    pub config: Config,
+    pub secrets: Secrets,
+    pub inbox: Arc<Inbox>,
+    agent: RwLock<Arc<Agent>>,
+    approver: ChannelApprover,
+    pub approvals: Approvals,
+    pub metrics: Arc<Metrics>,
+    /// Running tasks: how to stop each, and why it was stopped.
+    running: Mutex<HashMap<String, (CancellationToken, Option<String>)>>,
+    /// Rings when an item is queued.
+    pub wake: Notify,
+    /// False once draining: receivers answer 503.
+    pub accepting: AtomicBool,
+    /// Per-source arrivals in the current minute, for the intake limits.
+    rates: Mutex<HashMap<String, (Instant, u32)>>,
+    /// Workers stop claiming.
+    stop_claiming: CancellationToken,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State")
+            .field("addr", &self.config.listen.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl State {
+    /// The agent tasks run on now (replaced whole on reload).
+    pub fn agent(&self) -> Arc<Agent> {
+        self.agent
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Run an inbox operation off the async threads (it fsyncs).
+    pub async fn inbox<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Inbox) -> Result<T, ServeError> + Send + 'static,
+    ) -> Result<T, ServeError> {
+        let inbox = self.inbox.clone();
+        tokio::task::spawn_blocking(move || f(&inbox))
+            .await
+            .map_err(|e| ServeError::Inbox {
+                path: self.config.agent.data_dir.clone(),
+                reason: format!("the inbox task failed: {e}"),
+            })?
+    }
+
+    /// Journal an intake event for `task_id`. A journal that cannot be
+    /// written stops the intake (the caller answers 500): nothing is
+    /// accepted unrecorded.
+    pub fn journal(&self, task_id: &str, event: &JournalEvent) -> Result<(), ServeError> {
+        let agent = self.agent();
+        agent.journal().append(task_id, event)?;
+        agent.journal().checkpoint()?;
+        Ok(())
+    }
+
+    /// Whether `source` may send one more alert this minute (the bundle's
+    /// `data.warden.config.intake`).
+    pub fn admit(&self, source: &str) -> bool {
+        let Some(limit) = self.agent().policy().intake_limit(source) else {
+            return true;
+        };
+        let mut rates = self.rates.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let entry = rates.entry(source.to_string()).or_insert((now, 0));
+        if now.duration_since(entry.0) >= Duration::from_secs(60) {
+            *entry = (now, 0);
+        }
+        if entry.1 >= limit {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+
+    /// Stop the running task `id` (its alert resolved): its pending steps
+    /// do not run.
+    pub fn stop_task(&self, id: &str, why: &str) -> bool {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        match running.get_mut(id) {
+            Some((token, reason)) => {
+                *reason = Some(why.to_string());
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn stop_all(&self, why: &str) {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        for (token, reason) in running.values_mut() {
+            reason.get_or_insert_with(|| why.to_string());
+            token.cancel();
+        }
+    }
+
+    fn running_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Rebuild the agent from the config (policy, runbooks, plugins): the
+    /// new one takes the next tasks, running ones finish on the old one. A
+    /// broken bundle or runbook keeps the old agent.
+    pub fn reload(&self) -> Result<(), ServeError> {
+        let fresh = build_agent(&self.config, self.approver.clone(), self.metrics.clone())?;
+        *self.agent.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
+        tracing::info!("reloaded the policy, runbooks and plugins");
+        Ok(())
+    }
+}
+
+/// Build the agent the config describes, with `approver` for approvals and
+/// every policy decision counted in `metrics`.
+fn build_agent(
+    config: &Config,
+    approver: ChannelApprover,
+    metrics: Arc<Metrics>,
+) -> Result<Agent, ServeError> {
+    let a = &config.agent;
+    let policy = PolicyEngine::builder(&a.policy)
+        .with_sink(move |r: &DecisionRecord| metrics.decision(r))
+        .load()
+        .map_err(|e| ServeError::Config {
+            reason: format!("loading the policy bundle {}: {e}", a.policy.display()),
+        })?;
+    let mut sandbox = warden::sandbox::SandboxConfig::default();
+    sandbox.cache_dir(a.plugins.join(".cache"));
+    sandbox.from_vars(std::env::vars());
+    #[cfg(feature = "azure")]
+    if let Some(arm) = warden::azure::backend_from_env().map_err(|e| ServeError::Config {
+        reason: format!("Azure: {e}"),
+    })? {
+        sandbox.arm(arm);
+    }
+    let key = HostKey::for_journal(&a.journal)?;
+    let budget = Budget {
+        wall_time: config.limits.task_timeout,
+        ..Budget::default()
+    };
+    let mut builder = Agent::builder()
+        .name("warden-serve")
+        .sandbox(sandbox)
+        .plugins(&a.plugins)
+        .policy_engine(policy)
+        .runbooks(&a.runbooks)
+        .journal(&a.journal)
+        .host_key(key)
+        .approver(approver)
+        .budget(budget)
+        .dry_run(a.dry_run);
+    if let Some(dir) = &a.memory {
+        let memory = warden::memory::Memory::open(dir).map_err(|e| ServeError::Config {
+            reason: format!("incident memory {}: {e}", dir.display()),
+        })?;
+        builder = builder.memory(memory);
+    }
+    #[cfg(feature = "llm")]
+    if let Some(planner) = warden::LlmPlanner::from_env()? {
+        builder = builder.planner(planner);
+    }
+    Ok(builder.build()?)
+}
+
+/// A bound service, not yet serving.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), warden_serve::ServeError> {
+/// let config = warden_serve::Config::load("warden.toml".as_ref())?;
+/// let server = warden_serve::Server::bind(config).await?;
+/// println!("listening on {}", server.addr());
+/// let handle = server.handle();
+/// tokio::spawn(async move {
+///     let _ = tokio::signal::ctrl_c().await;
+///     handle.shutdown();
+/// });
+/// server.run().await
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Server {
+    state: Arc<State>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// Controls a running [`Server`] from elsewhere (signals, tests).
+#[derive(Debug, Clone)]
+pub struct Handle {
+    state: Arc<State>,
+    shutdown: CancellationToken,
+}
+
+impl Handle {
+    /// Drain and stop: no new alerts (503), running tasks get the drain
+    /// deadline, then are stopped and journaled as interrupted.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Reload policy, runbooks and plugins atomically; on error the old
+    /// ones stay.
+    pub fn reload(&self) -> Result<(), ServeError> {
+        self.state.reload()
+    }
+}
+
+impl Server {
+    /// Open the inbox, close tasks a crash interrupted, build the agent and
+    /// bind the listener.
+    pub async fn bind(config: Config) -> Result<Server, ServeError> {
+        let secrets = Secrets::load(&config)?;
+        let tls = match (&config.listen.tls_cert, &config.listen.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(warden_tls::server_config(cert, key).map_err(
+                |e| ServeError::Config {
+                    reason: e.to_string(),
+                },
+            )?)),
+            _ => None,
+        };
+        let inbox = Arc::new(Inbox::open(&config.agent.data_dir, config.limits.queue)?);
+        let metrics = Arc::new(Metrics::new());
+        let (approver, requests) = ChannelApprover::new(config.limits.queue.max(16));
+        let agent = build_agent(&config, approver.clone(), metrics.clone())?;
+        let approvals = Approvals::default();
+        let gauge = metrics.clone();
+        approvals.serve(requests, config.limits.approval_timeout, move |n| {
+            gauge.approvals_pending(n);
+        });
+        let addr = config.listen.addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| ServeError::Listen {
+                addr: addr.to_string(),
+                reason: e.to_string(),
+            })?;
+        let addr = listener.local_addr().map_err(|e| ServeError::Listen {
+            addr: addr.to_string(),
+            reason: e.to_string(),
+        })?;
+        let state = Arc::new(State {
+            config,
+            secrets,
+            inbox,
+            agent: RwLock::new(Arc::new(agent)),
+            approver,
+            approvals,
+            metrics,
+            running: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            accepting: AtomicBool::new(true),
+            rates: Mutex::new(HashMap::new()),
+            stop_claiming: CancellationToken::new(),
+        });
+        recover(&state).await?;
+        Ok(Server {
+            state,
+            listener,
+            addr,
+            shutdown: CancellationToken::new(),
+            tls,
+        })
+    }
+
+    /// Where it listens (the real port when the config said 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle to stop or reload it.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            state: self.state.clone(),
+            shutdown: self.shutdown.clone(),
+        }
+    }
+
+    /// Serve until [`Handle::shutdown`], then drain.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let Server {
+            state,
+            listener,
+            addr,
+            shutdown,
+            tls,
+        } = self;
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..state.config.limits.workers {
+            workers.spawn(worker(state.clone()));
+        }
+        let app = crate::routes::router(state.clone());
+        let stop_http = CancellationToken::new();
+        let http = {
+            let stop = stop_http.clone();
+            tokio::spawn(crate::listen::serve(listener, app, tls, stop))
+        };
+        tracing::info!(%addr, "warden serve is listening");
+        shutdown.cancelled().await;
+
+        // Drain: refuse new work, let running tasks finish up to the deadline.
+        tracing::info!("draining");
+        state.accepting.store(false, Ordering::SeqCst);
+        state.stop_claiming.cancel();
+        let deadline = Instant::now() + state.config.limits.drain_deadline;
+        while state.running_count() > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        state.stop_all("interrupted: the service stopped before the task ended");
+        state
+            .approvals
+            .reject_all("the service is stopping; nobody can answer");
+        while workers.join_next().await.is_some() {}
+        stop_http.cancel();
+        let _ = http.await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// After a crash: tasks that were running are closed as interrupted (a
+/// step that had changed something must not change it twice) and the
+/// journal says so; pending items simply run.
+async fn recover(state: &Arc<State>) -> Result<(), ServeError> {
+    let reason = "interrupted: the service stopped while the task ran; not run again, so no step runs twice (start a new task after checking the timeline)";
+    let items = state
+        .inbox(move |inbox| inbox.interrupt_running(reason))
+        .await?;
+    for item in items {
+        tracing::warn!(task = %item.id, "closing a task the last run left unfinished");
+        state.journal(
+            &item.id,
+            &JournalEvent::Stop {
+                status: OutcomeStatus::Cancelled,
+                reason: reason.into(),
+            },
+        )?;
+        state.metrics.task("interrupted");
+    }
+    let pending = state.inbox(|inbox| inbox.pending()).await?;
+    state.metrics.queue_depth(pending);
+    Ok(())
+}
+
+async fn worker(state: Arc<State>) {
+    loop {
+        if state.stop_claiming.is_cancelled() {
+            return;
+        }
+        match state.inbox(|inbox| inbox.claim()).await {
+            Ok(Some(item)) => {
+                if let Ok(n) = state.inbox(|inbox| inbox.pending()).await {
+                    state.metrics.queue_depth(n);
+                }
+                run_item(&state, item).await;
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = state.wake.notified() => {}
+                    () = state.stop_claiming.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming from the inbox failed");
+                tokio::select! {
+                    () = state.stop_claiming.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+async fn run_item(state: &Arc<State>, item: Item) {
+    let id = item.id.clone();
+    let (status, reason) = match task_of(&item) {
+        Err(why) => ("refused".to_string(), why),
+        Ok(task) => {
+            let cancel = CancellationToken::new();
+            state
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), (cancel.clone(), None));
+            state.metrics.running(1);
+            let agent = state.agent();
+            let result = agent.run_until(task, cancel).await;
+            state.metrics.running(-1);
+            let stopped_because = state
+                .running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id)
+                .and_then(|(_, why)| why);
+            match result {
+                Ok(outcome) => {
+                    state.metrics.outcome(&outcome);
+                    match (outcome.status, stopped_because) {
+                        (OutcomeStatus::Cancelled, Some(why)) => {
+                            let status = if why.starts_with("interrupted") {
+                                "interrupted"
+                            } else {
+                                "cancelled"
+                            };
+                            (status.to_string(), why)
+                        }
+                        (s, _) => (s.as_str().to_string(), outcome.reason.clone()),
+                    }
+                }
+                Err(e) => {
+                    state.metrics.task("error");
+                    ("error".to_string(), e.to_string())
+                }
+            }
+        }
+    };
+    tracing::info!(task = %id, %status, "task ended");
+    let done = {
+        let id = id.clone();
+        state
+            .inbox(move |inbox| inbox.finish(&id, &status, &reason))
+            .await
+    };
+    if let Err(e) = done {
+        tracing::error!(task = %id, error = %e, "could not mark the task done");
+    }
+}
+
+/// The agent's task for an inbox item.
+fn task_of(item: &Item) -> Result<Task, String> {
+    let mut task = if item.source == "api" {
+        match item.body.get("goal").and_then(|g| g.as_str()) {
+            Some(goal) => Task::goal(&item.id, goal).by(&item.principal),
+            None => Task::from_webhook(&item.id, &item.body["alert"]).map_err(|e| e.to_string())?,
+        }
+    } else {
+        Task::from_webhook(&item.id, &item.body).map_err(|e| e.to_string())?
+    };
+    task.source = item.source.clone();
+    if item.source == "generic" {
+        let name = task.alert.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+        task.principal = format!("generic:{name}");
+    }
+    task.env = item.env.clone();
+    Ok(task)
+}
