@@ -520,18 +520,25 @@ fn read_golden(path: &Path) -> Result<Golden> {
     Ok(golden)
 }
 
-/// The grid `--cross` chooses from.
+/// The grid `--cross` chooses from; the default config first, so that it
+/// wins ties.
 fn grid() -> Vec<Config> {
-    let mut out = Vec::new();
-    for threshold in [5.0, 6.0, 7.0, 8.0] {
-        for drift_threshold in [6.0, 7.0, 8.0, 10.0] {
-            for cooldown in [144, 288] {
-                out.push(Config {
-                    threshold,
-                    drift_threshold,
-                    cooldown,
-                    ..Config::default()
-                });
+    let mut out = vec![Config::default()];
+    for window in [288, 576] {
+        for threshold in [5.0, 6.0, 7.0, 8.0] {
+            for drift_threshold in [6.0, 7.0, 8.0, 10.0] {
+                for cooldown in [144, 288] {
+                    let config = Config {
+                        window,
+                        threshold,
+                        drift_threshold,
+                        cooldown,
+                        ..Config::default()
+                    };
+                    if config != Config::default() {
+                        out.push(config);
+                    }
+                }
             }
         }
     }
@@ -562,10 +569,18 @@ fn cross(data_dir: &Path, files: &[File]) -> Result<()> {
         }
         t
     };
+    // The best raw score on `members`; on a tie, the earlier grid entry.
     let best = |members: &[usize]| {
-        (0..grid.len())
-            .max_by(|&a, &b| tally(a, members).raw.total_cmp(&tally(b, members).raw))
-            .unwrap_or(0)
+        let mut chosen = 0;
+        for c in 1..grid.len() {
+            if tally(c, members).raw > tally(chosen, members).raw + 1e-9 {
+                chosen = c;
+            }
+        }
+        let ties = (0..grid.len())
+            .filter(|&c| (tally(c, members).raw - tally(chosen, members).raw).abs() <= 1e-9)
+            .count();
+        (chosen, ties)
     };
     let in_group = |g: &str| -> Vec<usize> {
         (0..files.len())
@@ -576,30 +591,27 @@ fn cross(data_dir: &Path, files: &[File]) -> Result<()> {
     let real = in_group("realKnownCause");
     let all: Vec<usize> = (0..files.len()).collect();
 
-    println!("| chosen on | config | scored on | normalised |");
-    println!("| --- | --- | --- | ---: |");
+    println!("| chosen on | configs tied best | config | scored on | normalised |");
+    println!("| --- | ---: | --- | --- | ---: |");
     for (train_name, train, test_name, test) in [
         ("artificial", &art, "realKnownCause", &real),
         ("realKnownCause", &real, "artificial", &art),
     ] {
-        let c = best(train);
+        let (c, ties) = best(train);
         println!(
-            "| {train_name} | {} | {test_name} | {:.1} |",
+            "| {train_name} | {ties} | {} | {test_name} | {:.1} |",
             brief(&grid[c]),
             tally(c, test).normalized()
         );
     }
-    let default = grid.iter().position(|c| *c == Config::default());
-    if let Some(d) = default {
-        println!(
-            "| (default) | {} | all | {:.1} |",
-            brief(&grid[d]),
-            tally(d, &all).normalized()
-        );
-    }
-    let c = best(&all);
     println!(
-        "| all (in-sample) | {} | all | {:.1} |",
+        "| (default) | - | {} | all | {:.1} |",
+        brief(&grid[0]),
+        tally(0, &all).normalized()
+    );
+    let (c, ties) = best(&all);
+    println!(
+        "| all (in-sample) | {ties} | {} | all | {:.1} |",
         brief(&grid[c]),
         tally(c, &all).normalized()
     );
@@ -608,7 +620,7 @@ fn cross(data_dir: &Path, files: &[File]) -> Result<()> {
     let mut left_out: HashMap<&str, f64> = HashMap::new();
     for f in 0..files.len() {
         let others: Vec<usize> = all.iter().copied().filter(|&o| o != f).collect();
-        left_out.insert(&files[f].key, raw[best(&others)][f]);
+        left_out.insert(&files[f].key, raw[best(&others).0][f]);
     }
     println!(
         "\nLeave one file out (each file scored with the grid config best on the other {}):\n",
@@ -619,8 +631,8 @@ fn cross(data_dir: &Path, files: &[File]) -> Result<()> {
 
 fn brief(c: &Config) -> String {
     format!(
-        "threshold {}, drift {}, cooldown {}",
-        c.threshold, c.drift_threshold, c.cooldown
+        "window {}, threshold {}, drift {}, cooldown {}",
+        c.window, c.threshold, c.drift_threshold, c.cooldown
     )
 }
 
