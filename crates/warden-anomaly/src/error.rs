@@ -79,4 +79,20 @@ pub enum Error {
         /// The offending raw value.
         value: f64,
     },
+    /// A NAB label window's start or end is not the timestamp of a row.
+    #[error("nab window {start}..{end}: its start or end is not a row's timestamp")]
+    WindowNotInSeries {
+        /// The window's first timestamp.
+        start: f64,
+        /// The window's last timestamp.
+        end: f64,
+    },
+    /// Timestamps and anomaly scores of a file differ in length.
+    #[error("{timestamps} timestamps but {scores} anomaly scores")]
+    LengthMismatch {
+        /// Number of timestamps.
+        timestamps: usize,
+        /// Number of anomaly scores.
+        scores: usize,
+    },
 }

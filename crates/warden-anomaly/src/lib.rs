@@ -20,6 +20,9 @@
 //! [`Trend::time_to_threshold`], e.g. time until a disk is full) and
 //! [`Holt`] (linear exponential smoothing).
 //!
+//! Benchmark scoring: [`nab`] applies the Numenta Anomaly Benchmark's rules
+//! (windows, probation, scaled sigmoid, normalisation, threshold sweep).
+//!
 //! Drive health: [`SmartRisk`] scores failure risk from SMART attributes
 //! (5, 187, 188, 197, 198 and their growth), with the reasons.
 //!
@@ -59,6 +62,7 @@ mod config;
 mod detect;
 mod error;
 mod forecast;
+pub mod nab;
 mod season;
 mod series;
 mod smart;

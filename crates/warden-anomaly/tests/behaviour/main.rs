@@ -3,6 +3,7 @@
 mod detect;
 mod errors;
 mod forecast;
+mod nab;
 
 /// Deterministic standard-normal noise (xorshift + Box–Muller), so tests
 /// need no RNG crate and always see the same series.
