@@ -130,7 +130,8 @@ impl Interner {
     }
 
     /// Whether the token at `pos` is the value of a key: a `key=value` or
-    /// `key:value` token, or the word after `key:`, `key=` or `=`.
+    /// `key:value` token, the word after `key:`, `key=` or `=`, or the word
+    /// after a noun that names a value (`user root`, `device sda`).
     pub(crate) fn is_labelled(&self, tokens: &[Tok], pos: usize) -> bool {
         let own = tokens
             .get(pos)
@@ -138,10 +139,32 @@ impl Interner {
         let after_key = pos
             .checked_sub(1)
             .and_then(|p| tokens.get(p))
-            .is_some_and(|&t| self.text(t).ends_with([':', '=']));
+            .is_some_and(|&t| {
+                let text = self.text(t);
+                text.ends_with([':', '='])
+                    || LABEL_NOUNS.iter().any(|n| n.eq_ignore_ascii_case(text))
+            });
         own || after_key
     }
 }
+
+/// Nouns whose next word is the value they name, in any log format.
+const LABEL_NOUNS: &[&str] = &[
+    "user",
+    "username",
+    "account",
+    "host",
+    "hostname",
+    "node",
+    "file",
+    "filename",
+    "device",
+    "interface",
+    "uid",
+    "gid",
+    "pid",
+    "process",
+];
 
 /// The `key=` or `key:` of a `key=value` or `key:value` token whose value
 /// is not already `<*>`.
