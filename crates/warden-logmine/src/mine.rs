@@ -17,11 +17,11 @@ const SPLIT_MAX_DISTINCT: usize = 4;
 /// Runs the online [`Miner`] over all lines, then (with
 /// [`Config::refine`]) merges templates that differ only in parameters —
 /// including parameters that span several tokens — and splits templates
-/// whose wildcard hides a few recurring words (at most 4 distinct, or 12
-/// enum-like `UPPER_CASE` ones; a word seen once counts only when its line
-/// also differs in another word, so a lone second user name stays a
-/// parameter). Ids are dense and follow the
-/// order of each template's first line, so the result is deterministic.
+/// whose wildcard hides a few recurring words (at most 4 distinct; a word
+/// seen once counts only when its line also differs in another word, and
+/// the value of a key — `user=root`, `state: RUNNING`, `user cyrus` — is
+/// never split on). Ids are dense and follow the order of each template's
+/// first line, so the result is deterministic.
 ///
 /// ```
 /// use warden_logmine::{Config, mine};

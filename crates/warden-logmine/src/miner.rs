@@ -210,6 +210,26 @@ pub(crate) struct Cluster {
 /// assert_ne!(a, c);
 /// assert_eq!(miner.template(a).unwrap().text, "Connected to <*> in <*>");
 /// ```
+///
+/// Streaming a large input: memory follows the number of templates and
+/// distinct tokens, not of lines, and [`templates`](Miner::templates) is a
+/// snapshot that can be taken at any point.
+///
+/// ```
+/// use std::io::BufRead;
+/// use warden_logmine::Miner;
+///
+/// let input = "job 1 done in 5 ms\njob 2 done in 7 ms\ndisk sda1 full\n".repeat(1000);
+/// let mut miner = Miner::default();
+/// for line in std::io::Cursor::new(input).lines() {
+///     miner.add(&line?);
+/// }
+/// let templates = miner.templates();
+/// assert_eq!(templates.len(), 2);
+/// assert_eq!(templates[0].text, "job <*> done in <*>");
+/// assert_eq!(templates[0].count, 2000);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Miner {
     config: Config,
