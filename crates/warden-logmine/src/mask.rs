@@ -4,8 +4,6 @@
 //! template mining needs on top: values inside tokens (`blk_<*>`), units in
 //! the next word (`5.6 KB`), `key=value` pairs and parenthesised notes.
 
-use std::borrow::Cow;
-
 use crate::config::Masking;
 use crate::token::{Run, TokenClass, classify, classify_run, runs, strip_wrapping};
 
@@ -24,90 +22,170 @@ const UNITS: &[&str] = &[
     "sec", "secs", "min", "mins", "h", "hr", "hrs", "%",
 ];
 
-/// Splits `content` on whitespace and masks each token. Tokens that mask
-/// nothing borrow from `content`.
-pub(crate) fn tokenize<'a>(content: &'a str, masking: &Masking) -> Vec<Cow<'a, str>> {
-    let mut words = content.split_whitespace().peekable();
-    let mut tokens: Vec<Cow<'a, str>> = Vec::new();
-    while let Some(first) = words.next() {
-        let token = mask_word(first, masking);
-        let mut last = first;
-        // `5.6 KB`, `(1.20 KB)`, `<1 sec`: one value spread over two words.
-        if masking.numbers
-            && token == WILDCARD
-            && let Some(next) = words.next_if(|next| {
-                UNITS
-                    .iter()
-                    .any(|u| u.eq_ignore_ascii_case(strip_wrapping(next).1))
-            })
-        {
-            last = next;
-        }
-        let annotation = token == WILDCARD
-            && first.starts_with('(')
-            && last.trim_end_matches([',', '.', ';']).ends_with(')');
-        match tokens.last_mut() {
-            Some(previous) if annotation && !previous.contains(WILDCARD) => {
-                previous.to_mut().push_str(ANNOTATION);
-            }
-            _ => tokens.push(token),
-        }
-    }
-    tokens
+/// One output of [`tokenize`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Piece<'a> {
+    /// A masked token.
+    Token(&'a str),
+    /// A parenthesised value (`(5.05 KB)`) to fold into the token before
+    /// it as [`ANNOTATION`], when that token has no `<*>`.
+    Annotation,
 }
 
-/// Masks one whitespace-free word.
-pub(crate) fn mask_word<'a>(word: &'a str, m: &Masking) -> Cow<'a, str> {
-    if let Some(masked) = mask_whole(word, m) {
-        return masked;
+/// Splits `content` on whitespace, masks each token and hands the pieces to
+/// `emit` in order. `buf` is scratch space, reused from line to line, so a
+/// line costs no allocation once it has grown.
+pub(crate) fn tokenize(
+    content: &str,
+    masking: &Masking,
+    buf: &mut String,
+    mut emit: impl FnMut(Piece<'_>),
+) {
+    let mut words = content.split_whitespace();
+    while let Some(first) = words.next() {
+        // `Sat Jun 18 02:08:12 2005`: one date spread over several words.
+        if masking.timestamps
+            && let Some(extra) = date_phrase(first, &words)
+        {
+            for _ in 0..extra {
+                words.next();
+            }
+            emit(Piece::Token(WILDCARD));
+            continue;
+        }
+        buf.clear();
+        mask_word(first, masking, buf);
+        let mut last = first;
+        // `5.6 KB`, `(1.20 KB)`, `<1 sec`: one value spread over two words.
+        if masking.numbers && buf == WILDCARD {
+            let mut ahead = words.clone();
+            if let Some(next) = ahead.next()
+                && UNITS
+                    .iter()
+                    .any(|u| u.eq_ignore_ascii_case(strip_wrapping(next).1))
+            {
+                words = ahead;
+                last = next;
+            }
+        }
+        let annotation = buf == WILDCARD
+            && first.starts_with('(')
+            && last.trim_end_matches([',', '.', ';']).ends_with(')');
+        if annotation {
+            emit(Piece::Annotation);
+        } else {
+            emit(Piece::Token(buf));
+        }
+    }
+}
+
+/// Day and month names that start a date written as words.
+const DAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+const MONTHS: &[&str] = &[
+    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+];
+
+/// When `first` starts a date in words — an optional day name, a month
+/// name, a day of the month, a clock time and an optional year, as C's
+/// `ctime` and syslog print them (`Sat Jun 18 02:08:12 2005`) — the number
+/// of words after `first` that belong to it.
+fn date_phrase(first: &str, rest: &std::str::SplitWhitespace<'_>) -> Option<usize> {
+    let named = |word: &str, names: &[&str]| {
+        let word = word.trim_end_matches(',');
+        word.len() >= 3
+            && word.is_char_boundary(3)
+            && names.iter().any(|n| n.eq_ignore_ascii_case(&word[..3]))
+            && word.bytes().all(|b| b.is_ascii_alphabetic())
+    };
+    let mut ahead = rest.clone();
+    let mut used = 0;
+    let mut word = first;
+    if named(word, DAYS) {
+        word = ahead.next()?;
+        used += 1;
+    }
+    if !named(word, MONTHS) {
+        return None;
+    }
+    let day = ahead.next()?.trim_end_matches(',');
+    if !(1..=2).contains(&day.len()) || !day.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let clock = ahead.next()?.trim_end_matches([',', ')', ']']);
+    if !clock.contains(':') || !crate::token::is_timestamp(clock) {
+        return None;
+    }
+    used += 2;
+    let year = ahead
+        .next()
+        .map(|w| w.trim_end_matches([',', ')', ']', '.']))
+        .is_some_and(|w| w.len() == 4 && w.bytes().all(|b| b.is_ascii_digit()));
+    Some(used + usize::from(year))
+}
+
+/// Appends the masked form of one whitespace-free word to `out`.
+fn mask_word(word: &str, m: &Masking, out: &mut String) {
+    if mask_whole(word, m, out) {
+        return;
     }
     let (pre, core, post) = strip_wrapping(word);
     if core.is_empty() {
-        return Cow::Borrowed(word);
+        out.push_str(word);
+        return;
     }
-    match mask_whole(core, m).or_else(|| mask_parts(core, m)) {
-        Some(masked) => collapse(format!("{pre}{masked}{post}")),
-        None => Cow::Borrowed(word),
+    let start = out.len();
+    out.push_str(pre);
+    if mask_whole(core, m, out) || mask_parts(core, m, out) {
+        out.push_str(post);
+        collapse(out, start);
+    } else {
+        out.truncate(start);
+        out.push_str(word);
     }
 }
 
-/// A word that is entirely one kind of variable, or `None`.
-fn mask_whole(word: &str, m: &Masking) -> Option<Cow<'static, str>> {
+/// Appends the mask of a word that is entirely one kind of variable;
+/// `false` (and nothing appended) when it is not.
+fn mask_whole(word: &str, m: &Masking, out: &mut String) -> bool {
     let class = classify(word);
     if !m.masks(class) {
-        return None;
+        return false;
     }
     if class == TokenClass::Url
         && let Some(scheme_end) = word.find("://")
     {
-        return Some(Cow::Owned(format!("{}{WILDCARD}", &word[..scheme_end + 3])));
+        out.push_str(&word[..scheme_end + 3]);
     }
-    Some(Cow::Borrowed(WILDCARD))
+    out.push_str(WILDCARD);
+    true
 }
 
-/// Masks the alphanumeric runs of a word that are numbers or hex ids.
+/// Appends `core` with its alphanumeric runs that are numbers or hex ids
+/// masked; `false` (and nothing appended) when nothing is masked.
 ///
 /// `key=value` keeps its key. A word left with more masked runs than
 /// constant ones (`attempt_1_0020_m_3`) is an id and becomes one `<*>`.
-/// `None` when nothing is masked.
-fn mask_parts(core: &str, m: &Masking) -> Option<Cow<'static, str>> {
+fn mask_parts(core: &str, m: &Masking, out: &mut String) -> bool {
+    let start = out.len();
     if let Some(eq) = core.find('=') {
         let (key, value) = (&core[..eq], &core[eq + 1..]);
         if !key.is_empty() && !value.is_empty() && is_identifier(key) {
-            return match mask_word(value, m) {
-                Cow::Borrowed(same) if same == value => None,
-                masked => Some(Cow::Owned(format!("{key}={masked}"))),
-            };
+            out.push_str(key);
+            out.push('=');
+            let value_start = out.len();
+            mask_word(value, m, out);
+            if &out[value_start..] == value {
+                out.truncate(start);
+                return false;
+            }
+            return true;
         }
     }
     if !(m.numbers || m.hex) {
-        return None;
+        return false;
     }
-    // Built only once a run is masked: most words come back borrowed.
-    let mut out: Option<String> = None;
     let (mut masked, mut kept) = (0usize, 0usize);
     let mut pieces = runs(core).peekable();
-    let mut at = 0;
     while let Some(piece) = pieces.next() {
         match piece {
             Run::Sep(sep) => {
@@ -116,18 +194,11 @@ fn mask_parts(core: &str, m: &Masking) -> Option<Cow<'static, str>> {
                     && sep.len() > 1
                     && sep.ends_with('-')
                     && matches!(pieces.peek(), Some(Run::Alnum(r)) if r.starts_with(|c: char| c.is_ascii_digit()));
-                if signed {
-                    out.get_or_insert_with(|| core[..at].to_owned())
-                        .push_str(&sep[..sep.len() - 1]);
-                } else if let Some(out) = &mut out {
-                    out.push_str(sep);
-                }
-                at += sep.len();
+                out.push_str(if signed { &sep[..sep.len() - 1] } else { sep });
             }
             Run::Alnum(run) => {
                 if masks_run(run, m) {
-                    out.get_or_insert_with(|| core[..at].to_owned())
-                        .push_str(WILDCARD);
+                    out.push_str(WILDCARD);
                     masked += 1;
                 } else {
                     if run
@@ -136,18 +207,20 @@ fn mask_parts(core: &str, m: &Masking) -> Option<Cow<'static, str>> {
                     {
                         kept += 1;
                     }
-                    if let Some(out) = &mut out {
-                        out.push_str(run);
-                    }
+                    out.push_str(run);
                 }
-                at += run.len();
             }
         }
     }
-    match out {
-        Some(_) if masked >= 2 && masked >= kept => Some(Cow::Borrowed(WILDCARD)),
-        out => out.map(Cow::Owned),
+    if masked == 0 {
+        out.truncate(start);
+        return false;
     }
+    if masked >= 2 && masked >= kept {
+        out.truncate(start);
+        out.push_str(WILDCARD);
+    }
+    true
 }
 
 /// An alphanumeric run that is a number (`42`, `12ms`) or a hex id.
@@ -159,16 +232,17 @@ fn masks_run(run: &str, m: &Masking) -> bool {
     }
 }
 
-/// Replaces a token that is only `<*>`s and punctuation by one `<*>`.
-fn collapse<'a>(token: String) -> Cow<'a, str> {
+/// Replaces a token (from `start` in `out`) that is only `<*>`s and
+/// punctuation by one `<*>`.
+fn collapse(out: &mut String, start: usize) {
+    let token = &out[start..];
     let only_punctuation = token.contains(WILDCARD)
         && token
             .split(WILDCARD)
             .all(|rest| rest.bytes().all(|b| b.is_ascii_punctuation()));
     if only_punctuation {
-        Cow::Borrowed(WILDCARD)
-    } else {
-        Cow::Owned(token)
+        out.truncate(start);
+        out.push_str(WILDCARD);
     }
 }
 
@@ -184,8 +258,20 @@ fn is_identifier(s: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn masked_with(line: &str, masking: &Masking) -> String {
+        let mut out: Vec<String> = Vec::new();
+        tokenize(line, masking, &mut String::new(), |piece| match piece {
+            Piece::Token(t) => out.push(t.to_owned()),
+            Piece::Annotation => match out.last_mut() {
+                Some(last) if !last.contains(WILDCARD) => last.push_str(ANNOTATION),
+                _ => out.push(WILDCARD.to_owned()),
+            },
+        });
+        out.join(" ")
+    }
+
     fn masked(line: &str) -> String {
-        tokenize(line, &Masking::default()).join(" ")
+        masked_with(line, &Masking::default())
     }
 
     #[test]
@@ -293,14 +379,17 @@ mod tests {
     }
 
     #[test]
-    fn tokens_without_a_variable_are_borrowed_not_copied() {
-        let tokens = tokenize("Served block blk_42 to 10.0.0.1", &Masking::default());
-        let borrowed: Vec<bool> = tokens
-            .iter()
-            .map(|t| matches!(t, std::borrow::Cow::Borrowed(_)))
-            .collect();
-        // `blk_<*>` is built; a whole `<*>` is the static wildcard.
-        assert_eq!(borrowed, [true, true, false, true, true]);
+    fn masks_a_date_written_in_words_as_one_parameter() {
+        assert_eq!(
+            masked("connection from 10.0.0.1 () at Sat Jun 18 02:08:12 2005"),
+            "connection from <*> () at <*>"
+        );
+        assert_eq!(
+            masked("Last login: Mon Jul  4 09:14:02 on ttys000"),
+            "Last login: <*> on ttys000"
+        );
+        assert_eq!(masked("due Jun 18 at noon"), "due Jun <*> at noon");
+        assert_eq!(masked("Mar 3 files"), "Mar <*> files");
     }
 
     #[test]
@@ -356,10 +445,10 @@ mod tests {
             timestamps: false,
         };
         let line = "from 10.0.0.1 took 12 ms at /var/log/x";
-        assert_eq!(tokenize(line, &none).join(" "), line);
+        assert_eq!(masked_with(line, &none), line);
         let ips_only = Masking { ips: true, ..none };
         assert_eq!(
-            tokenize(line, &ips_only).join(" "),
+            masked_with(line, &ips_only),
             "from <*> took 12 ms at /var/log/x"
         );
     }

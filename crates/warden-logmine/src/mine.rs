@@ -10,9 +10,6 @@ use crate::template::{Mining, Template, TemplateId, params_of};
 /// a candidate for splitting: a template's constants vary little, a
 /// parameter's values usually vary a lot.
 const SPLIT_MAX_DISTINCT: usize = 4;
-/// The same for values that all read like enum constants (`RUNNING`),
-/// which are far more often code constants than data.
-const SPLIT_MAX_DISTINCT_ENUM: usize = 12;
 
 /// Mines templates from `lines` in one go and assigns each line its final
 /// template.
@@ -20,11 +17,11 @@ const SPLIT_MAX_DISTINCT_ENUM: usize = 12;
 /// Runs the online [`Miner`] over all lines, then (with
 /// [`Config::refine`]) merges templates that differ only in parameters —
 /// including parameters that span several tokens — and splits templates
-/// whose wildcard hides a few recurring words (at most 4 distinct, or 12
-/// enum-like `UPPER_CASE` ones; a word seen once counts only when its line
-/// also differs in another word, so a lone second user name stays a
-/// parameter). Ids are dense and follow the
-/// order of each template's first line, so the result is deterministic.
+/// whose wildcard hides a few recurring words (at most 4 distinct; a word
+/// seen once counts only when its line also differs in another word, and
+/// the value of a key — `user=root`, `state: RUNNING`, `user cyrus` — is
+/// never split on). Ids are dense and follow the order of each template's
+/// first line, so the result is deterministic.
 ///
 /// ```
 /// use warden_logmine::{Config, mine};
@@ -45,12 +42,13 @@ const SPLIT_MAX_DISTINCT_ENUM: usize = 12;
 #[must_use]
 pub fn mine<S: AsRef<str>>(lines: &[S], config: &Config) -> Mining {
     let mut miner = Miner::new(config.clone());
-    let mut line_tokens = Vec::with_capacity(lines.len());
+    let mut line_tokens = Lines::with_capacity(lines.len());
     let mut cluster_of = Vec::with_capacity(lines.len());
+    let mut tokens = Vec::new();
     for line in lines {
-        let tokens = miner.tokens(line.as_ref());
-        cluster_of.push(miner.add_tokens(tokens.clone()));
-        line_tokens.push(tokens);
+        miner.tokenize_into(line.as_ref(), &mut tokens);
+        cluster_of.push(miner.add_tokens(&tokens));
+        line_tokens.push(&tokens);
     }
     let mut groups: Vec<Vec<usize>> = vec![Vec::new(); miner.clusters().len()];
     for (line, &cluster) in cluster_of.iter().enumerate() {
@@ -74,6 +72,35 @@ pub fn mine<S: AsRef<str>>(lines: &[S], config: &Config) -> Mining {
     finish(&miner, groups, lines.len())
 }
 
+/// Every line's tokens in one buffer: two allocations for all lines.
+struct Lines {
+    tokens: Vec<Tok>,
+    ends: Vec<usize>,
+}
+
+impl Lines {
+    fn with_capacity(lines: usize) -> Self {
+        Self {
+            tokens: Vec::with_capacity(lines * 16),
+            ends: Vec::with_capacity(lines),
+        }
+    }
+
+    fn push(&mut self, tokens: &[Tok]) {
+        self.tokens.extend_from_slice(tokens);
+        self.ends.push(self.tokens.len());
+    }
+}
+
+impl std::ops::Index<usize> for Lines {
+    type Output = [Tok];
+
+    fn index(&self, line: usize) -> &[Tok] {
+        let start = line.checked_sub(1).map_or(0, |l| self.ends[l]);
+        &self.tokens[start..self.ends[line]]
+    }
+}
+
 /// Lines sharing one template.
 struct Group {
     lines: Vec<usize>,
@@ -81,11 +108,11 @@ struct Group {
 }
 
 /// Per position: the shared token, or `<*>` where lines disagree.
-fn agreement(lines: &[usize], line_tokens: &[Vec<Tok>], interner: &Interner) -> Vec<Tok> {
+fn agreement(lines: &[usize], line_tokens: &Lines, interner: &Interner) -> Vec<Tok> {
     let Some((&first, rest)) = lines.split_first() else {
         return Vec::new();
     };
-    let mut template = line_tokens[first].clone();
+    let mut template = line_tokens[first].to_vec();
     for &line in rest {
         for (t, &l) in template.iter_mut().zip(&line_tokens[line]) {
             *t = interner.generalize(*t, l);
@@ -96,56 +123,68 @@ fn agreement(lines: &[usize], line_tokens: &[Vec<Tok>], interner: &Interner) -> 
 
 /// Splits a same-length group on a wildcard position that holds a few
 /// recurring words (`stored as bytes` / `stored as values`).
-fn split_group(
-    lines: Vec<usize>,
-    line_tokens: &[Vec<Tok>],
-    interner: &Interner,
-) -> Vec<Vec<usize>> {
+///
+/// Never on the value of a key (`user=root`, `state: RUNNING`): a key
+/// says that what follows is data. A word seen once counts only when its
+/// line also has, elsewhere, a word no other line of the group has there.
+/// Each call costs O(lines x width) with hashing; a split recurses into
+/// smaller groups only.
+fn split_group(lines: Vec<usize>, line_tokens: &Lines, interner: &Interner) -> Vec<Vec<usize>> {
     let Some(&first) = lines.first() else {
         return vec![lines];
     };
+    if lines.len() < 2 {
+        return vec![lines];
+    }
     let width = line_tokens[first].len();
+    // (position, token) -> lines with that token there.
+    let mut seen: HashMap<(usize, Tok), usize> = HashMap::new();
+    for &line in &lines {
+        for (pos, &tok) in line_tokens[line].iter().enumerate() {
+            *seen.entry((pos, tok)).or_default() += 1;
+        }
+    }
+    // Whether a line has a word at a position that no other line has.
+    let unique_word = |line: usize, except: usize| {
+        line_tokens[line].iter().enumerate().any(|(q, &tok)| {
+            q != except && interner.is_word(tok) && seen.get(&(q, tok)) == Some(&1)
+        })
+    };
     for pos in 0..width {
-        let mut counts: HashMap<Tok, usize> = HashMap::new();
-        let mut words = true;
-        let mut enums = true;
+        let mut counts: Vec<(Tok, usize)> = Vec::new();
+        let mut candidate = true;
         for &line in &lines {
             let tok = line_tokens[line][pos];
-            if !interner.is_word(tok) {
-                words = false;
+            if !interner.is_word(tok) || interner.is_labelled(&line_tokens[line], pos) {
+                candidate = false;
                 break;
             }
-            enums &= interner.is_enum(tok);
-            *counts.entry(tok).or_default() += 1;
+            if !counts.iter().any(|&(t, _)| t == tok) {
+                if counts.len() == SPLIT_MAX_DISTINCT {
+                    candidate = false;
+                    break;
+                }
+                counts.push((tok, seen.get(&(pos, tok)).copied().unwrap_or(0)));
+            }
         }
-        let limit = if enums {
-            SPLIT_MAX_DISTINCT_ENUM
-        } else {
-            SPLIT_MAX_DISTINCT
-        };
-        if !words || counts.len() < 2 || counts.len() > limit {
+        if !candidate || counts.len() < 2 {
             continue;
         }
-        // A word seen once is a constant only if its line also differs from
-        // all others in another word: a second user name alone is data.
-        // Enum-like words need no such support.
-        let supported = enums
-            || counts.iter().all(|(&tok, &count)| {
-                count >= 2
-                    || lines.iter().any(|&l| {
-                        line_tokens[l][pos] == tok
-                            && differs_elsewhere(l, pos, &lines, line_tokens, interner)
-                    })
-            });
+        let supported = counts.iter().all(|&(tok, count)| {
+            count >= 2
+                || lines
+                    .iter()
+                    .any(|&l| line_tokens[l][pos] == tok && unique_word(l, pos))
+        });
         if !supported {
             continue;
         }
-        let mut parts: Vec<(Tok, Vec<usize>)> = Vec::new();
+        let mut parts: Vec<(Tok, Vec<usize>)> =
+            counts.iter().map(|&(t, _)| (t, Vec::new())).collect();
         for &line in &lines {
             let tok = line_tokens[line][pos];
-            match parts.iter_mut().find(|(t, _)| *t == tok) {
-                Some((_, part)) => part.push(line),
-                None => parts.push((tok, vec![line])),
+            if let Some((_, part)) = parts.iter_mut().find(|(t, _)| *t == tok) {
+                part.push(line);
             }
         }
         return parts
@@ -156,32 +195,9 @@ fn split_group(
     vec![lines]
 }
 
-/// Whether `line` has, at some position other than `pos`, a word that no
-/// other line of the group has there.
-fn differs_elsewhere(
-    line: usize,
-    pos: usize,
-    lines: &[usize],
-    line_tokens: &[Vec<Tok>],
-    interner: &Interner,
-) -> bool {
-    let tokens = &line_tokens[line];
-    tokens.iter().enumerate().any(|(q, &tok)| {
-        q != pos
-            && interner.is_word(tok)
-            && lines
-                .iter()
-                .all(|&other| other == line || line_tokens[other][q] != tok)
-    })
-}
-
 /// Merges groups whose templates have the same constant tokens in the same
 /// order, whatever the number and place of their parameters.
-fn merge_groups(
-    groups: Vec<Vec<usize>>,
-    line_tokens: &[Vec<Tok>],
-    interner: &Interner,
-) -> Vec<Group> {
+fn merge_groups(groups: Vec<Vec<usize>>, line_tokens: &Lines, interner: &Interner) -> Vec<Group> {
     let mut by_skeleton: HashMap<Vec<Tok>, usize> = HashMap::new();
     let mut merged: Vec<Vec<Group>> = Vec::new();
     for lines in groups {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::config::Config;
 use crate::header::strip_header;
-use crate::mask::{ANNOTATION, WILDCARD, tokenize};
+use crate::mask::{ANNOTATION, Piece, WILDCARD, tokenize};
 use crate::template::{Template, TemplateId, params_of};
 
 /// Interned token; [`WILD`] is `<*>`.
@@ -23,6 +23,8 @@ pub(crate) struct Interner {
     general: Vec<Tok>,
     /// `word` for an annotated `word (<*>)` token, else the token itself.
     base: Vec<Tok>,
+    /// Scratch for building a token's text, reused.
+    scratch: String,
 }
 
 impl Interner {
@@ -33,6 +35,7 @@ impl Interner {
             variable: Vec::new(),
             general: Vec::new(),
             base: Vec::new(),
+            scratch: String::new(),
         };
         interner.intern(WILDCARD);
         interner
@@ -42,6 +45,11 @@ impl Interner {
         if let Some(&id) = self.ids.get(text) {
             return id;
         }
+        self.insert(text)
+    }
+
+    #[cold]
+    fn insert(&mut self, text: &str) -> Tok {
         let id = Tok::try_from(self.texts.len()).unwrap_or(Tok::MAX);
         self.ids.insert(text.into(), id);
         self.texts.push(text.into());
@@ -58,6 +66,17 @@ impl Interner {
             self.base[id as usize] = base;
         }
         id
+    }
+
+    /// `word (<*>)` for `word`: the token with a parenthesised note folded in.
+    fn annotated(&mut self, tok: Tok) -> Tok {
+        let mut text = std::mem::take(&mut self.scratch);
+        text.clear();
+        text.push_str(self.text(tok));
+        text.push_str(ANNOTATION);
+        let annotated = self.intern(&text);
+        self.scratch = text;
+        annotated
     }
 
     pub(crate) fn text(&self, tok: Tok) -> &str {
@@ -110,15 +129,42 @@ impl Interner {
             && text.bytes().any(|b| b.is_ascii_alphabetic())
     }
 
-    /// Whether a token reads like an enum constant (`RUNNING`,
-    /// `FAIL_TASK_CLEANUP`): upper-case letters and underscores.
-    pub(crate) fn is_enum(&self, tok: Tok) -> bool {
-        let text = self.text(tok);
-        text.len() >= 2
-            && text.bytes().any(|b| b.is_ascii_uppercase())
-            && text.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+    /// Whether the token at `pos` is the value of a key: a `key=value` or
+    /// `key:value` token, the word after `key:`, `key=` or `=`, or the word
+    /// after a noun that names a value (`user root`, `device sda`).
+    pub(crate) fn is_labelled(&self, tokens: &[Tok], pos: usize) -> bool {
+        let own = tokens
+            .get(pos)
+            .is_some_and(|&t| self.general[t as usize] != t);
+        let after_key = pos
+            .checked_sub(1)
+            .and_then(|p| tokens.get(p))
+            .is_some_and(|&t| {
+                let text = self.text(t);
+                text.ends_with([':', '='])
+                    || LABEL_NOUNS.iter().any(|n| n.eq_ignore_ascii_case(text))
+            });
+        own || after_key
     }
 }
+
+/// Nouns whose next word is the value they name, in any log format.
+const LABEL_NOUNS: &[&str] = &[
+    "user",
+    "username",
+    "account",
+    "host",
+    "hostname",
+    "node",
+    "file",
+    "filename",
+    "device",
+    "interface",
+    "uid",
+    "gid",
+    "pid",
+    "process",
+];
 
 /// The `key=` or `key:` of a `key=value` or `key:value` token whose value
 /// is not already `<*>`.
@@ -164,6 +210,26 @@ pub(crate) struct Cluster {
 /// assert_ne!(a, c);
 /// assert_eq!(miner.template(a).unwrap().text, "Connected to <*> in <*>");
 /// ```
+///
+/// Streaming a large input: memory follows the number of templates and
+/// distinct tokens, not of lines, and [`templates`](Miner::templates) is a
+/// snapshot that can be taken at any point.
+///
+/// ```
+/// use std::io::BufRead;
+/// use warden_logmine::Miner;
+///
+/// let input = "job 1 done in 5 ms\njob 2 done in 7 ms\ndisk sda1 full\n".repeat(1000);
+/// let mut miner = Miner::default();
+/// for line in std::io::Cursor::new(input).lines() {
+///     miner.add(&line?);
+/// }
+/// let templates = miner.templates();
+/// assert_eq!(templates.len(), 2);
+/// assert_eq!(templates[0].text, "job <*> done in <*>");
+/// assert_eq!(templates[0].count, 2000);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Miner {
     config: Config,
@@ -172,6 +238,10 @@ pub struct Miner {
     roots: HashMap<usize, Node>,
     clusters: Vec<Cluster>,
     lines: usize,
+    /// Scratch for the masked text of one token, reused across lines.
+    word: String,
+    /// Scratch for one line's tokens, reused across lines.
+    line: Vec<Tok>,
 }
 
 impl Default for Miner {
@@ -190,6 +260,8 @@ impl Miner {
             roots: HashMap::new(),
             clusters: Vec::new(),
             lines: 0,
+            word: String::new(),
+            line: Vec::new(),
         }
     }
 
@@ -200,9 +272,15 @@ impl Miner {
     }
 
     /// Adds one raw log line and returns the id of its template.
+    ///
+    /// Costs no allocation once the miner has seen the line's tokens and
+    /// template; memory grows with distinct tokens and templates, never
+    /// with the number of lines.
     pub fn add(&mut self, line: &str) -> TemplateId {
-        let tokens = self.tokens(line);
-        let index = self.add_tokens(tokens);
+        let mut tokens = std::mem::take(&mut self.line);
+        self.tokenize_into(line, &mut tokens);
+        let index = self.add_tokens(&tokens);
+        self.line = tokens;
         TemplateId::from_index(index)
     }
 
@@ -252,34 +330,52 @@ impl Miner {
         &self.clusters
     }
 
-    /// Header-stripped, masked, interned tokens of a raw line.
-    pub(crate) fn tokens(&mut self, line: &str) -> Vec<Tok> {
+    /// Replaces `out` by the header-stripped, masked, interned tokens of a
+    /// raw line.
+    pub(crate) fn tokenize_into(&mut self, line: &str, out: &mut Vec<Tok>) {
+        out.clear();
         let content = if self.config.strip_headers {
             strip_header(line)
         } else {
             line
         };
-        tokenize(content, &self.config.masking)
-            .iter()
-            .map(|t| self.interner.intern(t))
-            .collect()
+        let interner = &mut self.interner;
+        let mut word = std::mem::take(&mut self.word);
+        tokenize(
+            content,
+            &self.config.masking,
+            &mut word,
+            |piece| match piece {
+                Piece::Token(text) => out.push(interner.intern(text)),
+                Piece::Annotation => match out.last_mut() {
+                    Some(last) if !interner.text(*last).contains(WILDCARD) => {
+                        *last = interner.annotated(*last);
+                    }
+                    _ => out.push(WILD),
+                },
+            },
+        );
+        self.word = word;
     }
 
     /// Places interned tokens; returns the cluster index.
-    pub(crate) fn add_tokens(&mut self, tokens: Vec<Tok>) -> usize {
+    pub(crate) fn add_tokens(&mut self, tokens: &[Tok]) -> usize {
         self.lines += 1;
-        if let Some(index) = self.search(&tokens) {
+        if let Some(index) = self.search(tokens) {
             let interner = &self.interner;
             let cluster = &mut self.clusters[index];
-            for (t, &l) in cluster.tokens.iter_mut().zip(&tokens) {
+            for (t, &l) in cluster.tokens.iter_mut().zip(tokens) {
                 *t = interner.generalize(*t, l);
             }
             cluster.count += 1;
             return index;
         }
         let index = self.clusters.len();
-        self.insert(&tokens, index);
-        self.clusters.push(Cluster { tokens, count: 1 });
+        self.insert(tokens, index);
+        self.clusters.push(Cluster {
+            tokens: tokens.to_vec(),
+            count: 1,
+        });
         index
     }
 
