@@ -118,7 +118,11 @@ impl Agent {
 
     /// The past incidents most like `text`, best first, with their
     /// resolutions: what the planner is handed. Empty without incident memory.
-    pub fn recall(&self, text: &str, k: usize) -> Result<Vec<warden_memory::RecallHit>, AgentError> {
+    pub fn recall(
+        &self,
+        text: &str,
+        k: usize,
+    ) -> Result<Vec<warden_memory::RecallHit>, AgentError> {
         let Some(memory) = &self.memory else {
             return Ok(Vec::new());
         };

@@ -12,6 +12,7 @@ mod cmd_plugin;
 mod cmd_plugin_new;
 mod cmd_policy;
 mod cmd_run;
+mod cmd_serve;
 
 mod output;
 
@@ -47,6 +48,8 @@ struct Cli {
 enum Command {
     /// Run the agent on an alert or a goal: plan, gate, approve, call, journal.
     Run(Box<cmd_run::RunArgs>),
+    /// Run the agent as a service: webhooks in, approvals over the API, metrics.
+    Serve(cmd_serve::ServeArgs),
     /// Verify, list and show the agent's hash-chained journal.
     #[command(subcommand)]
     Journal(cmd_journal::JournalCmd),
@@ -71,13 +74,16 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // A service logs what it does by default; a command only its warnings.
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_tracing(cli.verbose + u8::from(serving && cli.verbose == 0));
     let plugin_dir = cli
         .plugin_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from(".warden/plugins"));
     let result = match cli.command {
         Command::Run(args) => cmd_run::run(*args, &plugin_dir, cli.json),
+        Command::Serve(args) => cmd_serve::run(args, cli.json),
         Command::Journal(cmd) => cmd_journal::run(cmd, cli.json),
         Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),
         Command::Policy(cmd) => cmd_policy::run(cmd, cli.json),

@@ -334,8 +334,8 @@ fn check_settings(data: &serde_json::Value) -> Result<(), String> {
             ));
         };
         for (source, limit) in sources {
-            let per_minute = limit.get("per_minute");
-            if !per_minute.is_some_and(|n| n.as_u64().is_some_and(|n| n <= 1_000_000)) {
+            let per_minute = limit.get("per_minute").and_then(serde_json::Value::as_u64);
+            if per_minute.is_none_or(|n| n > 1_000_000) {
                 return Err(format!(
                     "data.warden.config.intake.{source} must be {{\"per_minute\": <0..1000000>}}, got {limit}"
                 ));

@@ -107,8 +107,9 @@ impl Secrets {
     pub(crate) fn alertmanager(&self, headers: &HeaderMap) -> Option<bool> {
         let auth = self.alertmanager.as_ref()?;
         Some(match auth {
-            AmAuth::Bearer(token) => bearer(headers)
-                .is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.as_bytes()))),
+            AmAuth::Bearer(token) => {
+                bearer(headers).is_some_and(|p| bool::from(p.as_bytes().ct_eq(token.as_bytes())))
+            }
             AmAuth::Basic(user, password) => basic(headers).is_some_and(|(u, p)| {
                 let u = u.as_bytes().ct_eq(user.as_bytes());
                 let p = p.as_bytes().ct_eq(password.as_bytes());

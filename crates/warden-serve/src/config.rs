@@ -55,6 +55,10 @@ pub struct AgentSection {
     /// Journal file.
     #[serde(default = "default_journal")]
     pub journal: PathBuf,
+    /// The host key that signs the journal [default: $WARDEN_KEY_FILE, else
+    /// ~/.config/warden/host.key]; never in the journal's folder.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
     /// Incident store (optional): recall, similar incidents, learning.
     #[serde(default)]
     pub memory: Option<PathBuf>,
@@ -343,6 +347,9 @@ impl Config {
         if let Some(m) = a.memory.as_mut() {
             at(m);
         }
+        if let Some(k) = a.key_file.as_mut() {
+            at(k);
+        }
         if let Some(c) = self.listen.tls_cert.as_mut() {
             at(c);
         }
@@ -388,7 +395,9 @@ impl Config {
                 return Err("receivers.alertmanager needs `bearer`, or `basic_user` with `basic_password` (one of them)".into());
             }
             if basic && (am.basic_user.is_none() || am.basic_password.is_none()) {
-                return Err("receivers.alertmanager: `basic_user` and `basic_password` go together".into());
+                return Err(
+                    "receivers.alertmanager: `basic_user` and `basic_password` go together".into(),
+                );
             }
         }
         Ok(())

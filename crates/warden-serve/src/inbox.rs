@@ -160,9 +160,7 @@ impl Inbox {
                                 Some(Accepted::Duplicate(id.clone()))
                             }
                             ItemState::Done
-                                if old
-                                    .done_at
-                                    .is_some_and(|d| now.saturating_sub(d) <= window) =>
+                                if old.done_at.is_some_and(|d| now.saturating_sub(d) <= window) =>
                             {
                                 Some(Accepted::Grouped(id.clone()))
                             }

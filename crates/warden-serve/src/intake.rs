@@ -126,7 +126,11 @@ pub(crate) fn generic(body: &Value) -> Result<Vec<Incoming>, String> {
     let status = match text("status").as_deref() {
         None | Some("firing") => "firing",
         Some("resolved") => "resolved",
-        Some(other) => return Err(format!("`status` must be firing or resolved, not `{other}`")),
+        Some(other) => {
+            return Err(format!(
+                "`status` must be firing or resolved, not `{other}`"
+            ));
+        }
     };
     let key = text("key").unwrap_or_else(|| labels_digest(Some(&json!(labels))));
     let am = json!({

@@ -59,4 +59,4 @@ pub use config::{
     SecretRef, TokenConfig, TokenReceiver,
 };
 pub use error::ServeError;
-pub use server::{Handle, Server};
+pub use server::{CheckSummary, Handle, Server, check};

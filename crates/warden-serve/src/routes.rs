@@ -67,7 +67,10 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/tasks", post(create_task).get(list_tasks))
         .route("/v1/tasks/{id}", get(show_task))
         .route("/v1/approvals", get(list_approvals))
-        .route("/v1/approvals/{id}", post(answer_approval))
+        .route(
+            "/v1/approvals/{id}",
+            get(show_approval).post(answer_approval),
+        )
         .route("/v1/incidents/similar", get(similar))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -111,7 +114,12 @@ async fn metrics(Extract(state): Extract<Shared>, headers: HeaderMap) -> Result<
 }
 
 fn parse_json(body: &[u8]) -> Result<Value, Failure> {
-    serde_json::from_slice(body).map_err(|e| fail(StatusCode::BAD_REQUEST, format!("the body is not JSON: {e}")))
+    serde_json::from_slice(body).map_err(|e| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+        )
+    })
 }
 
 async fn alertmanager(
@@ -120,8 +128,18 @@ async fn alertmanager(
     body: Bytes,
 ) -> Result<Response, Failure> {
     match state.secrets.alertmanager(&headers) {
-        None => return Err(fail(StatusCode::NOT_FOUND, "the Alertmanager receiver is not configured")),
-        Some(false) => return Err(fail(StatusCode::UNAUTHORIZED, "wrong or missing Alertmanager credentials")),
+        None => {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                "the Alertmanager receiver is not configured",
+            ));
+        }
+        Some(false) => {
+            return Err(fail(
+                StatusCode::UNAUTHORIZED,
+                "wrong or missing Alertmanager credentials",
+            ));
+        }
         Some(true) => {}
     }
     let value = parse_json(&body)?;
@@ -158,8 +176,18 @@ async fn azure_monitor_path(
 
 async fn azure(state: Shared, token: Option<String>, body: Bytes) -> Result<Response, Failure> {
     match state.secrets.azure(token.as_deref()) {
-        None => return Err(fail(StatusCode::NOT_FOUND, "the Azure Monitor receiver is not configured")),
-        Some(false) => return Err(fail(StatusCode::UNAUTHORIZED, "wrong or missing Azure Monitor token")),
+        None => {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                "the Azure Monitor receiver is not configured",
+            ));
+        }
+        Some(false) => {
+            return Err(fail(
+                StatusCode::UNAUTHORIZED,
+                "wrong or missing Azure Monitor token",
+            ));
+        }
         Some(true) => {}
     }
     let value = parse_json(&body)?;
@@ -180,7 +208,12 @@ async fn generic(
 ) -> Result<Response, Failure> {
     let now = jiff::Timestamp::now().as_second();
     match state.secrets.generic(&headers, &body, now) {
-        None => return Err(fail(StatusCode::NOT_FOUND, "the generic receiver is not configured")),
+        None => {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                "the generic receiver is not configured",
+            ));
+        }
         Some(Err(why)) => return Err(fail(StatusCode::UNAUTHORIZED, why)),
         Some(Ok(())) => {}
     }
@@ -206,16 +239,23 @@ async fn receive(
     incoming: Vec<Incoming>,
 ) -> Result<Response, Failure> {
     if !state.accepting.load(Ordering::SeqCst) {
-        return Err(fail(StatusCode::SERVICE_UNAVAILABLE, "the service is draining"));
+        return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is draining",
+        ));
     }
     if !state.admit(source) {
         state.metrics.received(source, "rate-limited");
         return Err(fail(
             StatusCode::TOO_MANY_REQUESTS,
-            format!("`{source}` sent more alerts this minute than the policy allows (data.warden.config.intake)"),
+            format!(
+                "`{source}` sent more alerts this minute than the policy allows (data.warden.config.intake)"
+            ),
         ));
     }
-    let env = env.or_else(|| state.config.agent.env.clone()).unwrap_or_default();
+    let env = env
+        .or_else(|| state.config.agent.env.clone())
+        .unwrap_or_default();
     let mut results = Vec::new();
     for alert in incoming {
         let (disposition, task) = if alert.status == "resolved" {
@@ -223,7 +263,10 @@ async fn receive(
             match state.inbox(move |i| i.resolve(&key)).await? {
                 Resolved::Dropped(id) => ("dropped", id),
                 Resolved::Running(id) => {
-                    state.stop_task(&id, "the alert resolved while its task ran; pending steps do not run");
+                    state.stop_task(
+                        &id,
+                        "the alert resolved while its task ran; pending steps do not run",
+                    );
                     ("stopping", id)
                 }
                 Resolved::Nothing => ("nothing-running", String::new()),
@@ -283,10 +326,7 @@ async fn receive(
 
 fn task_id(source: &str) -> String {
     let short = &crate::approvals::new_id()[..12];
-    format!(
-        "{source}-{}-{short}",
-        jiff::Timestamp::now().as_second()
-    )
+    format!("{source}-{}-{short}", jiff::Timestamp::now().as_second())
 }
 
 #[derive(Deserialize)]
@@ -304,20 +344,36 @@ async fn create_task(
 ) -> Result<Response, Failure> {
     let who = caller(&state, &headers, "operator")?;
     if !state.accepting.load(Ordering::SeqCst) {
-        return Err(fail(StatusCode::SERVICE_UNAVAILABLE, "the service is draining"));
+        return Err(fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the service is draining",
+        ));
     }
     if !state.admit("api") {
-        return Err(fail(StatusCode::TOO_MANY_REQUESTS, "too many tasks this minute (data.warden.config.intake.api)"));
+        return Err(fail(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many tasks this minute (data.warden.config.intake.api)",
+        ));
     }
-    let req: NewTask = serde_json::from_slice(&body)
-        .map_err(|e| fail(StatusCode::BAD_REQUEST, format!("expected {{\"goal\": …}} or {{\"alert\": …}}: {e}")))?;
+    let req: NewTask = serde_json::from_slice(&body).map_err(|e| {
+        fail(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"goal\": …}} or {{\"alert\": …}}: {e}"),
+        )
+    })?;
     let body = match (&req.goal, &req.alert) {
         (Some(goal), None) if !goal.trim().is_empty() => json!({"goal": goal}),
         (None, Some(alert)) => {
-            warden::Task::from_webhook("check", alert).map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
+            warden::Task::from_webhook("check", alert)
+                .map_err(|e| fail(StatusCode::BAD_REQUEST, e.to_string()))?;
             json!({"alert": alert})
         }
-        _ => return Err(fail(StatusCode::BAD_REQUEST, "give exactly one of a non-empty `goal` or an `alert`")),
+        _ => {
+            return Err(fail(
+                StatusCode::BAD_REQUEST,
+                "give exactly one of a non-empty `goal` or an `alert`",
+            ));
+        }
     };
     let env = req
         .env
@@ -347,7 +403,12 @@ async fn create_task(
     let window = state.config.limits.group_window;
     let id = match state.inbox(move |i| i.accept(item, window)).await? {
         Accepted::New(id) => id,
-        Accepted::Full => return Err(fail(StatusCode::TOO_MANY_REQUESTS, "the inbox is full; retry later")),
+        Accepted::Full => {
+            return Err(fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                "the inbox is full; retry later",
+            ));
+        }
         Accepted::Duplicate(id) | Accepted::Grouped(id) => id,
     };
     state.journal(
@@ -365,7 +426,10 @@ async fn create_task(
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"task_id": id}))).into_response())
 }
 
-async fn list_tasks(Extract(state): Extract<Shared>, headers: HeaderMap) -> Result<Response, Failure> {
+async fn list_tasks(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
     caller(&state, &headers, "viewer")?;
     let items = state.inbox(|i| i.items()).await?;
     let tasks: Vec<Value> = items.iter().map(item_view).collect();
@@ -415,9 +479,27 @@ async fn show_task(
     .into_response())
 }
 
-async fn list_approvals(Extract(state): Extract<Shared>, headers: HeaderMap) -> Result<Response, Failure> {
+async fn list_approvals(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+) -> Result<Response, Failure> {
     caller(&state, &headers, "viewer")?;
     Ok(axum::Json(json!({"approvals": state.approvals.list()})).into_response())
+}
+
+async fn show_approval(
+    Extract(state): Extract<Shared>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Failure> {
+    caller(&state, &headers, "viewer")?;
+    match state.approvals.get(&id) {
+        Some(p) => Ok(axum::Json(p).into_response()),
+        None => Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("no pending approval `{id}`"),
+        )),
+    }
 }
 
 #[derive(Deserialize)]
@@ -436,9 +518,14 @@ async fn answer_approval(
 ) -> Result<Response, Failure> {
     let who = caller(&state, &headers, "approver")?;
     let answer: Answer = serde_json::from_slice(&body).map_err(|e| {
-        fail(StatusCode::BAD_REQUEST, format!("expected {{\"approve\": true|false, \"reason\": …}}: {e}"))
+        fail(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{\"approve\": true|false, \"reason\": …}}: {e}"),
+        )
     })?;
-    let reason = answer.reason.map(|r| r.chars().take(1000).collect::<String>());
+    let reason = answer
+        .reason
+        .map(|r| r.chars().take(1000).collect::<String>());
     match state.approvals.answer(&id, &who, answer.approve, reason) {
         Ok(p) => {
             state.metrics.approvals_pending(state.approvals.len());
@@ -452,7 +539,10 @@ async fn answer_approval(
             }))
             .into_response())
         }
-        Err(_) => Err(fail(StatusCode::NOT_FOUND, format!("no pending approval `{id}` (answered, expired, or never asked)"))),
+        Err(_) => Err(fail(
+            StatusCode::NOT_FOUND,
+            format!("no pending approval `{id}` (answered, expired, or never asked)"),
+        )),
     }
 }
 
@@ -470,7 +560,10 @@ async fn similar(
 ) -> Result<Response, Failure> {
     caller(&state, &headers, "viewer")?;
     if q.q.len() > 4096 {
-        return Err(fail(StatusCode::BAD_REQUEST, "`q` is longer than 4096 bytes"));
+        return Err(fail(
+            StatusCode::BAD_REQUEST,
+            "`q` is longer than 4096 bytes",
+        ));
     }
     let k = q.k.unwrap_or(5).clamp(1, 50);
     let agent = state.agent();

@@ -52,10 +52,7 @@ impl std::fmt::Debug for State {
 impl State {
     /// The agent tasks run on now (replaced whole on reload).
     pub fn agent(&self) -> Arc<Agent> {
-        self.agent
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.agent.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Run an inbox operation off the async threads (it fsyncs).
@@ -161,7 +158,10 @@ fn build_agent(
     })? {
         sandbox.arm(arm);
     }
-    let key = HostKey::for_journal(&a.journal)?;
+    let key = match &a.key_file {
+        Some(path) => HostKey::at_for_journal(path, &a.journal)?,
+        None => HostKey::for_journal(&a.journal)?,
+    };
     let budget = Budget {
         wall_time: config.limits.task_timeout,
         ..Budget::default()
@@ -188,6 +188,78 @@ fn build_agent(
         builder = builder.planner(planner);
     }
     Ok(builder.build()?)
+}
+
+/// What [`check`] found in a config.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CheckSummary {
+    /// Where it would listen.
+    pub listen: String,
+    /// Whether it would speak HTTPS.
+    pub tls: bool,
+    /// The tools the agent loaded.
+    pub tools: Vec<String>,
+    /// The planner.
+    pub planner: String,
+    /// The policy bundle's hash.
+    pub policy: String,
+    /// Receivers that are on.
+    pub receivers: Vec<String>,
+    /// API tokens configured.
+    pub tokens: usize,
+}
+
+impl std::fmt::Display for CheckSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on {}, {} tool(s) ({}), planner {}, policy {}, receivers [{}], {} token(s)",
+            if self.tls { "https" } else { "http" },
+            self.listen,
+            self.tools.len(),
+            self.tools.join(", "),
+            self.planner,
+            self.policy.get(..12).unwrap_or(&self.policy),
+            self.receivers.join(", "),
+            self.tokens
+        )
+    }
+}
+
+/// Check everything a [`Server`] would load (secrets, TLS files, policy,
+/// runbooks, plugins) without listening or touching the inbox.
+pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
+    Secrets::load(config)?;
+    let tls = match (&config.listen.tls_cert, &config.listen.tls_key) {
+        (Some(cert), Some(key)) => {
+            warden_tls::server_config(cert, key).map_err(|e| ServeError::Config {
+                reason: e.to_string(),
+            })?;
+            true
+        }
+        _ => false,
+    };
+    let (approver, _requests) = ChannelApprover::new(1);
+    let agent = build_agent(config, approver, Arc::new(Metrics::new()))?;
+    let r = &config.receivers;
+    let receivers = [
+        ("alertmanager", r.alertmanager.is_some()),
+        ("azure-monitor", r.azure_monitor.is_some()),
+        ("generic", r.generic.is_some()),
+    ]
+    .into_iter()
+    .filter(|&(_, on)| on)
+    .map(|(name, _)| name.to_string())
+    .collect();
+    Ok(CheckSummary {
+        listen: config.listen.addr.to_string(),
+        tls,
+        tools: agent.tools().iter().map(|m| m.name.clone()).collect(),
+        planner: agent.planner_name(),
+        policy: agent.policy().summary().hash,
+        receivers,
+        tokens: config.tokens.len(),
+    })
 }
 
 /// A bound service, not yet serving.
@@ -225,6 +297,8 @@ impl Handle {
     /// Drain and stop: no new alerts (503), running tasks get the drain
     /// deadline, then are stopped and journaled as interrupted.
     pub fn shutdown(&self) {
+        // At once, so no alert is accepted after this returns.
+        self.state.accepting.store(false, Ordering::SeqCst);
         self.shutdown.cancel();
     }
 
@@ -241,11 +315,11 @@ impl Server {
     pub async fn bind(config: Config) -> Result<Server, ServeError> {
         let secrets = Secrets::load(&config)?;
         let tls = match (&config.listen.tls_cert, &config.listen.tls_key) {
-            (Some(cert), Some(key)) => Some(Arc::new(warden_tls::server_config(cert, key).map_err(
-                |e| ServeError::Config {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                warden_tls::server_config(cert, key).map_err(|e| ServeError::Config {
                     reason: e.to_string(),
-                },
-            )?)),
+                })?,
+            )),
             _ => None,
         };
         let inbox = Arc::new(Inbox::open(&config.agent.data_dir, config.limits.queue)?);
@@ -295,6 +369,11 @@ impl Server {
     /// Where it listens (the real port when the config said 0).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Whether it speaks HTTPS.
+    pub fn tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// A handle to stop or reload it.
@@ -467,8 +546,15 @@ fn task_of(item: &Item) -> Result<Task, String> {
         Task::from_webhook(&item.id, &item.body).map_err(|e| e.to_string())?
     };
     task.source = item.source.clone();
-    if item.source == "generic" {
-        let name = task.alert.as_ref().map(|a| a.name.clone()).unwrap_or_default();
+    if item.source == "api" {
+        // Whoever holds the token asked for it, whatever the alert says.
+        task.principal = item.principal.clone();
+    } else if item.source == "generic" {
+        let name = task
+            .alert
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_default();
         task.principal = format!("generic:{name}");
     }
     task.env = item.env.clone();

@@ -107,8 +107,13 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Tl
         ));
     }
     let bytes = fs_err::read(key).map_err(|e| fail("key", key, e.to_string()))?;
-    let private = PrivateKeyDer::from_pem_slice(&bytes)
-        .map_err(|e| fail("key", key, format!("no usable private key: {}", pem_error(&e))))?;
+    let private = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+        fail(
+            "key",
+            key,
+            format!("no usable private key: {}", pem_error(&e)),
+        )
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -100,6 +100,28 @@ impl TestCa {
             PrivatePkcs8KeyDer::from(key.serialize_der()).into(),
         )
     }
+
+    /// A server certificate for `names` signed by this CA, written as PEM
+    /// files `dir/server.pem` and `dir/server.key` (for a server that loads
+    /// its certificate from files, as `warden serve` does). Returns both paths.
+    #[allow(
+        clippy::expect_used,
+        reason = "test fixture: rcgen only fails on invalid names, and a test that cannot write its temp dir cannot run"
+    )]
+    pub fn write_server_pem(&self, dir: &Path, names: &[&str]) -> (PathBuf, PathBuf) {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+                .expect("valid subject alternative names");
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let key = KeyPair::generate().expect("generate a server key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign the server certificate");
+        let (cert_path, key_path) = (dir.join("server.pem"), dir.join("server.key"));
+        fs_err::write(&cert_path, cert.pem()).expect("write the server certificate");
+        fs_err::write(&key_path, key.serialize_pem()).expect("write the server key");
+        (cert_path, key_path)
+    }
 }
 
 /// A self-signed server certificate for `names`, which no CA vouches for.

@@ -66,9 +66,19 @@ impl HostKey {
     /// journal at `journal`; refused when it lives in the journal's own
     /// directory, where whoever can write the journal could replace it.
     pub fn for_journal(journal: impl AsRef<Path>) -> Result<Self, AgentError> {
-        let path = HostKey::default_path()?;
-        check_key_outside(&path, journal.as_ref())?;
-        HostKey::load_or_create(&path)
+        HostKey::at_for_journal(HostKey::default_path()?, journal)
+    }
+
+    /// The key in `path` (created on first use) for `journal`: refused
+    /// when it sits in the journal's folder, where whoever can rewrite the
+    /// journal could read it.
+    pub fn at_for_journal(
+        path: impl AsRef<Path>,
+        journal: impl AsRef<Path>,
+    ) -> Result<Self, AgentError> {
+        let path = path.as_ref();
+        check_key_outside(path, journal.as_ref())?;
+        HostKey::load_or_create(path)
     }
 
     /// A key from raw bytes (for embedders that keep keys elsewhere, and tests).

@@ -1,0 +1,15 @@
+//! `warden serve` in-process: real plugins in the sandbox, the shipped
+//! policy bundle (loopback allowed), a loopback service to heal, and HTTP
+//! requests as Alertmanager, Azure Monitor, a signer and API users send them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test setup panics on failure"
+)]
+
+mod api;
+mod approvals;
+mod intake;
+mod lifecycle;
+mod support;
