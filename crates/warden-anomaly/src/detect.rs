@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::series::{Checker, clean};
 use crate::stats::{Window, median, median_in_place, robust_scale};
+use crate::season::{best_period, multiples};
 use crate::{Config, Error, Point, Seasonality, Series, detect_period};
 
 /// What kind of departure raised an alarm.
@@ -124,6 +125,8 @@ pub struct Detector {
     /// Points since the last threshold crossing, for the cooldown.
     quiet: usize,
     scratch: Vec<f64>,
+    /// Robust z and drift z of the last point pushed (NaN when unscored).
+    last: (f64, f64),
 }
 
 /// Scores of one point, before the alarm decision.
@@ -170,6 +173,7 @@ impl Detector {
             raw_cap,
             ewma: None,
             scratch: Vec::new(),
+            last: (f64::NAN, f64::NAN),
         })
     }
 
@@ -214,6 +218,7 @@ impl Detector {
         let index = self.index;
         self.index += 1;
         let scored = self.step(v);
+        self.last = scored.as_ref().map_or((f64::NAN, f64::NAN), |s| (s.z, s.drift_z));
         self.probe_period();
         let scored = scored.filter(|_| index >= self.config.min_history)?;
         let spike = scored.z.abs() >= self.config.threshold;
@@ -344,21 +349,35 @@ impl Detector {
         }
         self.next_probe = (probe < last).then_some(next);
         self.raw.make_contiguous();
-        let found = detect_period(self.raw.as_slices().0, self.config.max_period);
-        let Some(p) = found else {
-            if self.next_probe.is_none() {
-                self.raw_cap = 1;
-                self.raw.drain(..self.raw.len().saturating_sub(1));
+        let history = self.raw.as_slices().0;
+        let max_period = self.config.max_period;
+        // A period found at an earlier probe is kept unless a multiple of
+        // the one found now, or another period, forecasts clearly better.
+        let found = detect_period(history, max_period).and_then(|p| {
+            let candidates: Vec<usize> = self
+                .period
+                .into_iter()
+                .chain(multiples(p, max_period))
+                .collect();
+            best_period(history, &candidates)
+        });
+        let settled = self.next_probe.is_none();
+        let Some(p) = found.filter(|&p| Some(p) != self.period) else {
+            if settled {
+                self.raw_cap = self.period.map_or(1, |p| p * self.config.season_cycles);
+                let keep = self.raw_cap;
+                self.raw.drain(..self.raw.len().saturating_sub(keep));
                 self.raw_residuals
-                    .drain(..self.raw_residuals.len().saturating_sub(1));
+                    .drain(..self.raw_residuals.len().saturating_sub(keep));
             }
             return;
         };
-        self.next_probe = None;
         self.period = Some(p);
         let history: Vec<f64> = self.raw.drain(..).collect();
         self.raw_residuals.clear();
-        self.raw_cap = p * self.config.season_cycles;
+        if settled {
+            self.raw_cap = p * self.config.season_cycles;
+        }
         self.residuals.clear();
         self.deviations.clear();
         self.ewma = None;
@@ -373,4 +392,18 @@ fn last_probe(config: &Config) -> usize {
     (PROBE_CYCLES * config.max_period)
         .max(FIRST_PROBE)
         .next_power_of_two()
+}
+
+/// Per-point (z, drift z), for the lab.
+#[doc(hidden)]
+pub fn features(series: &Series, config: &Config) -> Result<Vec<(f64, f64)>, Error> {
+    let mut detector = Detector::new(config.clone())?;
+    let clean = clean(series)?;
+    let mut out = Vec::with_capacity(clean.v.len());
+    for (i, &v) in clean.v.iter().enumerate() {
+        let t = clean.t.as_ref().map(|t| t[i]);
+        detector.push_valid(t, v);
+        out.push(detector.last);
+    }
+    Ok(out)
 }
