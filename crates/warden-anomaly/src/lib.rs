@@ -69,7 +69,7 @@ mod smart;
 mod stats;
 
 pub use config::{Config, Seasonality};
-pub use detect::{Anomaly, Detector, Kind, Report, detect, features};
+pub use detect::{Anomaly, Detector, Kind, Report, alarms_at, detect, scores};
 pub use error::Error;
 pub use forecast::{Band, Eta, Holt, Trend};
 pub use season::detect_period;
