@@ -5,7 +5,7 @@
 //! ```text
 //! cargo run --release -p warden-anomaly --example nab_eval -- [DATA_DIR] [--config JSON] [--alarms]
 //! cargo run --release -p warden-anomaly --example nab_eval -- [DATA_DIR] --check
-//! cargo run --release -p warden-anomaly --example nab_eval -- [DATA_DIR] --cross
+//! cargo run --release -p warden-anomaly --example nab_eval -- [DATA_DIR] --cross [--config JSON]
 //! ```
 //!
 //! `DATA_DIR` defaults to `<workspace>/../shared/data/nab` and must hold
@@ -21,9 +21,13 @@
 //!   of the golden result files for every profile, per-file scores and counts
 //!   of the published detectors, the null detector on every file, and the
 //!   normalisation of the published corpus totals.
-//! - `--cross`: every config of a small grid on every file, then the config
-//!   chosen on one category scored on the other (both ways), and the config
-//!   chosen on all other files scored on each file left out.
+//! - `--cross`: the graded scores (`warden_anomaly::scores`) of one config
+//!   (`--config` applies) turned into alarms (`alarms_at`, the detector's
+//!   cooldown) at each level of a grid; the level chosen by NAB's optimiser
+//!   (best raw score, the higher level on a tie) on all files, on one
+//!   category and scored on the other (both ways), and on all other files
+//!   and scored on each file left out; each beside the fixed level 0.5 (the
+//!   configured thresholds, what `detect` does).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -36,7 +40,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use warden_anomaly::nab::{FileSweep, Profile, normalized};
-use warden_anomaly::{Config, Point, Series, Time, detect};
+use warden_anomaly::{Config, Point, Series, Time, alarms_at, detect, scores};
 
 /// Published detectors shown beside ours (directory names under `results/`).
 const PEERS: [(&str, &str); 6] = [
@@ -68,13 +72,13 @@ impl File {
         }
     }
 
-    /// The detector's alarms on this file, as row indices.
-    fn alarms(&self, config: &Config, verbose: bool) -> Result<Vec<usize>> {
+    /// The file as a series.
+    fn series(&self) -> Series {
         // A few NAB files repeat a timestamp (a DST change); the detector
         // rejects that, so such files are scored as plain values, which keeps
         // every point aligned with the labels.
         let sorted = self.times.windows(2).all(|w| w[0] < w[1]);
-        let series = if sorted {
+        if sorted {
             Series::from(
                 self.times
                     .iter()
@@ -84,8 +88,12 @@ impl File {
             )
         } else {
             Series::from(self.values.clone())
-        };
-        let report = detect(&series, config).with_context(|| self.key.clone())?;
+        }
+    }
+
+    /// The detector's alarms on this file, as row indices.
+    fn alarms(&self, config: &Config, verbose: bool) -> Result<Vec<usize>> {
+        let report = detect(&self.series(), config).with_context(|| self.key.clone())?;
         if verbose {
             eprintln!("{}: windows {:?}", self.key, self.windows);
             for a in &report.anomalies {
@@ -159,7 +167,7 @@ fn main() -> Result<()> {
     let files = load(&data_dir)?;
     match mode {
         "check" => check(&data_dir, &files),
-        "cross" => cross(&data_dir, &files),
+        "cross" => cross(&data_dir, &files, &config),
         _ => table(&data_dir, &files, &config, verbose),
     }
 }
@@ -520,67 +528,61 @@ fn read_golden(path: &Path) -> Result<Golden> {
     Ok(golden)
 }
 
-/// The grid `--cross` chooses from; the default config first, so that it
-/// wins ties.
-fn grid() -> Vec<Config> {
-    let mut out = vec![Config::default()];
-    for window in [288, 576] {
-        for threshold in [5.0, 6.0, 7.0, 8.0] {
-            for drift_threshold in [6.0, 7.0, 8.0, 10.0] {
-                for cooldown in [144, 288] {
-                    let config = Config {
-                        window,
-                        threshold,
-                        drift_threshold,
-                        cooldown,
-                        ..Config::default()
-                    };
-                    if config != Config::default() {
-                        out.push(config);
-                    }
-                }
-            }
-        }
-    }
+/// The levels `--cross` chooses from: `x / (1 + x)` for `x` (the score in
+/// units of the configured threshold) on a geometric grid from 0.4 to 20,
+/// and 0.5 (the configured threshold itself).
+fn levels() -> Vec<f64> {
+    let steps = 160;
+    let mut out: Vec<f64> = (0..=steps)
+        .map(|i| {
+            let x = 0.4 * 50_f64.powf(f64::from(i) / f64::from(steps));
+            x / (1.0 + x)
+        })
+        .collect();
+    out.push(0.5);
+    out.sort_by(f64::total_cmp);
+    out.dedup();
     out
 }
 
-/// Config chosen on some files, scored on others.
-fn cross(data_dir: &Path, files: &[File]) -> Result<()> {
-    let grid = grid();
-    // raw[c][f]: raw score of config c on file f.
-    let mut raw = Vec::with_capacity(grid.len());
+/// The alarm level chosen on some files, scored on others, beside the
+/// fixed level 0.5 (the configured thresholds).
+fn cross(data_dir: &Path, files: &[File], config: &Config) -> Result<()> {
+    println!("config: {}\n", serde_json::to_string(config)?);
+    let levels = levels();
+    let fixed = levels
+        .iter()
+        .position(|&l| l == 0.5)
+        .context("0.5 is a level")?;
     let nulls = files
         .iter()
         .map(|f| Ok(f.sweep(&[])?.null_score()))
         .collect::<Result<Vec<_>>>()?;
-    for (c, config) in grid.iter().enumerate() {
-        let row = files
-            .iter()
-            .map(|f| Ok(f.sweep(&f.alarms(config, false)?)?.score(0.5).score))
-            .collect::<Result<Vec<_>>>()?;
-        eprintln!("config {c}/{}: {:.2}", grid.len(), row.iter().sum::<f64>());
-        raw.push(row);
+    // raw[l][f]: raw score of file f with alarms at level l.
+    let mut raw = vec![Vec::with_capacity(files.len()); levels.len()];
+    for file in files {
+        let graded = scores(&file.series(), config).with_context(|| file.key.clone())?;
+        for (l, &level) in levels.iter().enumerate() {
+            let alarms = alarms_at(&graded, level, config.cooldown);
+            raw[l].push(file.sweep(&alarms)?.score(0.5).score);
+        }
     }
-    let tally = |c: usize, members: &[usize]| {
+    let tally = |l: usize, members: &[usize]| {
         let mut t = Tally::default();
         for &f in members {
-            t.add(raw[c][f], nulls[f], files[f].windows.len());
+            t.add(raw[l][f], nulls[f], files[f].windows.len());
         }
         t
     };
-    // The best raw score on `members`; on a tie, the earlier grid entry.
+    // NAB's optimiser: the best raw score on `members`, the higher level on a tie.
     let best = |members: &[usize]| {
         let mut chosen = 0;
-        for c in 1..grid.len() {
-            if tally(c, members).raw > tally(chosen, members).raw + 1e-9 {
-                chosen = c;
+        for l in 1..levels.len() {
+            if tally(l, members).raw >= tally(chosen, members).raw - 1e-9 {
+                chosen = l;
             }
         }
-        let ties = (0..grid.len())
-            .filter(|&c| (tally(c, members).raw - tally(chosen, members).raw).abs() <= 1e-9)
-            .count();
-        (chosen, ties)
+        chosen
     };
     let in_group = |g: &str| -> Vec<usize> {
         (0..files.len())
@@ -591,48 +593,59 @@ fn cross(data_dir: &Path, files: &[File]) -> Result<()> {
     let real = in_group("realKnownCause");
     let all: Vec<usize> = (0..files.len()).collect();
 
-    println!("| chosen on | configs tied best | config | scored on | normalised |");
-    println!("| --- | ---: | --- | --- | ---: |");
+    println!(
+        "| level chosen on | scored on | chosen level | normalised, chosen level | normalised, level 0.5 |"
+    );
+    println!("| --- | --- | ---: | ---: | ---: |");
+    let chosen_all = best(&all);
     for (train_name, train, test_name, test) in [
+        ("all (in-sample)", &all, "all", &all),
+        ("all (in-sample)", &all, "artificial", &art),
+        ("all (in-sample)", &all, "realKnownCause", &real),
         ("artificial", &art, "realKnownCause", &real),
         ("realKnownCause", &real, "artificial", &art),
     ] {
-        let (c, ties) = best(train);
+        let l = if train.len() == all.len() {
+            chosen_all
+        } else {
+            best(train)
+        };
         println!(
-            "| {train_name} | {ties} | {} | {test_name} | {:.1} |",
-            brief(&grid[c]),
-            tally(c, test).normalized()
+            "| {train_name} | {test_name} | {:.3} | {:.1} | {:.1} |",
+            levels[l],
+            tally(l, test).normalized(),
+            tally(fixed, test).normalized()
         );
     }
-    println!(
-        "| (default) | - | {} | all | {:.1} |",
-        brief(&grid[0]),
-        tally(0, &all).normalized()
-    );
-    let (c, ties) = best(&all);
-    println!(
-        "| all (in-sample) | {ties} | {} | all | {:.1} |",
-        brief(&grid[c]),
-        tally(c, &all).normalized()
-    );
 
-    // Leave one file out: each file scored with the config best on the others.
+    // Leave one file out: each file scored at the level best on the others.
     let mut left_out: HashMap<&str, f64> = HashMap::new();
+    let mut chosen = Vec::new();
     for f in 0..files.len() {
         let others: Vec<usize> = all.iter().copied().filter(|&o| o != f).collect();
-        left_out.insert(&files[f].key, raw[best(&others).0][f]);
+        let l = best(&others);
+        chosen.push(levels[l]);
+        left_out.insert(&files[f].key, raw[l][f]);
     }
+    chosen.sort_by(f64::total_cmp);
+    let fixed_scores: HashMap<&str, f64> = files
+        .iter()
+        .zip(&raw[fixed])
+        .map(|(f, &r)| (f.key.as_str(), r))
+        .collect();
     println!(
-        "\nLeave one file out (each file scored with the grid config best on the other {}):\n",
-        files.len() - 1
+        "\nLeave one file out (each file at the level best on the other {}; levels chosen {:.3} to {:.3}), and the fixed level 0.5:\n",
+        files.len() - 1,
+        chosen.first().copied().unwrap_or_default(),
+        chosen.last().copied().unwrap_or_default(),
     );
-    category_table(data_dir, files, &[("ours, left out", &left_out)])
-}
-
-fn brief(c: &Config) -> String {
-    format!(
-        "window {}, threshold {}, drift {}, cooldown {}",
-        c.window, c.threshold, c.drift_threshold, c.cooldown
+    category_table(
+        data_dir,
+        files,
+        &[
+            ("ours, left out", &left_out),
+            ("ours, level 0.5", &fixed_scores),
+        ],
     )
 }
 

@@ -12,8 +12,12 @@ pub enum Seasonality {
     /// No seasonal profile: values are compared with the trailing window only.
     Off,
     /// Detect the period by autocorrelation of the points seen so far, at
-    /// points 32, 64, 128, … and at `min_history`; the first clear period is
-    /// kept. Until then, and if none is found, it is like `Off`.
+    /// points 32, 64, 128, … and at `min_history`, up to the first power of
+    /// two that holds `max_period` twice. A multiple of the period found
+    /// (a week for a daily cycle) is taken instead when forecasting one
+    /// cycle back errs clearly less with it, and a later probe replaces the
+    /// period only on the same condition. Until a period is found, and if
+    /// none is, it is like `Off`.
     Auto,
     /// A known period, in points (24 for hourly data with a daily cycle).
     Period(usize),

@@ -4,6 +4,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+use crate::season::{best_period, multiples};
 use crate::series::{Checker, clean};
 use crate::stats::{Window, median, median_in_place, robust_scale};
 use crate::{Config, Error, Point, Seasonality, Series, detect_period};
@@ -70,6 +71,73 @@ pub struct Report {
 /// for bad points; [`Error::TooShort`] when no point would be scored;
 /// [`Error::InvalidConfig`] for a config out of range.
 pub fn detect(series: &Series, config: &Config) -> Result<Report, Error> {
+    let mut anomalies = Vec::new();
+    let period = run(series, config, |_, anomaly| anomalies.extend(anomaly))?;
+    Ok(Report { period, anomalies })
+}
+
+/// Every point's graded score in `[0, 1]`, as [`detect`] computes it: how
+/// far the point is out in units of its threshold (`x` is the larger of
+/// `|z| / threshold` and `|drift z| / drift_threshold`), mapped to
+/// `x / (1 + x)`. A point crosses the threshold when its score is at least
+/// 0.5; points before `min_history` score 0.
+///
+/// [`alarms_at`] turns the scores into alarms at any level, with the same
+/// cooldown rule as [`detect`]: `alarms_at(&scores, 0.5, config.cooldown)`
+/// is exactly the indices of [`detect`]'s alarms. A benchmark can therefore
+/// choose a level on training series without running the detector again.
+///
+/// ```
+/// use warden_anomaly::{Config, Series, alarms_at, detect, scores};
+///
+/// let values: Vec<f64> = (0..800_u32)
+///     .map(|i| if i == 700 { 30.0 } else { 10.0 + f64::from(i * 7919 % 13) / 13.0 })
+///     .collect();
+/// let series = Series::from(values);
+/// let config = Config::default();
+/// let graded = scores(&series, &config)?;
+/// assert!(graded[700] > 0.9 && graded[699] < 0.5);
+/// let alarms: Vec<usize> = detect(&series, &config)?.anomalies.iter().map(|a| a.index).collect();
+/// assert_eq!(alarms_at(&graded, 0.5, config.cooldown), alarms);
+/// # Ok::<(), warden_anomaly::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// As [`detect`].
+pub fn scores(series: &Series, config: &Config) -> Result<Vec<f64>, Error> {
+    let mut out = Vec::with_capacity(series.len());
+    run(series, config, |score, _| out.push(score))?;
+    Ok(out)
+}
+
+/// Indices at which alarms are raised when a point scoring at least
+/// `level` (a [`scores`] value) crosses: the first crossing, and after it
+/// the first crossing that follows at least `cooldown` points without one.
+#[must_use]
+pub fn alarms_at(scores: &[f64], level: f64, cooldown: usize) -> Vec<usize> {
+    let mut quiet = cooldown;
+    let mut out = Vec::new();
+    for (i, &score) in scores.iter().enumerate() {
+        if score >= level {
+            if quiet >= cooldown {
+                out.push(i);
+            }
+            quiet = 0;
+        } else {
+            quiet = quiet.saturating_add(1);
+        }
+    }
+    out
+}
+
+/// Checks the whole series, then feeds it to a detector, handing `each`
+/// every point's graded score and alarm; returns the period used.
+fn run(
+    series: &Series,
+    config: &Config,
+    mut each: impl FnMut(f64, Option<Anomaly>),
+) -> Result<Option<usize>, Error> {
     let mut detector = Detector::new(config.clone())?;
     let clean = clean(series)?;
     let needed = detector.first_scored();
@@ -79,15 +147,27 @@ pub fn detect(series: &Series, config: &Config) -> Result<Report, Error> {
             needed,
         });
     }
-    let mut anomalies = Vec::new();
     for (i, &v) in clean.v.iter().enumerate() {
         let t = clean.t.as_ref().map(|t| t[i]);
-        anomalies.extend(detector.push_valid(t, v));
+        let anomaly = detector.push_valid(t, v);
+        each(detector.score, anomaly);
     }
-    Ok(Report {
-        period: detector.period(),
-        anomalies,
-    })
+    Ok(detector.period())
+}
+
+/// Graded score at which a point crosses the threshold.
+const CROSSING: f64 = 0.5;
+
+/// `x / (1 + x)`: 0 for a point on the expectation, 0.5 at the threshold
+/// (`x = 1`), towards 1 far out.
+fn graded(x: f64) -> f64 {
+    if x.is_nan() {
+        return 0.0;
+    }
+    if x.is_infinite() {
+        return 1.0;
+    }
+    x / (1.0 + x)
 }
 
 /// Scores points one at a time, keeping only a bounded trailing history.
@@ -124,6 +204,8 @@ pub struct Detector {
     /// Points since the last threshold crossing, for the cooldown.
     quiet: usize,
     scratch: Vec<f64>,
+    /// Graded score of the last point pushed.
+    score: f64,
 }
 
 /// Scores of one point, before the alarm decision.
@@ -170,6 +252,7 @@ impl Detector {
             raw_cap,
             ewma: None,
             scratch: Vec::new(),
+            score: 0.0,
         })
     }
 
@@ -178,6 +261,13 @@ impl Detector {
     #[must_use]
     pub fn period(&self) -> Option<usize> {
         self.period
+    }
+
+    /// The graded score (see [`scores`]) of the last point accepted; 0
+    /// before any point and while warming up.
+    #[must_use]
+    pub fn score(&self) -> f64 {
+        self.score
     }
 
     /// Scores the next point; returns an alarm if it starts an anomalous event.
@@ -215,10 +305,12 @@ impl Detector {
         self.index += 1;
         let scored = self.step(v);
         self.probe_period();
+        self.score = 0.0;
         let scored = scored.filter(|_| index >= self.config.min_history)?;
-        let spike = scored.z.abs() >= self.config.threshold;
-        let drift = scored.drift_z.abs() >= self.config.drift_threshold;
-        if !(spike || drift) {
+        let spike_ratio = scored.z.abs() / self.config.threshold;
+        let drift_ratio = scored.drift_z.abs() / self.config.drift_threshold;
+        self.score = graded(spike_ratio.max(drift_ratio));
+        if self.score < CROSSING {
             self.quiet = self.quiet.saturating_add(1);
             return None;
         }
@@ -227,6 +319,7 @@ impl Detector {
         if !fire {
             return None;
         }
+        let spike = spike_ratio >= 1.0 || spike_ratio >= drift_ratio;
         let (kind, score) = match (spike, scored.z > 0.0) {
             (true, true) => (Kind::Spike, scored.z),
             (true, false) => (Kind::Dip, -scored.z),
@@ -344,21 +437,35 @@ impl Detector {
         }
         self.next_probe = (probe < last).then_some(next);
         self.raw.make_contiguous();
-        let found = detect_period(self.raw.as_slices().0, self.config.max_period);
-        let Some(p) = found else {
-            if self.next_probe.is_none() {
-                self.raw_cap = 1;
-                self.raw.drain(..self.raw.len().saturating_sub(1));
+        let history = self.raw.as_slices().0;
+        let max_period = self.config.max_period;
+        // A period found at an earlier probe is kept unless a multiple of
+        // the one found now, or another period, forecasts clearly better.
+        let found = detect_period(history, max_period).and_then(|p| {
+            let candidates: Vec<usize> = self
+                .period
+                .into_iter()
+                .chain(multiples(p, max_period))
+                .collect();
+            best_period(history, &candidates)
+        });
+        let settled = self.next_probe.is_none();
+        let Some(p) = found.filter(|&p| Some(p) != self.period) else {
+            if settled {
+                self.raw_cap = self.period.map_or(1, |p| p * self.config.season_cycles);
+                let keep = self.raw_cap;
+                self.raw.drain(..self.raw.len().saturating_sub(keep));
                 self.raw_residuals
-                    .drain(..self.raw_residuals.len().saturating_sub(1));
+                    .drain(..self.raw_residuals.len().saturating_sub(keep));
             }
             return;
         };
-        self.next_probe = None;
         self.period = Some(p);
         let history: Vec<f64> = self.raw.drain(..).collect();
         self.raw_residuals.clear();
-        self.raw_cap = p * self.config.season_cycles;
+        if settled {
+            self.raw_cap = p * self.config.season_cycles;
+        }
         self.residuals.clear();
         self.deviations.clear();
         self.ewma = None;

@@ -16,6 +16,10 @@
 //! 4. An alarm ([`Anomaly`]) is raised at the first point of an event; a
 //!    cooldown of quiet points must pass before the next one.
 //!
+//! [`scores`] gives every point's graded score in `[0, 1]` (0.5 at the
+//! threshold) and [`alarms_at`] turns scores into alarms at any level, so a
+//! level can be chosen on labelled series without rerunning the detector.
+//!
 //! Forecasting: [`Trend`] (Theil–Sen slope with a band and
 //! [`Trend::time_to_threshold`], e.g. time until a disk is full) and
 //! [`Holt`] (linear exponential smoothing).
@@ -69,7 +73,7 @@ mod smart;
 mod stats;
 
 pub use config::{Config, Seasonality};
-pub use detect::{Anomaly, Detector, Kind, Report, detect};
+pub use detect::{Anomaly, Detector, Kind, Report, alarms_at, detect, scores};
 pub use error::Error;
 pub use forecast::{Band, Eta, Holt, Trend};
 pub use season::detect_period;

@@ -69,6 +69,49 @@ pub fn detect_period(values: &[f64], max_period: usize) -> Option<usize> {
         .map(|&(lag, _)| lag)
 }
 
+/// A longer period replaces a shorter one only if its one-cycle-back
+/// forecast errs at most this share as much.
+const LONGER_GAIN: f64 = 0.8;
+
+/// Of the periods `candidates` (in order of preference), the one whose
+/// one-cycle-back forecast (`values[t - q]`) has the smallest mean absolute
+/// error over the rows every candidate can forecast; a later candidate wins
+/// only by a clear margin ([`LONGER_GAIN`]). Candidates that do not fit twice
+/// in `values` are skipped.
+///
+/// This is how a weekly cycle is told from a daily one: a weekday-only
+/// profile gets every weekend wrong, and that error shows here even when the
+/// autocorrelation at one day is almost as high as at one week.
+pub(crate) fn best_period(values: &[f64], candidates: &[usize]) -> Option<usize> {
+    let n = values.len();
+    let fitting: Vec<usize> = candidates
+        .iter()
+        .copied()
+        .filter(|&q| q >= 1 && 2 * q <= n)
+        .collect();
+    let start = fitting.iter().copied().max()?;
+    let error = |q: usize| {
+        values[start..]
+            .iter()
+            .zip(&values[start - q..])
+            .map(|(a, b)| (a - b).abs())
+            .sum::<f64>()
+    };
+    let mut best = (fitting[0], error(fitting[0]));
+    for &q in &fitting[1..] {
+        let e = error(q);
+        if e < LONGER_GAIN * best.1 {
+            best = (q, e);
+        }
+    }
+    Some(best.0)
+}
+
+/// `p` and its multiples up to `max_period`.
+pub(crate) fn multiples(p: usize, max_period: usize) -> impl Iterator<Item = usize> {
+    (1..=max_period / p.max(1)).map(move |k| k * p)
+}
+
 /// `values` minus their least-squares line.
 fn detrend(values: &[f64]) -> Vec<f64> {
     let n = n_f64(values.len());

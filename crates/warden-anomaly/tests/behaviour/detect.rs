@@ -1,5 +1,6 @@
 use warden_anomaly::{
-    Config, Detector, Kind, Point, Seasonality, Series, Time, detect, detect_period,
+    Config, Detector, Kind, Point, Seasonality, Series, Time, alarms_at, detect, detect_period,
+    scores,
 };
 
 use crate::{Noise, noisy};
@@ -237,4 +238,69 @@ fn publishes_json_schemas_for_input_and_output() {
     );
     let series = serde_json::to_string(&schemars::schema_for!(Series)).unwrap();
     assert!(series.contains("anyOf"), "{series}");
+}
+
+/// Hourly data with a daily cycle whose weekends (two days in seven) run at
+/// half the weekday level.
+fn weekly_cycle(weeks: usize) -> Vec<f64> {
+    let mut noise = Noise::new(5);
+    (0..weeks * 168)
+        .map(|i| {
+            let daily = 10.0 + 5.0 * (std::f64::consts::TAU * (i % 24) as f64 / 24.0).sin();
+            let weekend = if i % 168 >= 120 { 0.75 } else { 1.0 };
+            daily * weekend + 0.2 * noise.normal()
+        })
+        .collect()
+}
+
+#[test]
+fn auto_seasonality_takes_the_week_when_weekends_differ_from_weekdays() {
+    let series = Series::from(weekly_cycle(12));
+    let report = detect(&series, &Config::default()).unwrap();
+    assert_eq!(report.period, Some(168));
+    assert_eq!(report.anomalies, []);
+    // Autocorrelation alone prefers the daily cycle: the week is chosen
+    // because its one-cycle-back forecast errs far less.
+    assert_eq!(detect_period(&weekly_cycle(12), 1440), Some(24));
+}
+
+#[test]
+fn alarms_at_the_half_level_are_exactly_the_alarms_of_detect() {
+    let mut values = daily_peaks(40);
+    values[1000] += 6.0;
+    values[1500] -= 8.0;
+    for v in &mut values[1700..1800] {
+        *v += 1.5;
+    }
+    let series = Series::from(values);
+    let config = Config {
+        cooldown: 20,
+        ..Config::default()
+    };
+    let graded = scores(&series, &config).unwrap();
+    assert_eq!(graded.len(), series.len());
+    assert!(graded.iter().all(|s| (0.0..=1.0).contains(s)));
+    assert!(graded[..config.min_history].iter().all(|&s| s == 0.0));
+    let report = detect(&series, &config).unwrap();
+    let indices: Vec<usize> = report.anomalies.iter().map(|a| a.index).collect();
+    assert!(indices.len() >= 2, "{indices:?}");
+    assert_eq!(alarms_at(&graded, 0.5, config.cooldown), indices);
+    // A higher level keeps only the alarms whose score reaches it.
+    let strict = alarms_at(&graded, 0.9, config.cooldown);
+    assert!(strict.len() < indices.len(), "{strict:?}");
+    assert!(strict.iter().all(|&i| graded[i] >= 0.9));
+}
+
+#[test]
+fn the_online_detector_reports_each_points_graded_score() {
+    let values = noisy(900, 10.0, 1.0, 13);
+    let series = Series::from(values.clone());
+    let config = Config::default();
+    let graded = scores(&series, &config).unwrap();
+    let mut detector = Detector::new(config).unwrap();
+    assert_eq!(detector.score(), 0.0);
+    for (i, v) in values.into_iter().enumerate() {
+        detector.push(v).unwrap();
+        assert_eq!(detector.score(), graded[i], "point {i}");
+    }
 }
