@@ -15,6 +15,7 @@ mod cmd_run;
 mod cmd_serve;
 
 mod output;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -76,7 +77,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // A service logs what it does by default; a command only its warnings.
     let serving = matches!(cli.command, Command::Serve(_));
-    init_tracing(cli.verbose + u8::from(serving && cli.verbose == 0));
+    let _telemetry = telemetry::init(log_level(
+        cli.verbose + u8::from(serving && cli.verbose == 0),
+    ));
     let plugin_dir = cli
         .plugin_dir
         .clone()
@@ -98,21 +101,11 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(verbose: u8) {
-    let default = match verbose {
+fn log_level(verbose: u8) -> &'static str {
+    match verbose {
         0 => "warn",
         1 => "info",
         2 => "debug",
         _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(
-            std::env::var_os("NO_COLOR").is_none()
-                && std::io::IsTerminal::is_terminal(&std::io::stderr()),
-        )
-        .try_init();
+    }
 }

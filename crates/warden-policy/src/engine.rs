@@ -266,9 +266,24 @@ impl PolicyEngine {
         started: Instant,
     ) -> DecisionRecord {
         let bundle = self.current();
+        // A span (for traces) around the evaluation; the reasons and the
+        // verdict are policy text, never the input, so no secret lands in it.
+        let span = tracing::info_span!(
+            target: "warden_policy::decision",
+            "warden.policy.decision",
+            entry = %entry,
+            verdict = tracing::field::Empty,
+            reasons = tracing::field::Empty,
+            bundle_hash = %bundle.summary.hash,
+        );
+        let _enter = span.enter();
         let value = regorus::Value::from(input);
         let input_hash = hash_value(&value);
         let decision = evaluate(&bundle, entry, value);
+        span.record("verdict", tracing::field::display(decision.verdict));
+        if !decision.reasons.is_empty() {
+            span.record("reasons", decision.reasons.join("; "));
+        }
         self.finish(entry, decision, input_hash, &bundle, started)
     }
 

@@ -18,6 +18,9 @@
 //! (`AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 //! `AZURE_CLIENT_SECRET`) authenticate over the real wire format.
 //!
+//! [`otlp::OtlpReceiver`] is an OpenTelemetry collector's OTLP/HTTP trace
+//! endpoint that decodes the real protobuf.
+//!
 //! Each of them also serves HTTPS (`start_tls`, `for_arm_tls`) with a
 //! certificate from [`tls`]: a test CA whose PEM file a client takes as its
 //! extra CA bundle, or a self-signed certificate nobody trusts.
@@ -37,6 +40,7 @@ pub mod arm;
 pub mod entra;
 pub mod http;
 pub mod openai;
+pub mod otlp;
 mod server;
 pub mod tls;
 pub mod webhook;

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use warden_policy::{Entry, PlanStep, PolicyInput, ToolInfo};
 use warden_types::{Effect, Verdict};
 
@@ -64,12 +65,20 @@ impl Agent {
         cancel: CancellationToken,
     ) -> Result<Outcome, AgentError> {
         let (task, env_error) = self.canonical_task(task);
-        let mut run = Run::new(self, &task, cancel);
-        run.start()?;
-        if let Some(why) = env_error {
-            return run.finish_refused(why, None);
+        let span = task_span(&task);
+        async {
+            let mut run = Run::new(self, &task, cancel);
+            run.start()?;
+            if let Some(why) = env_error {
+                return run.finish_refused(why, None);
+            }
+            run.go().await
         }
-        run.go().await
+        .instrument(span.clone())
+        .await
+        .inspect(|o| {
+            span.record("status", o.status.as_str());
+        })
     }
 
     /// One tool call as a task of its own, on the same authorized,
@@ -77,6 +86,21 @@ impl Agent {
     /// The outcome holds the one observation.
     pub async fn call(&self, task: Task, call: ToolCall) -> Result<Outcome, AgentError> {
         let (task, env_error) = self.canonical_task(task);
+        let span = task_span(&task);
+        self.call_in(task, env_error, call)
+            .instrument(span.clone())
+            .await
+            .inspect(|o| {
+                span.record("status", o.status.as_str());
+            })
+    }
+
+    async fn call_in(
+        &self,
+        task: Task,
+        env_error: Option<String>,
+        call: ToolCall,
+    ) -> Result<Outcome, AgentError> {
         let mut run = Run::new(self, &task, CancellationToken::new());
         run.start()?;
         if let Some(why) = env_error {
@@ -647,4 +671,17 @@ impl Run<'_> {
             )
             .await
     }
+}
+
+/// The span a task's work is traced under: who, where, from what (never
+/// its arguments or attachments).
+fn task_span(task: &Task) -> tracing::Span {
+    tracing::info_span!(
+        "warden.task",
+        task_id = %task.id,
+        env = %task.env,
+        source = %task.source,
+        principal = %task.principal,
+        status = tracing::field::Empty,
+    )
 }

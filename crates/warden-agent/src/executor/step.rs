@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use warden_policy::{Entry, PolicyContext, PolicyGate, PolicyInput, Principal};
 use warden_types::{CallContext, CapabilityGate, CapabilityRequest, Effect, GateDecision, Verdict};
 
@@ -66,10 +67,14 @@ struct JournaledGate {
     step_id: String,
     tool: String,
     failure: Mutex<Option<AgentError>>,
+    /// The call's span: the sandbox may ask from another task (an HTTP
+    /// request in flight), so the decision is traced under it explicitly.
+    span: tracing::Span,
 }
 
 impl CapabilityGate for JournaledGate {
     fn check(&self, request: &CapabilityRequest) -> GateDecision {
+        let _in_call = self.span.enter();
         let record = self.policy.decide(request);
         let decision = PolicyGate::gate_decision(&record);
         let event = JournalEvent::Capability(CapabilityDecided {
@@ -160,6 +165,29 @@ impl Agent {
     /// these is journaled before the next happens. A journal write that
     /// fails is an error: the task stops before anything else runs.
     pub(crate) async fn authorize_and_invoke(
+        &self,
+        scope: &Scope<'_>,
+        call: StepCall<'_>,
+    ) -> Result<Observation, AgentError> {
+        let span = tracing::info_span!(
+            "warden.step",
+            step_id = %call.step_id,
+            tool = %call.tool,
+            status = tracing::field::Empty,
+            dry_run = tracing::field::Empty,
+            attempts = tracing::field::Empty,
+        );
+        self.authorize_and_invoke_in(scope, call)
+            .instrument(span.clone())
+            .await
+            .inspect(|obs| {
+                span.record("status", obs.status.as_str());
+                span.record("dry_run", obs.dry_run);
+                span.record("attempts", obs.attempts);
+            })
+    }
+
+    async fn authorize_and_invoke_in(
         &self,
         scope: &Scope<'_>,
         call: StepCall<'_>,
@@ -283,14 +311,7 @@ impl Agent {
                 }
             }
         }
-        let gate = Arc::new(JournaledGate {
-            policy: PolicyGate::new(self.policy.clone(), ctx, manifest),
-            journal: self.journal.clone(),
-            task_id: task.id.clone(),
-            step_id: call.step_id.to_string(),
-            tool: manifest.name.clone(),
-            failure: Mutex::new(None),
-        });
+
         let call_ctx = CallContext {
             task_id: task.id.clone(),
             step_id: call.step_id.to_string(),
@@ -306,6 +327,22 @@ impl Agent {
             })
             .min(scope.deadline.saturating_duration_since(Instant::now()));
         let max_attempts = if mutates { 1 } else { self.budget.retries + 1 };
+        let sandboxed = tracing::info_span!(
+            "warden.sandbox.call",
+            tool = %manifest.name,
+            version = %manifest.version,
+            effect = %manifest.effect,
+            dry_run,
+        );
+        let gate = Arc::new(JournaledGate {
+            policy: PolicyGate::new(self.policy.clone(), ctx, manifest),
+            journal: self.journal.clone(),
+            task_id: task.id.clone(),
+            step_id: call.step_id.to_string(),
+            tool: manifest.name.clone(),
+            failure: Mutex::new(None),
+            span: sandboxed.clone(),
+        });
         let attempts = retry::invoke(
             plugin,
             &call_ctx,
@@ -317,6 +354,7 @@ impl Agent {
             scope.deadline,
             scope.cancel,
         )
+        .instrument(sandboxed)
         .await;
         obs.attempts = attempts.count;
         match attempts.result {
