@@ -14,7 +14,7 @@ use crate::approve::{Approver, RejectAll};
 use crate::case::CasePlanner;
 use crate::error::AgentError;
 use crate::journal::{HostKey, Journal};
-use crate::planner::{Planner, PlannerChain};
+use crate::planner::{Fallback, Planner, PlannerChain};
 use crate::runbook::{RunbookPlanner, Runbooks};
 
 /// Limits that stop a task cleanly, with the reason journaled.
@@ -335,24 +335,28 @@ impl AgentBuilder {
             }
         };
         let threshold = self.case_threshold.unwrap_or(0.6);
-        let planner: Option<Box<dyn Planner>> = match self.planner {
-            Some(p) => Some(p),
-            None => {
-                let mut chain: Vec<Box<dyn Planner>> = Vec::new();
-                if let Some(dir) = &self.runbooks {
-                    let books = Runbooks::load_dir(dir, &manifests)?;
-                    let planner = RunbookPlanner::new(books);
-                    chain.push(Box::new(match &self.runbook {
-                        Some(name) => planner.only(name.clone()),
-                        None => planner,
-                    }));
-                }
-                if self.memory.is_some() {
-                    chain.push(Box::new(CasePlanner::new(threshold)));
-                }
-                // An agent without a planner still serves single calls.
-                (!chain.is_empty()).then(|| Box::new(PlannerChain::new(chain)) as Box<dyn Planner>)
+        let offline: Option<Box<dyn Planner>> = {
+            let mut chain: Vec<Box<dyn Planner>> = Vec::new();
+            if let Some(dir) = &self.runbooks {
+                let books = Runbooks::load_dir(dir, &manifests)?;
+                let planner = RunbookPlanner::new(books);
+                chain.push(Box::new(match &self.runbook {
+                    Some(name) => planner.only(name.clone()),
+                    None => planner,
+                }));
             }
+            if self.memory.is_some() {
+                chain.push(Box::new(CasePlanner::new(threshold)));
+            }
+            (!chain.is_empty()).then(|| Box::new(PlannerChain::new(chain)) as Box<dyn Planner>)
+        };
+        // A model plans when one is given; runbooks and past cases take
+        // over when it cannot be reached (a flaky network, an edge box).
+        // An agent without a planner still serves single calls.
+        let planner: Option<Box<dyn Planner>> = match (self.planner, offline) {
+            (Some(p), Some(offline)) => Some(Box::new(Fallback::new(p, offline))),
+            (Some(p), None) => Some(p),
+            (None, offline) => offline,
         };
         let journal = Arc::new(Journal::open(journal_path, key)?);
         Ok(Agent {

@@ -200,3 +200,73 @@ impl Planner for PlannerChain {
         }
     }
 }
+
+/// A planner (the model) with an offline fallback (runbooks, then past
+/// cases): when the model cannot be reached or fails for good, the task is
+/// planned offline and the plan's note, journaled with it, says why.
+pub(crate) struct Fallback {
+    pub primary: Box<dyn Planner>,
+    pub offline: Box<dyn Planner>,
+    /// Tasks the offline planner took over.
+    fell_back: Mutex<std::collections::HashSet<String>>,
+}
+
+impl Fallback {
+    pub(crate) fn new(primary: Box<dyn Planner>, offline: Box<dyn Planner>) -> Self {
+        Fallback {
+            primary,
+            offline,
+            fell_back: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    fn took_over(&self, task: &str) -> bool {
+        self.fell_back
+            .lock()
+            .map(|f| f.contains(task))
+            .unwrap_or(false)
+    }
+}
+
+#[async_trait]
+impl Planner for Fallback {
+    fn name(&self) -> String {
+        format!("{} (offline: {})", self.primary.name(), self.offline.name())
+    }
+
+    async fn plan(&self, ctx: &PlanContext<'_>) -> Result<Proposal, AgentError> {
+        match self.primary.plan(ctx).await {
+            Ok(p) => Ok(p),
+            Err(AgentError::Llm { reason }) => {
+                tracing::warn!(task = %ctx.task.id, %reason, "the model failed; planning offline");
+                if let Ok(mut f) = self.fell_back.lock() {
+                    f.insert(ctx.task.id.clone());
+                }
+                let mut p = self.offline.plan(ctx).await?;
+                let why = format!(
+                    "{} failed ({reason}); planned offline by {}",
+                    self.primary.name(),
+                    self.offline.name()
+                );
+                p.note = Some(match p.note.take() {
+                    Some(n) => format!("{why}: {n}"),
+                    None => why,
+                });
+                Ok(p)
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn observe(
+        &self,
+        ctx: &PlanContext<'_>,
+        observations: &[Observation],
+    ) -> Result<Proposal, AgentError> {
+        if self.took_over(&ctx.task.id) {
+            self.offline.observe(ctx, observations).await
+        } else {
+            self.primary.observe(ctx, observations).await
+        }
+    }
+}

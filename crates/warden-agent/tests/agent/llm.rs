@@ -319,3 +319,56 @@ async fn rate_limits_and_server_errors_are_retried() {
     assert_eq!(fake.requests().len(), 3);
     assert_eq!(outcome.summary, "nothing to do");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_model_cannot_be_reached_the_runbooks_plan_and_the_journal_says_why() {
+    let svc = Service::start().await;
+    // A port nothing listens on: the network to the model is down.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = dead.local_addr().unwrap().port();
+    drop(dead);
+    let mut config = LlmConfig::new(
+        Provider::Compatible {
+            base_url: format!("http://127.0.0.1:{port}/v1"),
+            api_key: None,
+        },
+        "test-model",
+    );
+    config.timeout = Duration::from_secs(5);
+    config.max_retries = 0;
+    let s = Setup::new(super::RUNBOOK);
+    let agent = s
+        .builder()
+        .planner(LlmPlanner::new(config).unwrap())
+        .build()
+        .unwrap();
+    assert!(
+        agent.planner_name().contains("offline"),
+        "{}",
+        agent.planner_name()
+    );
+    let task = Task::from_webhook("t-offline", &svc.alert())
+        .unwrap()
+        .in_env("dev");
+    let outcome = agent.run(task).await.unwrap();
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Resolved,
+        "{}",
+        outcome.reason
+    );
+    assert_eq!(outcome.planner, "runbook:health");
+    let plan = warden_agent::read_journal(&s.journal, &super::key())
+        .unwrap()
+        .into_iter()
+        .find_map(|r| match r.event {
+            warden_agent::JournalEvent::Plan(p) => Some(p),
+            _ => None,
+        })
+        .unwrap();
+    let note = plan.note.unwrap_or_default();
+    assert!(
+        note.contains("llm:test-model failed") && note.contains("planned offline"),
+        "{note}"
+    );
+}
