@@ -18,6 +18,11 @@
 //! (`AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`, `AZURE_CLIENT_ID`,
 //! `AZURE_CLIENT_SECRET`) authenticate over the real wire format.
 //!
+//! [`slack::FakeSlack`] is the Slack Web API (`chat.postMessage`,
+//! `chat.update`, `response_url`s) with Slack's answers and limits, and
+//! [`slack`] signs requests as Slack does; [`teams::FakeTeams`] is a Teams
+//! incoming webhook, and [`teams`] signs outgoing-webhook activities.
+//!
 //! Each of them also serves HTTPS (`start_tls`, `for_arm_tls`) with a
 //! certificate from [`tls`]: a test CA whose PEM file a client takes as its
 //! extra CA bundle, or a self-signed certificate nobody trusts.
@@ -38,5 +43,7 @@ pub mod entra;
 pub mod http;
 pub mod openai;
 mod server;
+pub mod slack;
+pub mod teams;
 pub mod tls;
 pub mod webhook;
