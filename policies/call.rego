@@ -52,6 +52,15 @@ approval contains msg if {
 	msg := sprintf("Tool `%s` changes infrastructure in `%s`, so a human must approve this call.", [tool_name, env])
 }
 
+# A task asked for in chat is an investigation: whatever the environment,
+# a call that would change something waits for a human's approval.
+approval contains msg if {
+	input.task.source == "chat"
+	changes_state
+	not dry_run_honoured
+	msg := sprintf("Tool `%s` would change something and the task was asked for in chat, where tasks investigate: a human must approve this call.", [tool_name])
+}
+
 # Destructive tools are denied in protected environments unless the task
 # carries a break-glass ticket.
 deny contains msg if {

@@ -24,6 +24,17 @@ test_mutating_tools_run_in_staging_without_approval if {
 	verdict(d) == "allow"
 }
 
+test_a_mutating_call_in_a_task_from_chat_needs_approval_even_in_dev if {
+	d := data.warden.call with input as call_with({"agent": {"env": "dev"}, "task": {"source": "chat"}})
+	verdict(d) == "needs-approval"
+	mentions(d.approval, "asked for in chat")
+}
+
+test_a_read_only_call_in_a_task_from_chat_runs_without_approval if {
+	d := data.warden.call with input as call_with({"agent": {"env": "dev"}, "task": {"source": "chat"}, "tool": {"effect": "read-only"}})
+	verdict(d) == "allow"
+}
+
 test_a_dry_run_of_a_tool_that_honours_it_needs_no_approval if {
 	d := data.warden.call with input as call_with({"call": {"dry_run": true}})
 	verdict(d) == "allow"

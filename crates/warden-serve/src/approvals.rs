@@ -31,10 +31,45 @@ struct Waiting {
     reply: oneshot::Sender<Approval>,
 }
 
+/// What became of an approval, for whoever shows approvals elsewhere
+/// (chat): asked, then closed exactly once.
+#[derive(Debug, Clone)]
+pub(crate) enum ApprovalEvent {
+    /// A request is waiting.
+    Asked(Pending),
+    /// It is no longer waiting: `answer` is what the agent was told (the
+    /// approval policy still has the last word on a yes).
+    Closed {
+        /// The request.
+        pending: Pending,
+        /// The answer handed to the agent.
+        answer: Approval,
+        /// How it closed.
+        how: Closing,
+    },
+}
+
+/// How an approval stopped waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Someone answered, through `via` (`the API`, `Slack`, `Teams`).
+    Answered {
+        /// Where the answer came from.
+        via: &'static str,
+    },
+    /// Nobody answered in time.
+    Expired,
+    /// The service stopped.
+    Shutdown,
+}
+
+type Observer = Arc<dyn Fn(&ApprovalEvent) + Send + Sync>;
+
 /// The approvals waiting for an answer.
 #[derive(Clone, Default)]
 pub(crate) struct Approvals {
     waiting: Arc<Mutex<BTreeMap<String, Waiting>>>,
+    observers: Arc<Mutex<Vec<Observer>>>,
 }
 
 /// Why an answer was not taken.
@@ -45,6 +80,26 @@ pub(crate) enum AnswerError {
 }
 
 impl Approvals {
+    /// Call `f` on every event from now on. It runs on the path that asks
+    /// or answers, so it must not block (hand the event to a task).
+    pub(crate) fn observe(&self, f: impl Fn(&ApprovalEvent) + Send + Sync + 'static) {
+        self.observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Arc::new(f));
+    }
+
+    fn notify(&self, event: &ApprovalEvent) {
+        let observers = self
+            .observers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for o in observers {
+            o(event);
+        }
+    }
+
     /// Take requests from the agent until its approver is dropped.
     pub(crate) fn serve(
         &self,
@@ -80,7 +135,7 @@ impl Approvals {
                             humantime::format_duration(timeout)
                         ),
                     );
-                    if expiry.answer_as(&id, answer).is_ok() {
+                    if expiry.answer_as(&id, answer, Closing::Expired).is_ok() {
                         on_change(expiry.len());
                     }
                 });
@@ -90,6 +145,9 @@ impl Approvals {
 
     fn insert(&self, w: Waiting) -> usize {
         let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        // Told while the entry is locked in, so an answer (which must take
+        // it out first) is always told after the question.
+        self.notify(&ApprovalEvent::Asked(w.pending.clone()));
         map.insert(w.pending.id.clone(), w);
         map.len()
     }
@@ -123,22 +181,40 @@ impl Approvals {
         approved: bool,
         note: Option<String>,
     ) -> Result<Pending, AnswerError> {
+        self.answer_via(id, who, approved, note, "the API")
+    }
+
+    /// [`Approvals::answer`], saying where the answer came from (`Slack`,
+    /// `Teams`) to those who observe.
+    pub(crate) fn answer_via(
+        &self,
+        id: &str,
+        who: &Identity,
+        approved: bool,
+        note: Option<String>,
+        via: &'static str,
+    ) -> Result<Pending, AnswerError> {
         let answer = Approval {
             approved,
             by: who.name.clone(),
             roles: who.roles.clone(),
             note,
         };
-        self.answer_as(id, answer)
+        self.answer_as(id, answer, Closing::Answered { via })
     }
 
-    fn answer_as(&self, id: &str, answer: Approval) -> Result<Pending, AnswerError> {
+    fn answer_as(&self, id: &str, answer: Approval, how: Closing) -> Result<Pending, AnswerError> {
         let waiting = {
             let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             map.remove(id).ok_or(AnswerError::Unknown)?
         };
         // The task may have ended meanwhile (cancelled): nothing to tell.
-        let _ = waiting.reply.send(answer);
+        let _ = waiting.reply.send(answer.clone());
+        self.notify(&ApprovalEvent::Closed {
+            pending: waiting.pending.clone(),
+            answer,
+            how,
+        });
         Ok(waiting.pending)
     }
 
@@ -149,7 +225,7 @@ impl Approvals {
             map.keys().cloned().collect()
         };
         for id in ids {
-            let _ = self.answer_as(&id, Approval::no("shutdown", why));
+            let _ = self.answer_as(&id, Approval::no("shutdown", why), Closing::Shutdown);
         }
     }
 }

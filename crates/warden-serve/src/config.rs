@@ -34,6 +34,9 @@ pub struct Config {
     /// Alert receivers; a receiver that is not configured answers 404.
     #[serde(default)]
     pub receivers: ReceiversSection,
+    /// Slack and Teams: approvals and the `/warden` copilot.
+    #[serde(default)]
+    pub chat: crate::chat::ChatSection,
     /// Where the config was read from: relative paths resolve against its folder.
     #[serde(skip)]
     pub base: PathBuf,
@@ -356,6 +359,7 @@ impl Config {
         if let Some(k) = self.listen.tls_key.as_mut() {
             at(k);
         }
+        self.chat.resolve_paths(&base);
     }
 
     fn check(&self) -> Result<(), String> {
@@ -400,6 +404,7 @@ impl Config {
                 );
             }
         }
+        self.chat.check()?;
         Ok(())
     }
 }

@@ -8,7 +8,11 @@
 //! human wait in `/v1/approvals` for someone with a token and the
 //! `approver` role; the approval policy decides whether that someone may.
 //! `/metrics` exports tasks, steps, policy decisions, sandbox limit hits,
-//! queue depth and pending approvals.
+//! queue depth and pending approvals. With `[chat.slack]` or `[chat.teams]`,
+//! approvals also appear in chat (Slack buttons, Teams cards) and are
+//! answered there by people the config maps to identities; `/warden` in
+//! Slack reports status, recalls similar incidents and turns a question
+//! into a task.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_serve::ServeError> {
@@ -34,6 +38,9 @@
 //! | `GET /v1/approvals`, `POST /v1/approvals/{id}` | `viewer`, `approver` | pending approvals; `{"approve": bool, "reason": …}` |
 //! | `GET /v1/incidents/similar?q=…` | `viewer` | past incidents most like `q` |
 //! | `GET /metrics` | `viewer` | Prometheus text format |
+//! | `POST /v1/chat/slack/interactions` | Slack's v0 signature, a mapped `approver` | Approve / Reject buttons |
+//! | `POST /v1/chat/slack/commands` | Slack's v0 signature, a mapped user | `/warden status`, `similar <text>`, a question (`operator`) |
+//! | `POST /v1/chat/teams/actions` | Teams outgoing-webhook HMAC, a mapped user | `approve <id>`, `reject <id>`, `status`, `similar <text>` |
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -43,6 +50,7 @@
 
 mod approvals;
 mod auth;
+mod chat;
 mod config;
 mod error;
 mod inbox;
@@ -54,6 +62,7 @@ mod server;
 
 pub use approvals::Pending;
 pub use auth::{Identity, sign};
+pub use chat::{ChatSection, ChatUser, SlackSection, TeamsSection};
 pub use config::{
     AgentSection, AlertmanagerReceiver, Config, LimitsSection, ListenSection, ReceiversSection,
     SecretRef, TokenConfig, TokenReceiver,

@@ -28,6 +28,8 @@ pub(crate) struct State {
     agent: RwLock<Arc<Agent>>,
     approver: ChannelApprover,
     pub approvals: Approvals,
+    /// Slack and Teams, when configured.
+    pub chat: crate::chat::Chat,
     pub metrics: Arc<Metrics>,
     /// Running tasks: how to stop each, and why it was stopped.
     running: Mutex<HashMap<String, (CancellationToken, Option<String>)>>,
@@ -230,6 +232,7 @@ impl std::fmt::Display for CheckSummary {
 /// runbooks, plugins) without listening or touching the inbox.
 pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
     Secrets::load(config)?;
+    crate::chat::Chat::load(config)?;
     let tls = match (&config.listen.tls_cert, &config.listen.tls_key) {
         (Some(cert), Some(key)) => {
             warden_tls::server_config(cert, key).map_err(|e| ServeError::Config {
@@ -246,6 +249,8 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
         ("alertmanager", r.alertmanager.is_some()),
         ("azure-monitor", r.azure_monitor.is_some()),
         ("generic", r.generic.is_some()),
+        ("slack", config.chat.slack.is_some()),
+        ("teams", config.chat.teams.is_some()),
     ]
     .into_iter()
     .filter(|&(_, on)| on)
@@ -328,6 +333,8 @@ impl Server {
         let agent = build_agent(&config, approver.clone(), metrics.clone())?;
         let approvals = Approvals::default();
         let gauge = metrics.clone();
+        let chat = crate::chat::Chat::load(&config)?;
+        chat.follow(&approvals);
         approvals.serve(requests, config.limits.approval_timeout, move |n| {
             gauge.approvals_pending(n);
         });
@@ -349,6 +356,7 @@ impl Server {
             agent: RwLock::new(Arc::new(agent)),
             approver,
             approvals,
+            chat,
             metrics,
             running: Mutex::new(HashMap::new()),
             wake: Notify::new(),
@@ -537,7 +545,7 @@ async fn run_item(state: &Arc<State>, item: Item) {
 
 /// The agent's task for an inbox item.
 fn task_of(item: &Item) -> Result<Task, String> {
-    let mut task = if item.source == "api" {
+    let mut task = if item.source == "api" || item.source == "chat" {
         match item.body.get("goal").and_then(|g| g.as_str()) {
             Some(goal) => Task::goal(&item.id, goal).by(&item.principal),
             None => Task::from_webhook(&item.id, &item.body["alert"]).map_err(|e| e.to_string())?,
@@ -546,8 +554,9 @@ fn task_of(item: &Item) -> Result<Task, String> {
         Task::from_webhook(&item.id, &item.body).map_err(|e| e.to_string())?
     };
     task.source = item.source.clone();
-    if item.source == "api" {
-        // Whoever holds the token asked for it, whatever the alert says.
+    if item.source == "api" || item.source == "chat" {
+        // Whoever holds the token (or was mapped in chat) asked for it,
+        // whatever the alert says.
         task.principal = item.principal.clone();
     } else if item.source == "generic" {
         let name = task

@@ -21,6 +21,11 @@
 //! [`otlp::OtlpReceiver`] is an OpenTelemetry collector's OTLP/HTTP trace
 //! endpoint that decodes the real protobuf.
 //!
+//! [`slack::FakeSlack`] is the Slack Web API (`chat.postMessage`,
+//! `chat.update`, `response_url`s) with Slack's answers and limits, and
+//! [`slack`] signs requests as Slack does; [`teams::FakeTeams`] is a Teams
+//! incoming webhook, and [`teams`] signs outgoing-webhook activities.
+//!
 //! Each of them also serves HTTPS (`start_tls`, `for_arm_tls`) with a
 //! certificate from [`tls`]: a test CA whose PEM file a client takes as its
 //! extra CA bundle, or a self-signed certificate nobody trusts.
@@ -42,5 +47,7 @@ pub mod http;
 pub mod openai;
 pub mod otlp;
 mod server;
+pub mod slack;
+pub mod teams;
 pub mod tls;
 pub mod webhook;

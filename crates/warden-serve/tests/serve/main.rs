@@ -10,6 +10,7 @@
 
 mod api;
 mod approvals;
+mod chat;
 mod intake;
 mod lifecycle;
 mod support;

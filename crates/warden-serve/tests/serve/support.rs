@@ -81,6 +81,10 @@ pub struct Options {
     /// Extra `data.warden.config` settings merged into the bundle.
     pub policy_config: Value,
     pub tls: bool,
+    /// `[agent] memory`: an incident store the test filled.
+    pub memory: Option<PathBuf>,
+    /// Appended to `warden.toml` (new tables, such as `[chat]`).
+    pub extra_toml: String,
 }
 
 impl Default for Options {
@@ -94,6 +98,8 @@ impl Default for Options {
             body_bytes: 64 * 1024,
             policy_config: json!({}),
             tls: false,
+            memory: None,
+            extra_toml: String::new(),
         }
     }
 }
@@ -205,6 +211,12 @@ impl Harness {
             .into_iter()
             .filter(|r| r.task_id == task)
             .collect()
+    }
+
+    /// Every journal record, whatever its task.
+    pub fn all_records(&self) -> Vec<JournalRecord> {
+        let key = HostKey::load_or_create(key_file()).unwrap();
+        read_journal(self.journal(), &key).unwrap()
     }
 
     pub fn verify_journal(&self) -> bool {
@@ -381,7 +393,7 @@ journal = "journal.jsonl"
 data_dir = "serve"
 key_file = "{key}"
 env = "{env}"
-
+{memory}
 [listen]
 addr = "127.0.0.1:0"
 {tls}
@@ -426,7 +438,13 @@ secret = {{ file = "secrets/hook" }}
         body = opts.body_bytes,
         approval = opts.approval_timeout,
         drain = opts.drain_deadline,
+        memory = opts
+            .memory
+            .as_ref()
+            .map(|m| format!("memory = \"{}\"\n", m.display()))
+            .unwrap_or_default(),
     );
+    let toml = format!("{toml}\n{}\n", opts.extra_toml);
     let path = dir.join("warden.toml");
     fs_err::write(&path, toml).unwrap();
     path
