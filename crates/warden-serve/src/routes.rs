@@ -123,35 +123,62 @@ fn parse_json(body: &[u8]) -> Result<Value, Failure> {
     })
 }
 
+/// A receiver's verdict on a request's credentials: `None` when the
+/// receiver is not configured, else whether they hold (or why not).
+type Verdict = Option<Result<(), String>>;
+
+/// What every receiver does once it has checked the credentials: parse,
+/// split into alerts (all checked before any is accepted), and accept.
+async fn webhook(
+    state: &Shared,
+    source: &'static str,
+    verdict: Verdict,
+    body: &[u8],
+    split: fn(&Value) -> Result<Vec<Incoming>, String>,
+    env: Option<String>,
+) -> Result<Response, Failure> {
+    match verdict {
+        None => {
+            return Err(fail(
+                StatusCode::NOT_FOUND,
+                format!("the `{source}` receiver is not configured"),
+            ));
+        }
+        Some(Err(why)) => return Err(fail(StatusCode::UNAUTHORIZED, why)),
+        Some(Ok(())) => {}
+    }
+    let incoming = split(&parse_json(body)?).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    receive(state, source, source, env, incoming).await
+}
+
+fn held(ok: Option<bool>, why: &str) -> Verdict {
+    ok.map(|ok| if ok { Ok(()) } else { Err(why.to_string()) })
+}
+
 async fn alertmanager(
     Extract(state): Extract<Shared>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, Failure> {
-    match state.secrets.alertmanager(&headers) {
-        None => {
-            return Err(fail(
-                StatusCode::NOT_FOUND,
-                "the Alertmanager receiver is not configured",
-            ));
-        }
-        Some(false) => {
-            return Err(fail(
-                StatusCode::UNAUTHORIZED,
-                "wrong or missing Alertmanager credentials",
-            ));
-        }
-        Some(true) => {}
-    }
-    let value = parse_json(&body)?;
-    let incoming = intake::alertmanager(&value).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let verdict = held(
+        state.secrets.alertmanager(&headers),
+        "wrong or missing Alertmanager credentials",
+    );
     let env = state
         .config
         .receivers
         .alertmanager
         .as_ref()
         .and_then(|r| r.env.clone());
-    receive(&state, "alertmanager", "alertmanager", env, incoming).await
+    webhook(
+        &state,
+        "alertmanager",
+        verdict,
+        &body,
+        intake::alertmanager,
+        env,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -176,30 +203,25 @@ async fn azure_monitor_path(
 }
 
 async fn azure(state: Shared, token: Option<String>, body: Bytes) -> Result<Response, Failure> {
-    match state.secrets.azure(token.as_deref()) {
-        None => {
-            return Err(fail(
-                StatusCode::NOT_FOUND,
-                "the Azure Monitor receiver is not configured",
-            ));
-        }
-        Some(false) => {
-            return Err(fail(
-                StatusCode::UNAUTHORIZED,
-                "wrong or missing Azure Monitor token",
-            ));
-        }
-        Some(true) => {}
-    }
-    let value = parse_json(&body)?;
-    let incoming = intake::azure_monitor(&value).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let verdict = held(
+        state.secrets.azure(token.as_deref()),
+        "wrong or missing Azure Monitor token",
+    );
     let env = state
         .config
         .receivers
         .azure_monitor
         .as_ref()
         .and_then(|r| r.env.clone());
-    receive(&state, "azure-monitor", "azure-monitor", env, incoming).await
+    webhook(
+        &state,
+        "azure-monitor",
+        verdict,
+        &body,
+        intake::azure_monitor,
+        env,
+    )
+    .await
 }
 
 async fn generic(
@@ -208,25 +230,14 @@ async fn generic(
     body: Bytes,
 ) -> Result<Response, Failure> {
     let now = jiff::Timestamp::now().as_second();
-    match state.secrets.generic(&headers, &body, now) {
-        None => {
-            return Err(fail(
-                StatusCode::NOT_FOUND,
-                "the generic receiver is not configured",
-            ));
-        }
-        Some(Err(why)) => return Err(fail(StatusCode::UNAUTHORIZED, why)),
-        Some(Ok(())) => {}
-    }
-    let value = parse_json(&body)?;
-    let incoming = intake::generic(&value).map_err(|e| fail(StatusCode::BAD_REQUEST, e))?;
+    let verdict = state.secrets.generic(&headers, &body, now);
     let env = state
         .config
         .receivers
         .generic
         .as_ref()
         .and_then(|r| r.env.clone());
-    receive(&state, "generic", "generic", env, incoming).await
+    webhook(&state, "generic", verdict, &body, intake::generic, env).await
 }
 
 /// Accept each alert of one notification: commit it to the inbox (or fold
