@@ -176,8 +176,19 @@ impl Harness {
     }
 
     async fn bind(dir: tempfile::TempDir, config: PathBuf, opts: &Options) -> Harness {
-        let loaded = Config::load(&config).unwrap();
-        let server = Server::bind(loaded).await.unwrap();
+        // After a restart the old server's last tasks may still be letting
+        // go of the inbox (its lock is released when the file closes).
+        let mut tries = 0;
+        let server = loop {
+            match Server::bind(Config::load(&config).unwrap()).await {
+                Ok(s) => break s,
+                Err(e) if tries < 100 && e.to_string().contains("already open") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("{e}"),
+            }
+        };
         let scheme = if opts.tls { "https" } else { "http" };
         let base = format!("{scheme}://{}", server.addr());
         let handle = server.handle();
