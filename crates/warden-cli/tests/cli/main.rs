@@ -12,5 +12,6 @@ mod incidents;
 mod plugin;
 mod policy;
 mod run;
+mod serve;
 mod support;
 mod trust;
