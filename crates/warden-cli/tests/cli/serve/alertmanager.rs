@@ -70,6 +70,10 @@ async fn ready(http: &reqwest::Client, daemon: &mut Daemon, url: &str, deadline:
 }
 
 #[tokio::test(flavor = "multi_thread")]
+#[allow(
+    clippy::print_stderr,
+    reason = "the timeline, for the reader of --nocapture"
+)]
 async fn a_prometheus_alert_sent_by_alertmanager_is_healed_and_its_resolution_arrives() {
     let Some((prometheus_bin, alertmanager_bin)) = servers_or_skip() else {
         return;
@@ -189,6 +193,7 @@ scrape_configs:
     );
     let prom = format!("http://127.0.0.1:{prom_port}");
     ready(&http, &mut prometheus, &format!("{prom}/-/ready"), deadline).await;
+    let t0 = Instant::now();
 
     let logs = || {
         [&warden, &alertmanager, &prometheus]
@@ -207,6 +212,7 @@ scrape_configs:
         },
     )
     .await;
+    let posted = t0.elapsed();
     let id = task["task_id"].as_str().unwrap().to_string();
     assert!(
         task["key"].as_str().unwrap().starts_with("am:"),
@@ -219,6 +225,7 @@ scrape_configs:
         (v["task"]["state"] == "done").then_some(v)
     })
     .await;
+    let healed = t0.elapsed();
     assert_eq!(done["task"]["status"], "resolved", "{done}\n{}", logs());
     assert_eq!(checkout.restarts().get("").copied(), Some(1));
     let timeline: Vec<&str> = done["timeline"]
@@ -256,6 +263,7 @@ scrape_configs:
         (sample(&text, series)? >= 1.0).then_some(())
     })
     .await;
+    let resolved = t0.elapsed();
     let (_, am_metrics) = get(&http, &format!("{am}/metrics"), "").await.unwrap();
     let am_metrics = am_metrics.as_str().unwrap_or_default().to_string();
     let sent = sample(
@@ -283,6 +291,10 @@ scrape_configs:
     let (ok, report) = ws.verify_journal();
     assert!(ok, "{report}");
 
+    eprintln!(
+        "from Prometheus ready: alert in warden's inbox {posted:.1?}, healed {healed:.1?}, \
+         `resolved` from Alertmanager {resolved:.1?}"
+    );
     drop(prometheus);
     drop(alertmanager);
     let status = warden.terminate(Duration::from_secs(30));
