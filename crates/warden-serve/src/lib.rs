@@ -57,6 +57,7 @@ mod inbox;
 mod intake;
 mod listen;
 mod metrics;
+mod recovery;
 mod routes;
 mod server;
 

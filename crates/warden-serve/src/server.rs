@@ -438,6 +438,7 @@ impl Server {
 /// step that had changed something must not change it twice) and the
 /// journal says so; pending items simply run.
 async fn recover(state: &Arc<State>) -> Result<(), ServeError> {
+    crate::recovery::journal_missing_intake(state).await?;
     let reason = "interrupted: the service stopped while the task ran; not run again, so no step runs twice (start a new task after checking the timeline)";
     let items = state
         .inbox(move |inbox| inbox.interrupt_running(reason))

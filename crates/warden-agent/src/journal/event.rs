@@ -76,7 +76,8 @@ pub enum JournalEvent {
         status: String,
         /// `queued`, `duplicate`, `grouped`, `dropped` (resolved before it
         /// ran), `stopping` (resolved while it ran), `interrupted` (the
-        /// service stopped while it ran).
+        /// service stopped while it ran), `recovered` (accepted, but the
+        /// service stopped before journaling it; written at restart).
         disposition: String,
         /// Who sent it: the authenticated identity or the receiver.
         by: String,

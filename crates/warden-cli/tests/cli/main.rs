@@ -13,5 +13,6 @@ mod otel;
 mod plugin;
 mod policy;
 mod run;
+mod serve;
 mod support;
 mod trust;
