@@ -89,7 +89,9 @@ pub enum Resolved {
     Dropped(String),
     /// Its item is running: the caller stops its pending steps.
     Running(String),
-    /// Nothing waits or runs for it.
+    /// Its task already ended: the resolution goes on its timeline.
+    Ended(String),
+    /// No alert with that key was ever accepted.
     Nothing,
 }
 
@@ -263,7 +265,7 @@ impl Inbox {
                 Ok(Resolved::Dropped(item.id))
             }
             ItemState::Running => Ok(Resolved::Running(item.id)),
-            ItemState::Done => Ok(Resolved::Nothing),
+            ItemState::Done => Ok(Resolved::Ended(item.id)),
         }
     }
 

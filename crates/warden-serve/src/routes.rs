@@ -281,6 +281,7 @@ async fn receive(
                     );
                     ("stopping", id)
                 }
+                Resolved::Ended(id) => ("after-end", id),
                 Resolved::Nothing => ("nothing-running", String::new()),
             }
         } else {
@@ -314,16 +315,14 @@ async fn receive(
         };
         state.metrics.received(source, disposition);
         if !task.is_empty() {
-            state.journal(
-                &task,
-                &JournalEvent::Received {
-                    source: source.to_string(),
-                    key: alert.key.clone(),
-                    status: alert.status.clone(),
-                    disposition: disposition.to_string(),
-                    by: by.to_string(),
-                },
-            )?;
+            let event = JournalEvent::Received {
+                source: source.to_string(),
+                key: alert.key.clone(),
+                status: alert.status.clone(),
+                disposition: disposition.to_string(),
+                by: by.to_string(),
+            };
+            journal_intake(state, &task, &event, disposition == "queued").await?;
         }
         if disposition == "queued" {
             state.wake.notify_one();
@@ -334,6 +333,35 @@ async fn receive(
         state.metrics.queue_depth(n);
     }
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"alerts": results}))).into_response())
+}
+
+/// Journal an intake. When the journal cannot take it, a task that was
+/// just queued is withdrawn before the 500, so nothing runs unrecorded.
+async fn journal_intake(
+    state: &Shared,
+    task: &str,
+    event: &JournalEvent,
+    queued: bool,
+) -> Result<(), Failure> {
+    let Err(e) = state.journal(task, event) else {
+        return Ok(());
+    };
+    if queued {
+        let id = task.to_string();
+        let withdrawn = state
+            .inbox(move |i| {
+                i.finish(
+                    &id,
+                    "refused",
+                    "its intake could not be journaled, so it never ran",
+                )
+            })
+            .await;
+        if let Err(w) = withdrawn {
+            tracing::error!(task, error = %w, "could not withdraw a task whose intake was not journaled");
+        }
+    }
+    Err(e.into())
 }
 
 fn task_id(source: &str) -> String {
@@ -423,16 +451,14 @@ async fn create_task(
         }
         Accepted::Duplicate(id) | Accepted::Grouped(id) => id,
     };
-    state.journal(
-        &id,
-        &JournalEvent::Received {
-            source: "api".into(),
-            key: String::new(),
-            status: "goal".into(),
-            disposition: "queued".into(),
-            by: who.name,
-        },
-    )?;
+    let event = JournalEvent::Received {
+        source: "api".into(),
+        key: String::new(),
+        status: "goal".into(),
+        disposition: "queued".into(),
+        by: who.name,
+    };
+    journal_intake(&state, &id, &event, true).await?;
     state.metrics.received("api", "queued");
     state.wake.notify_one();
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"task_id": id}))).into_response())

@@ -73,6 +73,10 @@ async fn a_repeat_joins_its_running_task_and_a_resolved_alert_stops_it() {
         "{done}"
     );
     assert_eq!(h.checkout.admin_calls(), 0, "the remediation never ran");
+    // A resolution that comes after the end still goes on the timeline.
+    let (_, late) = h.alert(&h.checkout.alert("fp-9", "resolved")).await;
+    assert_eq!(late["alerts"][0]["disposition"], "after-end", "{late}");
+    assert_eq!(task_of(&late), task);
     let kinds: Vec<String> = h
         .records(&task)
         .iter()
@@ -80,7 +84,7 @@ async fn a_repeat_joins_its_running_task_and_a_resolved_alert_stops_it() {
         .collect();
     assert_eq!(
         kinds.iter().filter(|k| *k == "received").count(),
-        3,
+        4,
         "{kinds:?}"
     );
 }
