@@ -144,6 +144,10 @@ pub struct LimitsSection {
     /// On SIGTERM, running tasks get this long to finish [default: 30s].
     #[serde(default = "default_drain", with = "humantime_serde")]
     pub drain_deadline: Duration,
+    /// Ended tasks stay listed in `/v1/tasks` this long; their history
+    /// stays in the journal [default: 7d].
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
     /// Wall time for one task [default: 10m].
     #[serde(default = "default_task_time", with = "humantime_serde")]
     pub task_timeout: Duration,
@@ -159,6 +163,7 @@ impl Default for LimitsSection {
             group_window: default_group(),
             drain_deadline: default_drain(),
             task_timeout: default_task_time(),
+            retention: default_retention(),
         }
     }
 }
@@ -180,6 +185,9 @@ fn default_group() -> Duration {
 }
 fn default_drain() -> Duration {
     Duration::from_secs(30)
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
 }
 fn default_task_time() -> Duration {
     Duration::from_secs(600)

@@ -314,6 +314,34 @@ impl Inbox {
         queue.len().map_err(|e| self.err(e))
     }
 
+    /// Forget items that ended more than `keep` ago (their history stays
+    /// in the journal). Returns how many were removed.
+    pub fn prune(&self, keep: Duration) -> Result<usize, ServeError> {
+        let cutoff = jiff::Timestamp::now()
+            .as_second()
+            .saturating_sub(i64::try_from(keep.as_secs()).unwrap_or(i64::MAX));
+        self.write(|t| {
+            let mut items = t.open_table(ITEMS)?;
+            let mut old = Vec::new();
+            for entry in items.iter()? {
+                let (k, v) = entry?;
+                let item = decode(v.value())?;
+                if item.state == ItemState::Done && item.done_at.is_some_and(|d| d < cutoff) {
+                    old.push((k.value().to_string(), item.key));
+                }
+            }
+            let mut keys = t.open_table(KEYS)?;
+            for (id, key) in &old {
+                items.remove(id.as_str())?;
+                let points_here = keys.get(key.as_str())?.is_some_and(|v| v.value() == id);
+                if points_here {
+                    keys.remove(key.as_str())?;
+                }
+            }
+            Ok(old.len())
+        })
+    }
+
     /// After a crash: every item still marked running is closed as
     /// interrupted (not run again). Returns them.
     pub fn interrupt_running(&self, reason: &str) -> Result<Vec<Item>, ServeError> {

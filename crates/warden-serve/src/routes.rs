@@ -464,14 +464,50 @@ async fn create_task(
     Ok((StatusCode::ACCEPTED, axum::Json(json!({"task_id": id}))).into_response())
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TaskQuery {
+    /// At most this many, newest first [default 100, at most 1000].
+    limit: Option<usize>,
+    /// Only tasks received before this time (RFC 3339): the next page.
+    before: Option<String>,
+    /// Only tasks in this state (`pending`, `running`, `done`).
+    state: Option<String>,
+}
+
 async fn list_tasks(
     Extract(state): Extract<Shared>,
     headers: HeaderMap,
+    Query(q): Query<TaskQuery>,
 ) -> Result<Response, Failure> {
     caller(&state, &headers, "viewer")?;
-    let items = state.inbox(|i| i.items()).await?;
-    let tasks: Vec<Value> = items.iter().map(item_view).collect();
-    Ok(axum::Json(json!({"tasks": tasks})).into_response())
+    let mut items = state.inbox(|i| i.items()).await?;
+    items.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let page: Vec<Value> = items
+        .iter()
+        .filter(|i| {
+            q.before
+                .as_deref()
+                .is_none_or(|b| i.received_at.as_str() < b)
+        })
+        .filter(|i| {
+            q.state
+                .as_deref()
+                .is_none_or(|s| serde_json::to_value(i.state).is_ok_and(|v| v == s))
+        })
+        .take(limit + 1)
+        .map(item_view)
+        .collect();
+    let more = page.len() > limit;
+    let page: Vec<Value> = page.into_iter().take(limit).collect();
+    let next = more
+        .then(|| {
+            page.last()
+                .and_then(|v| v["received_at"].as_str().map(str::to_string))
+        })
+        .flatten();
+    Ok(axum::Json(json!({"tasks": page, "next_before": next})).into_response())
 }
 
 fn item_view(i: &Item) -> Value {

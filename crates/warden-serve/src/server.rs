@@ -405,6 +405,17 @@ impl Server {
         for _ in 0..state.config.limits.workers {
             workers.spawn(worker(state.clone()));
         }
+        workers.spawn({
+            let state = state.clone();
+            async move {
+                loop {
+                    tokio::select! {
+                        () = state.stop_claiming.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(3600)) => prune(&state).await,
+                    }
+                }
+            }
+        });
         let app = crate::routes::router(state.clone());
         let stop_http = CancellationToken::new();
         let http = {
@@ -456,7 +467,18 @@ async fn recover(state: &Arc<State>) -> Result<(), ServeError> {
     }
     let pending = state.inbox(|inbox| inbox.pending()).await?;
     state.metrics.queue_depth(pending);
+    prune(state).await;
     Ok(())
+}
+
+/// Forget ended tasks past the retention (at start and then hourly).
+async fn prune(state: &Arc<State>) {
+    let keep = state.config.limits.retention;
+    match state.inbox(move |inbox| inbox.prune(keep)).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "pruned ended tasks past the retention"),
+        Err(e) => tracing::warn!(error = %e, "pruning the inbox failed"),
+    }
 }
 
 async fn worker(state: Arc<State>) {

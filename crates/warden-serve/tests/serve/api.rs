@@ -1,6 +1,6 @@
 //! The API: authentication, roles, tasks, timelines and metrics.
 
-use serde_json::json;
+use serde_json::{Value, json};
 use warden::journal::JournalEvent;
 
 use crate::support::{ADMIN, ALICE, Harness, Options, VIEWER, task_of};
@@ -134,4 +134,38 @@ async fn an_overlong_similarity_query_is_refused() {
         .get(&format!("/v1/incidents/similar?q={long}"), VIEWER)
         .await;
     assert_eq!(s, 400);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_task_list_pages_newest_first_and_filters_by_state() {
+    let h = Harness::start(Options::default()).await;
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let (_, a) = h
+            .alert(&h.checkout.alert(&format!("p-{i}"), "firing"))
+            .await;
+        let id = task_of(&a);
+        h.done(&id).await;
+        ids.push(id);
+    }
+    let (s, first) = h.get("/v1/tasks?limit=2", VIEWER).await;
+    assert_eq!(s, 200, "{first}");
+    let page: Vec<&str> = first["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["task_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(page, vec![ids[2].as_str(), ids[1].as_str()]);
+    let before = first["next_before"].as_str().unwrap();
+    let (_, second) = h
+        .get(&format!("/v1/tasks?limit=2&before={before}"), VIEWER)
+        .await;
+    assert_eq!(second["tasks"].as_array().unwrap().len(), 1);
+    assert_eq!(second["tasks"][0]["task_id"], ids[0].as_str());
+    assert_eq!(second["next_before"], Value::Null);
+    let (_, pending) = h.get("/v1/tasks?state=pending", VIEWER).await;
+    assert_eq!(pending["tasks"], json!([]));
+    let (s, _) = h.get("/v1/tasks?limit=2&sort=up", VIEWER).await;
+    assert_eq!(s, 400, "unknown parameters are refused");
 }

@@ -95,3 +95,27 @@ async fn with_tls_configured_it_speaks_only_https_with_its_certificate() {
     let plain = h.url("/healthz").replace("https://", "http://");
     assert!(stranger.get(plain).send().await.is_err());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ended_tasks_past_the_retention_leave_the_list_but_not_the_journal() {
+    let opts = Options {
+        retention: "1s",
+        ..Options::default()
+    };
+    let h = Harness::start(opts).await;
+    let (_, a) = h.alert(&h.checkout.alert("old-1", "firing")).await;
+    let task = task_of(&a);
+    h.done(&task).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let opts = Options {
+        retention: "1s",
+        ..Options::default()
+    };
+    let h = h.restart(&opts).await;
+    let (_, list) = h.get("/v1/tasks", ADMIN).await;
+    assert_eq!(list["tasks"], json!([]), "{list}");
+    let (s, shown) = h.get(&format!("/v1/tasks/{task}"), ADMIN).await;
+    assert_eq!(s, 200, "{shown}");
+    assert_eq!(shown["task"], serde_json::Value::Null);
+    assert_eq!(shown["summary"]["outcome"], "resolved");
+}

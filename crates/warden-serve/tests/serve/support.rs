@@ -77,6 +77,7 @@ pub struct Options {
     pub queue: usize,
     pub approval_timeout: &'static str,
     pub drain_deadline: &'static str,
+    pub retention: &'static str,
     pub body_bytes: usize,
     /// Extra `data.warden.config` settings merged into the bundle.
     pub policy_config: Value,
@@ -95,6 +96,7 @@ impl Default for Options {
             queue: 64,
             approval_timeout: "5m",
             drain_deadline: "5s",
+            retention: "7d",
             body_bytes: 64 * 1024,
             policy_config: json!({}),
             tls: false,
@@ -416,6 +418,7 @@ approval_timeout = "{approval}"
 drain_deadline = "{drain}"
 group_window = "5m"
 task_timeout = "2m"
+retention = "{retention}"
 
 [[tokens]]
 name = "admin"
@@ -449,6 +452,7 @@ secret = {{ file = "secrets/hook" }}
         body = opts.body_bytes,
         approval = opts.approval_timeout,
         drain = opts.drain_deadline,
+        retention = opts.retention,
         memory = opts
             .memory
             .as_ref()
