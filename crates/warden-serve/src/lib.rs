@@ -34,6 +34,10 @@
 //! | `GET /v1/approvals`, `POST /v1/approvals/{id}` | `viewer`, `approver` | pending approvals; `{"approve": bool, "reason": …}` |
 //! | `GET /v1/incidents/similar?q=…` | `viewer` | past incidents most like `q` |
 //! | `GET /metrics` | `viewer` | Prometheus text format |
+//! | `GET /ui/login`, `POST /ui/login`, `POST /ui/logout` | anyone; a token pasted once | browser session (HttpOnly, SameSite=Strict cookie) |
+//! | `GET /ui/tasks`, `/ui/tasks/{id}`, `/ui/tasks/{id}/events` | session | tasks; a task's timeline, live over server-sent events |
+//! | `GET /ui/approvals`, `/ui/approvals/{id}`, `POST /ui/approvals/{id}` | session (`approver` to answer) | approvals with Approve / Reject (CSRF-checked form) |
+//! | `GET /ui/journal`, `GET /ui/incidents` | session | journal verification; incident clusters |
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -49,6 +53,7 @@ mod inbox;
 mod intake;
 mod listen;
 mod metrics;
+mod page;
 mod routes;
 mod server;
 
@@ -59,4 +64,5 @@ pub use config::{
     SecretRef, TokenConfig, TokenReceiver,
 };
 pub use error::ServeError;
+pub use page::UiSection;
 pub use server::{CheckSummary, Handle, Server, check};

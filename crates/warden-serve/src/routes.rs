@@ -72,6 +72,7 @@ pub(crate) fn router(state: Shared) -> Router {
             get(show_approval).post(answer_approval),
         )
         .route("/v1/incidents/similar", get(similar))
+        .merge(crate::page::router(state.clone()))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -10,6 +10,8 @@
 
 mod api;
 mod approvals;
+mod browser;
 mod intake;
 mod lifecycle;
+mod page;
 mod support;
