@@ -134,6 +134,20 @@ impl Agent {
         })
     }
 
+    /// The incident clusters in memory, largest first: `None` without
+    /// incident memory.
+    pub fn clusters(&self) -> Result<Option<Vec<warden_memory::Cluster>>, AgentError> {
+        let Some(memory) = &self.memory else {
+            return Ok(None);
+        };
+        let memory = memory.lock().map_err(|_| AgentError::Config {
+            reason: "the incident memory lock is poisoned".into(),
+        })?;
+        memory.clusters().map(Some).map_err(|e| AgentError::Config {
+            reason: format!("reading incident clusters: {e}"),
+        })
+    }
+
     /// The policy engine deciding this agent's plans, calls and capabilities.
     pub fn policy(&self) -> &PolicyEngine {
         &self.policy

@@ -69,15 +69,15 @@ pub use error::AgentError;
 pub use executor::ToolCall;
 pub use journal::{
     Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-    JournalEvent, JournalRecord, OutcomeReached, PlanProposed, Problem, ProblemKind, RecalledCase,
-    RecentMutations, TaskStarted, VerifyReport, read_journal, verify_journal,
+    JournalEvent, JournalRecord, JournalTail, OutcomeReached, PlanProposed, Problem, ProblemKind,
+    RecalledCase, RecentMutations, TaskStarted, VerifyReport, read_journal, verify_journal,
 };
 pub use limits::{Input, Limits};
 #[cfg(feature = "llm")]
 pub use llm::LlmPlanner;
 pub use planner::{Case, PlanContext, Planner, PlannerChain, Proposal};
 pub use runbook::{Match, Runbook, RunbookPlanner, Runbooks};
-pub use show::{TaskSummary, render_timeline, task_list, terminal_safe};
+pub use show::{TaskSummary, render_record, render_timeline, task_list, terminal_safe};
 pub use task::{
     Alert, Condition, Observation, Outcome, OutcomeStatus, Plan, Step, StepStatus, Task,
 };

@@ -77,157 +77,7 @@ pub fn render_timeline(records: &[JournalRecord], task_id: &str) -> String {
     let t = terminal_safe;
     for r in records.iter().filter(|r| r.task_id == task_id) {
         let time = r.ts.get(11..19).unwrap_or(&r.ts);
-        let line = match &r.event {
-            JournalEvent::Task(d) => format!(
-                "task {} by {} from {} in `{}` for {}: {}",
-                t(task_id),
-                t(&d.agent),
-                t(&d.source),
-                t(&d.env),
-                t(&d.principal),
-                t(&d.goal)
-            ),
-            JournalEvent::Recall { cases } => {
-                let cases: Vec<String> = cases
-                    .iter()
-                    .map(|c| format!("{} ({:.2})", t(&c.id), c.score))
-                    .collect();
-                format!(
-                    "recall: {}",
-                    if cases.is_empty() {
-                        "no similar incidents".into()
-                    } else {
-                        cases.join(", ")
-                    }
-                )
-            }
-            JournalEvent::Plan(p) => {
-                let steps: Vec<String> = p
-                    .steps
-                    .iter()
-                    .map(|st| format!("{}={}", t(&st.id), t(&st.tool)))
-                    .collect();
-                let mut l = format!(
-                    "plan by {}: {} — policy {}",
-                    t(&p.planner),
-                    steps.join(" → "),
-                    p.policy.decision.verdict.as_str()
-                );
-                if let Some(note) = &p.note {
-                    let _ = write!(l, "\n           {}", t(note));
-                }
-                reasons(&mut l, &p.policy.decision.reasons);
-                l
-            }
-            JournalEvent::Decision(d) => {
-                let mut l = format!(
-                    "policy {} `{}` ({}): {}",
-                    t(&d.step_id),
-                    t(&d.tool),
-                    d.effect,
-                    d.policy.decision.verdict.as_str()
-                );
-                reasons(&mut l, &d.policy.decision.reasons);
-                l
-            }
-            JournalEvent::Capability(c) => {
-                let what = c
-                    .capability
-                    .get("kind")
-                    .and_then(Value::as_str)
-                    .unwrap_or("capability");
-                let target = ["host", "key", "operation"]
-                    .iter()
-                    .find_map(|k| c.capability.get(*k).and_then(Value::as_str))
-                    .unwrap_or("");
-                let mut l = format!(
-                    "capability {} `{}` {} {}: {}",
-                    t(&c.step_id),
-                    t(&c.tool),
-                    t(what),
-                    t(target),
-                    c.policy.decision.verdict.as_str()
-                );
-                reasons(&mut l, &c.policy.decision.reasons);
-                l
-            }
-            JournalEvent::Approval(a) => format!(
-                "approval of `{}`: {} by {} for {}{}",
-                t(&a.step_id),
-                if a.approved { "approved" } else { "rejected" },
-                t(&a.approver),
-                t(&a.principal),
-                a.note
-                    .as_deref()
-                    .map(|n| format!(" — {}", t(n)))
-                    .unwrap_or_default()
-            ),
-            JournalEvent::Call(c) => {
-                let mut l = format!(
-                    "call {} `{}`{}: {} in {:.1} ms{}",
-                    t(&c.step_id),
-                    t(&c.tool),
-                    if c.dry_run { " (dry run)" } else { "" },
-                    c.status.as_str(),
-                    c.duration_us as f64 / 1000.0,
-                    if c.attempts > 1 {
-                        format!(", {} attempts", c.attempts)
-                    } else {
-                        String::new()
-                    }
-                );
-                if let Some(o) = c.output.as_ref().filter(|o| !o.is_null()) {
-                    let _ = write!(l, "\n           → {}", t(&brief(o)));
-                }
-                reasons(&mut l, &c.reasons);
-                l
-            }
-            JournalEvent::Skip {
-                step_id,
-                tool,
-                reason,
-            } => format!("skip {} `{}`: {}", t(step_id), t(tool), t(reason)),
-            JournalEvent::Llm {
-                planner,
-                tokens,
-                cost_usd,
-                ..
-            } => format!(
-                "llm {}: {tokens} tokens{}",
-                t(planner),
-                cost_usd.map(|c| format!(", ~${c:.4}")).unwrap_or_default()
-            ),
-            JournalEvent::Stop { status, reason } => {
-                format!("stop ({}): {}", status.as_str(), t(reason))
-            }
-            JournalEvent::Outcome(o) => format!(
-                "outcome: {} — {}\n           {}",
-                o.status.as_str().to_uppercase(),
-                t(&o.reason),
-                t(&o.summary).replace("\\n", "\n           ")
-            ),
-            JournalEvent::Received {
-                source,
-                status,
-                disposition,
-                by,
-                ..
-            } => format!(
-                "received {} alert ({}) from {}: {}",
-                t(source),
-                t(status),
-                t(by),
-                t(disposition)
-            ),
-            JournalEvent::Recovered {
-                torn_bytes,
-                moved_to,
-                ..
-            } => format!(
-                "recovered a torn line of {torn_bytes} bytes, moved to {}",
-                t(moved_to)
-            ),
-        };
+        let line = render_record(r);
         let _ = writeln!(out, "#{:<4} {time}  {line}", r.seq);
     }
     if out.is_empty() {
@@ -236,6 +86,164 @@ pub fn render_timeline(records: &[JournalRecord], task_id: &str) -> String {
         out.insert_str(0, &format!("task {}, started {start}\n", t(task_id)));
     }
     out
+}
+
+/// One record as one entry of [`render_timeline`] (without its sequence
+/// number and time): what happened, with reasons on indented lines. Safe to
+/// print on a terminal; a web page still escapes it for HTML.
+pub fn render_record(r: &JournalRecord) -> String {
+    let t = terminal_safe;
+    match &r.event {
+        JournalEvent::Task(d) => format!(
+            "task {} by {} from {} in `{}` for {}: {}",
+            t(&r.task_id),
+            t(&d.agent),
+            t(&d.source),
+            t(&d.env),
+            t(&d.principal),
+            t(&d.goal)
+        ),
+        JournalEvent::Recall { cases } => {
+            let cases: Vec<String> = cases
+                .iter()
+                .map(|c| format!("{} ({:.2})", t(&c.id), c.score))
+                .collect();
+            format!(
+                "recall: {}",
+                if cases.is_empty() {
+                    "no similar incidents".into()
+                } else {
+                    cases.join(", ")
+                }
+            )
+        }
+        JournalEvent::Plan(p) => {
+            let steps: Vec<String> = p
+                .steps
+                .iter()
+                .map(|st| format!("{}={}", t(&st.id), t(&st.tool)))
+                .collect();
+            let mut l = format!(
+                "plan by {}: {} — policy {}",
+                t(&p.planner),
+                steps.join(" → "),
+                p.policy.decision.verdict.as_str()
+            );
+            if let Some(note) = &p.note {
+                let _ = write!(l, "\n           {}", t(note));
+            }
+            reasons(&mut l, &p.policy.decision.reasons);
+            l
+        }
+        JournalEvent::Decision(d) => {
+            let mut l = format!(
+                "policy {} `{}` ({}): {}",
+                t(&d.step_id),
+                t(&d.tool),
+                d.effect,
+                d.policy.decision.verdict.as_str()
+            );
+            reasons(&mut l, &d.policy.decision.reasons);
+            l
+        }
+        JournalEvent::Capability(c) => {
+            let what = c
+                .capability
+                .get("kind")
+                .and_then(Value::as_str)
+                .unwrap_or("capability");
+            let target = ["host", "key", "operation"]
+                .iter()
+                .find_map(|k| c.capability.get(*k).and_then(Value::as_str))
+                .unwrap_or("");
+            let mut l = format!(
+                "capability {} `{}` {} {}: {}",
+                t(&c.step_id),
+                t(&c.tool),
+                t(what),
+                t(target),
+                c.policy.decision.verdict.as_str()
+            );
+            reasons(&mut l, &c.policy.decision.reasons);
+            l
+        }
+        JournalEvent::Approval(a) => format!(
+            "approval of `{}`: {} by {} for {}{}",
+            t(&a.step_id),
+            if a.approved { "approved" } else { "rejected" },
+            t(&a.approver),
+            t(&a.principal),
+            a.note
+                .as_deref()
+                .map(|n| format!(" — {}", t(n)))
+                .unwrap_or_default()
+        ),
+        JournalEvent::Call(c) => {
+            let mut l = format!(
+                "call {} `{}`{}: {} in {:.1} ms{}",
+                t(&c.step_id),
+                t(&c.tool),
+                if c.dry_run { " (dry run)" } else { "" },
+                c.status.as_str(),
+                c.duration_us as f64 / 1000.0,
+                if c.attempts > 1 {
+                    format!(", {} attempts", c.attempts)
+                } else {
+                    String::new()
+                }
+            );
+            if let Some(o) = c.output.as_ref().filter(|o| !o.is_null()) {
+                let _ = write!(l, "\n           → {}", t(&brief(o)));
+            }
+            reasons(&mut l, &c.reasons);
+            l
+        }
+        JournalEvent::Skip {
+            step_id,
+            tool,
+            reason,
+        } => format!("skip {} `{}`: {}", t(step_id), t(tool), t(reason)),
+        JournalEvent::Llm {
+            planner,
+            tokens,
+            cost_usd,
+            ..
+        } => format!(
+            "llm {}: {tokens} tokens{}",
+            t(planner),
+            cost_usd.map(|c| format!(", ~${c:.4}")).unwrap_or_default()
+        ),
+        JournalEvent::Stop { status, reason } => {
+            format!("stop ({}): {}", status.as_str(), t(reason))
+        }
+        JournalEvent::Outcome(o) => format!(
+            "outcome: {} — {}\n           {}",
+            o.status.as_str().to_uppercase(),
+            t(&o.reason),
+            t(&o.summary).replace("\\n", "\n           ")
+        ),
+        JournalEvent::Received {
+            source,
+            status,
+            disposition,
+            by,
+            ..
+        } => format!(
+            "received {} alert ({}) from {}: {}",
+            t(source),
+            t(status),
+            t(by),
+            t(disposition)
+        ),
+        JournalEvent::Recovered {
+            torn_bytes,
+            moved_to,
+            ..
+        } => format!(
+            "recovered a torn line of {torn_bytes} bytes, moved to {}",
+            t(moved_to)
+        ),
+    }
 }
 
 /// One task in the journal, for `warden journal list`.

@@ -90,7 +90,11 @@ impl Secrets {
 
     /// The caller behind `Authorization: Bearer …`, if any token matches.
     pub(crate) fn identity(&self, headers: &HeaderMap) -> Option<Identity> {
-        let presented = bearer(headers)?;
+        self.token(bearer(headers)?)
+    }
+
+    /// The caller whose API token is `presented`, if any (the page's login).
+    pub(crate) fn token(&self, presented: &str) -> Option<Identity> {
         // Every token is compared, so the time taken does not say which
         // (or whether) one matched.
         let mut found = None;

@@ -37,6 +37,9 @@ pub struct Config {
     /// Slack and Teams: approvals and the `/warden` copilot.
     #[serde(default)]
     pub chat: crate::chat::ChatSection,
+    /// The browser pages under `/ui`.
+    #[serde(default)]
+    pub ui: crate::page::UiSection,
     /// Where the config was read from: relative paths resolve against its folder.
     #[serde(skip)]
     pub base: PathBuf,
@@ -194,7 +197,7 @@ fn default_task_time() -> Duration {
 }
 
 /// `humantime` durations (`"90s"`, `"15m"`) in TOML.
-mod humantime_serde {
+pub(crate) mod humantime_serde {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer};
@@ -381,6 +384,7 @@ impl Config {
         if l.body_bytes < 1024 || l.body_bytes > 64 * 1024 * 1024 {
             return Err("limits.body_bytes must be between 1 KiB and 64 MiB".into());
         }
+        self.ui.check()?;
         if self.listen.tls_cert.is_some() != self.listen.tls_key.is_some() {
             return Err("listen.tls_cert and listen.tls_key go together".into());
         }

@@ -41,6 +41,10 @@
 //! | `POST /v1/chat/slack/interactions` | Slack's v0 signature, a mapped `approver` | Approve / Reject buttons |
 //! | `POST /v1/chat/slack/commands` | Slack's v0 signature, a mapped user | `/warden status`, `similar <text>`, a question (`operator`) |
 //! | `POST /v1/chat/teams/actions` | Teams outgoing-webhook HMAC, a mapped user | `approve <id>`, `reject <id>`, `status`, `similar <text>` |
+//! | `GET /ui/login`, `POST /ui/login`, `POST /ui/logout` | anyone; a token pasted once | browser session (HttpOnly, SameSite=Strict cookie) |
+//! | `GET /ui/tasks`, `/ui/tasks/{id}`, `/ui/tasks/{id}/events` | session | tasks; a task's timeline, live over server-sent events |
+//! | `GET /ui/approvals`, `/ui/approvals/{id}`, `POST /ui/approvals/{id}` | session (`approver` to answer) | approvals with Approve / Reject (CSRF-checked form) |
+//! | `GET /ui/journal`, `GET /ui/incidents` | session | journal verification; incident clusters |
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -57,6 +61,7 @@ mod inbox;
 mod intake;
 mod listen;
 mod metrics;
+mod page;
 mod recovery;
 mod routes;
 mod server;
@@ -69,4 +74,5 @@ pub use config::{
     SecretRef, TokenConfig, TokenReceiver,
 };
 pub use error::ServeError;
+pub use page::UiSection;
 pub use server::{CheckSummary, Handle, Server, check};

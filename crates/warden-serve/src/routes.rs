@@ -73,6 +73,7 @@ pub(crate) fn router(state: Shared) -> Router {
         )
         .route("/v1/incidents/similar", get(similar))
         .merge(crate::chat::router())
+        .merge(crate::page::router(state.clone()))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

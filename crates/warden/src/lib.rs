@@ -62,9 +62,9 @@ pub use warden_agent::{
 pub mod journal {
     pub use warden_agent::{
         Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-        JournalEvent, JournalRecord, OutcomeReached, PlanProposed, Problem, ProblemKind,
-        RecalledCase, RecentMutations, TaskStarted, TaskSummary, VerifyReport, read_journal,
-        render_timeline, task_list, verify_journal,
+        JournalEvent, JournalRecord, JournalTail, OutcomeReached, PlanProposed, Problem,
+        ProblemKind, RecalledCase, RecentMutations, TaskStarted, TaskSummary, VerifyReport,
+        read_journal, render_record, render_timeline, task_list, verify_journal,
     };
 }
 

@@ -27,5 +27,7 @@ pub use event::{
 pub use history::RecentMutations;
 pub use key::HostKey;
 pub use record::JournalRecord;
-pub use verify::{Anchor, Problem, ProblemKind, VerifyReport, read_journal, verify_journal};
+pub use verify::{
+    Anchor, JournalTail, Problem, ProblemKind, VerifyReport, read_journal, verify_journal,
+};
 pub use writer::Journal;

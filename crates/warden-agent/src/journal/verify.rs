@@ -522,3 +522,75 @@ pub fn read_journal(
     })?;
     Ok(records)
 }
+
+/// Follows a journal as it grows: each [`JournalTail::read`] returns the
+/// records appended since the previous one, reading only the new bytes.
+///
+/// Only records whose MAC and place in the chain check out are returned; a
+/// damaged or forged line is skipped (use [`verify_journal`] to see why),
+/// and a line still being written is left for the next read.
+///
+/// ```
+/// use warden_agent::{HostKey, Journal, JournalEvent, JournalTail};
+///
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("journal.jsonl");
+/// let key = HostKey::from_bytes([7; 32]);
+/// let journal = Journal::open(&path, key.clone())?;
+/// let mut tail = JournalTail::new(&path);
+/// let skip = |s: &str| JournalEvent::Skip { step_id: s.into(), tool: "probe".into(), reason: "not needed".into() };
+/// journal.append("t-1", &skip("s1"))?;
+/// assert_eq!(tail.read(&key)?.len(), 1);
+/// assert!(tail.read(&key)?.is_empty());
+/// journal.append("t-1", &skip("s2"))?;
+/// let new = tail.read(&key)?;
+/// assert_eq!((new.len(), new[0].seq), (1, 1));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct JournalTail {
+    path: PathBuf,
+    chain: Chain,
+}
+
+impl JournalTail {
+    /// A tail of the journal at `path`, at its start: the first read
+    /// returns every record already there.
+    pub fn new(path: impl AsRef<Path>) -> JournalTail {
+        JournalTail {
+            path: path.as_ref().to_path_buf(),
+            chain: Chain::new(),
+        }
+    }
+
+    /// How far it has read, in bytes.
+    pub fn offset(&self) -> u64 {
+        self.chain.offset
+    }
+
+    /// The intact records appended since the last read. A journal that
+    /// became shorter than what was read (replaced) is read again from its
+    /// start.
+    pub fn read(&mut self, key: &HostKey) -> Result<Vec<JournalRecord>, AgentError> {
+        let mut file = open_shared(&self.path)?;
+        let err = |e: std::io::Error| AgentError::Journal {
+            path: self.path.clone(),
+            reason: e.to_string(),
+        };
+        let len = file.metadata().map_err(err)?.len();
+        if len < self.chain.offset {
+            self.chain = Chain::new();
+        }
+        if len == self.chain.offset {
+            return Ok(Vec::new());
+        }
+        let mut records = Vec::new();
+        scan(&mut file, key, &mut self.chain, |seen| {
+            if let Seen::Record(r) = seen {
+                records.push(*r);
+            }
+        })
+        .map_err(err)?;
+        Ok(records)
+    }
+}

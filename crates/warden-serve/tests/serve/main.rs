@@ -10,7 +10,9 @@
 
 mod api;
 mod approvals;
+mod browser;
 mod chat;
 mod intake;
 mod lifecycle;
+mod page;
 mod support;
