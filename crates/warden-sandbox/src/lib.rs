@@ -88,6 +88,7 @@ mod engine;
 mod error;
 mod files;
 mod outbound;
+mod outbox;
 mod plugin;
 mod sandbox;
 mod scrub;
@@ -98,6 +99,9 @@ pub use arm::ArmBackend;
 pub use config::{InstanceAllocation, SandboxConfig};
 pub use error::{SandboxError, ToolErrorKind};
 pub use files::plugin_files;
+pub use outbox::{
+    Delivery, DeliveryOutcome, DeliveryPass, GateFor, OUTBOX_BODY_LIMIT, Outbox, OutboxEntry,
+};
 pub use plugin::{CallOutput, Plugin};
 pub use sandbox::Sandbox;
 pub use state::Denial;
