@@ -313,7 +313,7 @@ impl SandboxConfig {
     }
 
     /// Keep requests to secrets that cannot be reached in a durable outbox
-    /// in `dir` (created if needed), and deliver them later with
+    /// in `dir` (created when the first one is queued), and deliver them later with
     /// [`Sandbox::deliver_outbox`](crate::Sandbox::deliver_outbox).
     /// Default: none (such a request fails, as any other).
     ///

@@ -57,6 +57,7 @@ mod inbox;
 mod intake;
 mod listen;
 mod metrics;
+mod outbox;
 mod routes;
 mod server;
 

@@ -128,6 +128,7 @@ pub(crate) fn millis(t: SystemTime) -> u64 {
 /// let dir = tempfile::tempdir()?;
 /// let outbox = Outbox::open(dir.path().join("outbox"))?;
 /// assert!(outbox.list()?.is_empty());
+/// assert!(!outbox.dir().exists(), "created when the first entry is queued");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -136,13 +137,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    /// Open (creating it if needed) the outbox in `dir`.
+    /// The outbox in `dir`; the directory is created when the first
+    /// entry is queued.
     pub fn open(dir: impl AsRef<Path>) -> Result<Outbox, SandboxError> {
         let dir = dir.as_ref().to_path_buf();
-        fs_err::create_dir_all(&dir).map_err(|error| SandboxError::Io {
-            path: dir.clone(),
-            error,
-        })?;
+        if dir.exists() && !dir.is_dir() {
+            return Err(SandboxError::Config {
+                message: format!("outbox {}: not a directory", dir.display()),
+            });
+        }
         Ok(Outbox { dir })
     }
 
@@ -167,6 +170,9 @@ impl Outbox {
     /// with a warning (it is left for an operator to look at).
     pub fn list(&self) -> Result<Vec<OutboxEntry>, SandboxError> {
         let mut entries = Vec::new();
+        if !self.dir.exists() {
+            return Ok(entries);
+        }
         for item in fs_err::read_dir(&self.dir).map_err(self.io(&self.dir))? {
             let item = item.map_err(self.io(&self.dir))?;
             let path = item.path();
@@ -202,6 +208,7 @@ impl Outbox {
     pub(crate) fn put(&self, entry: &OutboxEntry) -> Result<(), SandboxError> {
         let path = self.path_of(&entry.id);
         let tmp = self.dir.join(format!(".{}.tmp", entry.id));
+        fs_err::create_dir_all(&self.dir).map_err(self.io(&self.dir))?;
         let text = serde_json::to_vec(entry).map_err(|e| SandboxError::Config {
             message: format!("encoding outbox entry {}: {e}", entry.id),
         })?;
@@ -235,6 +242,10 @@ impl Outbox {
     /// Hold the outbox for one delivery pass; `None` when another process
     /// (or pass) holds it.
     pub(crate) fn try_lock(&self) -> Result<Option<std::fs::File>, SandboxError> {
+        if !self.dir.exists() {
+            // Nothing was ever queued here.
+            return Ok(None);
+        }
         let path = self.dir.join(".deliver.lock");
         let file = fs_err::OpenOptions::new()
             .create(true)
