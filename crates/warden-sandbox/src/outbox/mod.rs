@@ -315,7 +315,7 @@ mod tests {
             last_error: "connection refused".into(),
         };
         outbox.put(&entry).unwrap();
-        std::fs::write(dir.path().join("junk.json"), "{").unwrap();
+        fs_err::write(dir.path().join("junk.json"), "{").unwrap();
         assert_eq!(outbox.list().unwrap(), vec![entry.clone()]);
         outbox.remove(&entry.id).unwrap();
         outbox.remove(&entry.id).unwrap();
