@@ -53,6 +53,7 @@ mod journal;
 mod limits;
 #[cfg(feature = "llm")]
 mod llm;
+mod outbox;
 mod planner;
 mod runbook;
 mod show;
@@ -69,8 +70,9 @@ pub use error::AgentError;
 pub use executor::ToolCall;
 pub use journal::{
     Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-    JournalEvent, JournalRecord, JournalTail, OutcomeReached, PlanProposed, Problem, ProblemKind,
-    RecalledCase, RecentMutations, TaskStarted, VerifyReport, read_journal, verify_journal,
+    JournalEvent, JournalRecord, JournalTail, OutboxAttempted, OutcomeReached, PlanProposed,
+    Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted, VerifyReport, read_journal,
+    verify_journal,
 };
 pub use limits::{Input, Limits};
 #[cfg(feature = "llm")]

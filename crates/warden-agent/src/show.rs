@@ -235,6 +235,18 @@ pub fn render_record(r: &JournalRecord) -> String {
             t(by),
             t(disposition)
         ),
+        JournalEvent::Outbox(o) => format!(
+            "outbox {} to secret {} from step {}: {} after {} attempt(s){}",
+            t(&o.id),
+            t(&o.secret),
+            t(&o.step_id),
+            t(&o.outcome),
+            o.attempts,
+            o.reason
+                .as_deref()
+                .map(|r| format!(": {}", t(r)))
+                .unwrap_or_default()
+        ),
         JournalEvent::Recovered {
             torn_bytes,
             moved_to,

@@ -1,5 +1,5 @@
 //! `warden journal`: verify the keyed chain, anchor it, list tasks, show a
-//! timeline.
+//! timeline, export records since a time.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +53,70 @@ pub enum JournalCmd {
         #[arg(long, default_value = ".warden/journal.jsonl", env = "WARDEN_JOURNAL")]
         journal: PathBuf,
     },
+    /// Print the records written since a time as JSON lines, exactly as
+    /// the journal holds them, to ship elsewhere (a SIEM, a bucket): each
+    /// line keeps its `mac` and its `prev`, so whoever holds the host key
+    /// checks every line and that none is missing in between.
+    ///
+    /// Example: warden journal export --since 24h > last-day.jsonl
+    Export {
+        /// An RFC 3339 time (`2026-11-27T00:00:00Z`) or a duration back
+        /// from now (`90m`, `24h`, `7days`).
+        #[arg(long)]
+        since: String,
+        /// Journal file.
+        #[arg(long, default_value = ".warden/journal.jsonl", env = "WARDEN_JOURNAL")]
+        journal: PathBuf,
+    },
+}
+
+/// `--since` as a time: RFC 3339, or a duration back from now.
+fn parse_since(text: &str) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(t) = text.parse::<jiff::Timestamp>() {
+        return Ok(t);
+    }
+    let back = humantime::parse_duration(text).map_err(|_| {
+        anyhow::anyhow!(
+            "--since `{}` is neither an RFC 3339 time (2026-11-27T00:00:00Z) nor a duration (90m, 24h)",
+            terminal_safe(text)
+        )
+    })?;
+    let back = jiff::SignedDuration::try_from(back)?;
+    Ok(jiff::Timestamp::now().checked_sub(back)?)
+}
+
+/// Copy the journal's lines written at or after `since` to stdout, byte
+/// for byte; returns how many.
+fn export(journal: &std::path::Path, since: jiff::Timestamp) -> anyhow::Result<usize> {
+    use std::io::{BufRead as _, Write as _};
+    #[derive(serde::Deserialize)]
+    struct Ts {
+        ts: jiff::Timestamp,
+    }
+    let file = fs_err::File::open(journal)?;
+    let mut out = std::io::stdout().lock();
+    let mut written = 0;
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", journal.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match serde_json::from_str::<Ts>(&line) {
+            Ok(r) if r.ts >= since => {
+                out.write_all(line.as_bytes())?;
+                out.write_all(b"\n")?;
+                written += 1;
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!(
+                "warning: {} line {}: not a record, skipped: {e}",
+                journal.display(),
+                n + 1
+            ),
+        }
+    }
+    out.flush()?;
+    Ok(written)
 }
 
 fn parse_anchor(text: &str) -> anyhow::Result<Anchor> {
@@ -143,6 +207,20 @@ pub fn run(cmd: JournalCmd, json: bool) -> anyhow::Result<ExitCode> {
                 }));
                 output::table(&rows)?;
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        JournalCmd::Export { since, journal } => {
+            let since = parse_since(&since)?;
+            let report = verify_journal(&journal, &key, None)?;
+            if !report.is_ok() {
+                eprintln!(
+                    "warning: {} has {} problem(s) (`warden journal verify`); exporting it as it is",
+                    journal.display(),
+                    report.problems.len()
+                );
+            }
+            let n = export(&journal, since)?;
+            eprintln!("exported {n} record(s) since {since}");
             Ok(ExitCode::SUCCESS)
         }
         JournalCmd::Show { task, journal } => {

@@ -70,6 +70,38 @@ pub struct RunArgs {
     /// Wall-time budget for the task, e.g. `90s`, `10m`.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     timeout: std::time::Duration,
+    /// Where a notification waits when its webhook cannot be reached; due
+    /// ones are delivered when a run starts and ends (see `warden outbox`).
+    #[arg(long, default_value = ".warden/outbox", env = "WARDEN_OUTBOX")]
+    outbox: PathBuf,
+}
+
+/// Longest a delivery pass at the start or end of a run keeps starting
+/// new attempts.
+const OUTBOX_PASS: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// One bounded pass over the outbox; a failure is reported, not fatal.
+async fn deliver_outbox(agent: &Agent) {
+    let pass = warden::sandbox::DeliveryPass::due().time_budget(OUTBOX_PASS);
+    match agent.deliver_outbox(pass).await {
+        Ok(done) if !done.is_empty() => {
+            let delivered = done
+                .iter()
+                .filter(|d| {
+                    matches!(
+                        d.outcome,
+                        warden::sandbox::DeliveryOutcome::Delivered { .. }
+                    )
+                })
+                .count();
+            eprintln!(
+                "outbox: {delivered} of {} queued notification(s) delivered (see `warden outbox list`)",
+                done.len()
+            );
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("warning: delivering the outbox: {e}"),
+    }
 }
 
 /// Which planner plans the task.
@@ -148,6 +180,7 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
     // https://oncall.secret.warden/ without ever seeing the URL. Outgoing
     // HTTPS trusts the system roots plus WARDEN_EXTRA_CA_FILE (PEM).
     sandbox.from_vars(std::env::vars());
+    sandbox.outbox(&args.outbox);
     if let Some(arm) = warden::azure::backend_from_env()? {
         sandbox.arm(arm);
     }
@@ -199,7 +232,10 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
                 on_signal.cancel();
             }
         });
-        agent.run_until(task, cancel).await
+        deliver_outbox(&agent).await;
+        let outcome = agent.run_until(task, cancel).await;
+        deliver_outbox(&agent).await;
+        outcome
     })?;
     if json {
         output::json(&outcome)?;

@@ -8,6 +8,7 @@
 mod agent_args;
 mod cmd_incidents;
 mod cmd_journal;
+mod cmd_outbox;
 mod cmd_plugin;
 mod cmd_plugin_new;
 mod cmd_policy;
@@ -54,6 +55,9 @@ enum Command {
     /// Verify, list and show the agent's hash-chained journal.
     #[command(subcommand)]
     Journal(cmd_journal::JournalCmd),
+    /// List or deliver notifications queued while their webhook was unreachable.
+    #[command(subcommand)]
+    Outbox(cmd_outbox::OutboxCmd),
     /// Build, list, inspect, call and scaffold tool plugins.
     #[command(subcommand)]
     Plugin(cmd_plugin::PluginCmd),
@@ -88,6 +92,7 @@ fn main() -> ExitCode {
         Command::Run(args) => cmd_run::run(*args, &plugin_dir, cli.json),
         Command::Serve(args) => cmd_serve::run(args, cli.json),
         Command::Journal(cmd) => cmd_journal::run(cmd, cli.json),
+        Command::Outbox(cmd) => cmd_outbox::run(cmd, &plugin_dir, cli.json),
         Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),
         Command::Policy(cmd) => cmd_policy::run(cmd, cli.json),
         Command::Incidents { data_dir, cmd } => cmd_incidents::run(cmd, data_dir, cli.json),

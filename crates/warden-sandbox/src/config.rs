@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crate::arm::{ArmBackend, ArmSlot};
 use crate::cache::CacheKey;
+use crate::outbox::Retry;
 use crate::secret::Secrets;
 
 /// How plugin instances get their memory, tables and stacks.
@@ -60,6 +61,9 @@ pub struct SandboxConfig {
     pub(crate) kv_max_value: usize,
     pub(crate) secrets: Secrets,
     pub(crate) arm: ArmSlot,
+    pub(crate) outbox: Option<PathBuf>,
+    pub(crate) retry: Retry,
+    pub(crate) outbox_body_limit: usize,
 }
 
 impl Default for SandboxConfig {
@@ -84,6 +88,9 @@ impl Default for SandboxConfig {
             kv_max_value: 64 << 10,
             secrets: Secrets::default(),
             arm: ArmSlot::default(),
+            outbox: None,
+            retry: Retry::default(),
+            outbox_body_limit: crate::outbox::OUTBOX_BODY_LIMIT,
         }
     }
 }
@@ -302,6 +309,56 @@ impl SandboxConfig {
                 self.extra_ca_file(value);
             }
         }
+        self
+    }
+
+    /// Keep requests to secrets that cannot be reached in a durable outbox
+    /// in `dir` (created when the first one is queued), and deliver them later with
+    /// [`Sandbox::deliver_outbox`](crate::Sandbox::deliver_outbox).
+    /// Default: none (such a request fails, as any other).
+    ///
+    /// A request to `https://<name>.secret.warden/` whose name does not
+    /// resolve or whose connection cannot be made (refused, unreachable,
+    /// timed out) is written to the outbox with its method, its
+    /// `content-type`, `content-encoding`, `accept` and `user-agent`
+    /// headers, its body, the plugin and the call's task and step, and
+    /// the guest gets `202 Accepted` with the header `x-warden-outbox:
+    /// <id>` and `{"queued": true, "outbox_id": …}`. A TLS certificate
+    /// error, an HTTP error status, a denial, a body over
+    /// [`outbox_body_limit`](Self::outbox_body_limit) (256 KiB), a dry run
+    /// and a request to any other host fail as before. Requests to secrets
+    /// have their bodies read whole before they are sent.
+    pub fn outbox(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.outbox = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// The outbox directory, if one is configured.
+    pub fn get_outbox(&self) -> Option<&Path> {
+        self.outbox.as_deref()
+    }
+
+    /// Backoff of outbox entries: the first retry after about `base`,
+    /// doubling with each failed attempt up to `cap`, each wait drawn
+    /// from its upper half (jitter). Default: 5 s, capped at 10 minutes.
+    pub fn outbox_backoff(&mut self, base: Duration, cap: Duration) -> &mut Self {
+        self.retry.base = base;
+        self.retry.cap = cap.max(base);
+        self
+    }
+
+    /// Largest request body the outbox keeps, in bytes; a request with a
+    /// larger body is not queued and fails as before. Default:
+    /// [`OUTBOX_BODY_LIMIT`](crate::OUTBOX_BODY_LIMIT) (256 KiB).
+    pub fn outbox_body_limit(&mut self, bytes: usize) -> &mut Self {
+        self.outbox_body_limit = bytes;
+        self
+    }
+
+    /// How long an outbox entry is retried before it is dropped (and the
+    /// drop reported). Default: 24 hours.
+    pub fn outbox_max_age(&mut self, age: Duration) -> &mut Self {
+        self.retry.max_age = age;
         self
     }
 

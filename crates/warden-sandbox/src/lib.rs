@@ -40,6 +40,13 @@
 //! trap messages, guest log records) has every form of every secret
 //! replaced by `[secret:<name>]`.
 //!
+//! With [`SandboxConfig::outbox`], a request to a secret that fails before
+//! it leaves the host (DNS, connection refused or timed out) is kept on
+//! disk and the guest gets `202 Accepted` with `x-warden-outbox: <id>`;
+//! [`Sandbox::deliver_outbox`] sends it later with `Idempotency-Key: <id>`,
+//! gated again like a live call, and removes it only after a 2xx (so a
+//! crash in between sends it again with the same key).
+//!
 //! A request to a host name is decided twice: first by name alone
 //! ([`CapabilityUse::HttpLookup`](warden_types::CapabilityUse::HttpLookup)),
 //! before any DNS query, so a policy can refuse `metadata.google.internal`
@@ -88,6 +95,7 @@ mod engine;
 mod error;
 mod files;
 mod outbound;
+mod outbox;
 mod plugin;
 mod sandbox;
 mod scrub;
@@ -98,6 +106,9 @@ pub use arm::ArmBackend;
 pub use config::{InstanceAllocation, SandboxConfig};
 pub use error::{SandboxError, ToolErrorKind};
 pub use files::plugin_files;
+pub use outbox::{
+    Delivery, DeliveryOutcome, DeliveryPass, GateFor, OUTBOX_BODY_LIMIT, Outbox, OutboxEntry,
+};
 pub use plugin::{CallOutput, Plugin};
 pub use sandbox::Sandbox;
 pub use state::Denial;

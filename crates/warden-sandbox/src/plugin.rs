@@ -67,6 +67,13 @@ impl Plugin {
         &self.inner.manifest
     }
 
+    /// The sandbox the plugin runs in (a cheap handle on it).
+    pub fn sandbox(&self) -> crate::Sandbox {
+        crate::Sandbox {
+            inner: self.inner.sandbox.clone(),
+        }
+    }
+
     /// The file the plugin was loaded from, if any.
     pub fn path(&self) -> Option<&Path> {
         self.inner.path.as_deref()

@@ -15,6 +15,7 @@ use crate::cache::{self, CacheKey};
 use crate::engine;
 use crate::files;
 use crate::outbound;
+use crate::outbox::Outbox;
 use crate::plugin::{Plugin, PluginInner};
 use crate::scrub::Scrubber;
 use crate::state::{CallScope, KvMap, State};
@@ -64,12 +65,14 @@ pub(crate) struct SandboxInner {
     /// The configured cache key, or this process's random one.
     cache_key: CacheKey,
     /// TLS client for plugins' `https` requests.
-    tls: Arc<rustls::ClientConfig>,
+    pub tls: Arc<rustls::ClientConfig>,
     /// Replaces secret URLs and their parts in what guests return.
-    scrub: Scrubber,
+    pub scrub: Scrubber,
     /// One permit per instance that may exist at once.
     slots: Arc<Semaphore>,
     ticker_stop: Arc<AtomicBool>,
+    /// Where requests to unreachable secrets wait.
+    pub outbox: Option<Outbox>,
 }
 
 impl Drop for SandboxInner {
@@ -101,6 +104,7 @@ impl Sandbox {
         let cfg_err = |e: wasmtime::Error| SandboxError::Config {
             message: format!("{e:#}"),
         };
+        let outbox = config.outbox.as_deref().map(Outbox::open).transpose()?;
         let engine = engine::build(config)?;
 
         let mut linker = Linker::<State>::new(&engine);
@@ -139,6 +143,7 @@ impl Sandbox {
                 scrub,
                 slots: Arc::new(Semaphore::new(config.max_instances as usize)),
                 ticker_stop,
+                outbox,
             }),
         })
     }
@@ -250,6 +255,18 @@ impl Sandbox {
     }
 }
 
+impl Sandbox {
+    /// The outbox, when [`SandboxConfig::outbox`] is set.
+    pub fn outbox(&self) -> Option<&Outbox> {
+        self.inner.outbox.as_ref()
+    }
+
+    /// Whether `other` is this sandbox or a clone of it.
+    pub fn same_as(&self, other: &Sandbox) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
 impl SandboxInner {
     /// Wait, within the call deadline, for one of the
     /// [`max_instances`](SandboxConfig::max_instances) slots; hold the
@@ -290,6 +307,9 @@ impl SandboxInner {
             tls: self.tls.clone(),
             scrub: self.scrub.clone(),
             started: Instant::now(),
+            outbox: self.outbox.clone(),
+            retry: config.retry,
+            outbox_body_limit: config.outbox_body_limit,
         });
         let state = State::new(scope, config);
         let mut store = Store::new(&self.engine, state);

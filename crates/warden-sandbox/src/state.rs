@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use http_body_util::BodyExt as _;
 use rustls::pki_types::ServerName;
 use warden_types::{
     CallContext, CapabilityGate, CapabilityRequest, CapabilityUse, GateDecision, HttpRequestInfo,
@@ -22,7 +23,8 @@ use wasmtime_wasi_http::{
 use crate::address;
 use crate::arm::ArmBackend;
 use crate::bindings::warden::plugin::{kv, log, types};
-use crate::outbound::{self, Target, Timeouts};
+use crate::outbound::{self, IoFuture, Target, Timeouts};
+use crate::outbox::{self, Outbox, Retry};
 use crate::scrub::Scrubber;
 use crate::secret::{self, Secrets};
 
@@ -59,6 +61,12 @@ pub(crate) struct CallScope {
     pub scrub: Scrubber,
     /// When the call started; the ARM deadline counts from here.
     pub started: Instant,
+    /// Where requests to secrets that cannot be reached are queued.
+    pub outbox: Option<Outbox>,
+    /// Backoff of queued requests.
+    pub retry: Retry,
+    /// Largest body the outbox keeps.
+    pub outbox_body_limit: usize,
 }
 
 impl CallScope {
@@ -127,7 +135,7 @@ impl CallScope {
 
     /// Decide one outgoing HTTP request; on success, what the gate saw and
     /// where to connect.
-    async fn authorize_http(
+    pub(crate) async fn authorize_http(
         &self,
         request: &mut http::Request<WasiBody>,
     ) -> Result<(HttpRequestInfo, Destination), HttpError> {
@@ -333,70 +341,155 @@ pub(crate) struct GateHooks {
     scope: Arc<CallScope>,
 }
 
-type ResponseFuture = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                ),
-                HttpError,
-            >,
-        > + Send,
->;
+type ResponseFuture =
+    Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
 
 impl WasiHttpHooks for GateHooks {
     fn send_request(
         &mut self,
-        mut request: http::Request<WasiBody>,
+        request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
         let scope = self.scope.clone();
         Box::new(async move {
             drop(fut);
-            let (info, destination) = scope.authorize_http(&mut request).await?;
-            let secret_name =
-                secret::reserved_name(&info.host.to_ascii_lowercase()).map(str::to_string);
-            let redact = |e| match &secret_name {
-                Some(name) => secret::redact_error(e, name),
-                None => e,
-            };
-            let cap = scope.timeout;
-            let options = options.unwrap_or_default();
-            let timeouts = Timeouts {
-                connect: options.connect_timeout.unwrap_or(cap).min(cap),
-                first_byte: options.first_byte_timeout.unwrap_or(cap).min(cap),
-                between_bytes: options.between_bytes_timeout.unwrap_or(cap).min(cap),
-            };
-            // Connect to the addresses the gate saw, so a DNS answer that
-            // changes between the check and the connection cannot redirect
-            // the request; TLS still verifies the certificate for the name.
-            let tls = if destination.https {
-                let name = ServerName::try_from(destination.host)
-                    .map_err(|e| redact(HttpError::InvalidDnsNameError(e)))?;
-                Some((name, scope.tls.clone()))
-            } else {
-                None
-            };
-            let target = Target {
-                addrs: &info.resolved,
-                port: destination.port,
-                tls,
-                label: &info.host,
-            };
-            let (res, io) = outbound::send(request, target, timeouts)
-                .await
-                .map_err(redact)?;
-            if secret_name.is_some() {
-                // A webhook may quote its own URL (a 404 page with the
-                // path): the guest gets the answer with the secret scrubbed.
-                return outbound::scrubbed(res, io, &scope.scrub)
-                    .await
-                    .map_err(redact);
-            }
-            Ok((res, io))
+            scope.send_or_queue(request, options).await
         })
+    }
+}
+
+impl CallScope {
+    /// Send `request` as [`CallScope::send`] does; a request to a secret
+    /// that fails before it leaves the host goes to the outbox, when one
+    /// is configured, and the guest gets `202 Accepted`.
+    async fn send_or_queue(
+        &self,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+        let host = request
+            .uri()
+            .host()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let secret_name = secret::reserved_name(&host).map(str::to_string);
+        let (Some(outbox), Some(name)) = (&self.outbox, secret_name) else {
+            return self.send(request, options).await;
+        };
+        if self.ctx.dry_run {
+            return self.send(request, options).await;
+        }
+        let (parts, body) = request.into_parts();
+        let body = match outbox::buffer_body(body, self.outbox_body_limit).await? {
+            outbox::QueuedBody::Whole(bytes) => bytes,
+            outbox::QueuedBody::TooLarge(body) => {
+                tracing::debug!(plugin = %self.manifest.name, secret = %name, "request body over the outbox limit; it will not be queued");
+                return self
+                    .send(http::Request::from_parts(parts, body), options)
+                    .await;
+            }
+        };
+        let method = parts.method.as_str().to_ascii_uppercase();
+        let headers: Vec<(String, String)> = outbox::KEPT_HEADERS
+            .iter()
+            .filter_map(|h| {
+                let v = parts.headers.get(*h)?.to_str().ok()?;
+                Some(((*h).to_string(), v.to_string()))
+            })
+            .collect();
+        let full = http_body_util::Full::new(body.clone())
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let error = match self
+            .send(http::Request::from_parts(parts, full), options)
+            .await
+        {
+            Err(e) if outbox::connection_phase(&e) => e,
+            other => return other,
+        };
+        let reason = error.to_string();
+        let now = std::time::SystemTime::now();
+        let entry = outbox::OutboxEntry {
+            id: outbox::new_id(),
+            secret: name.clone(),
+            method,
+            headers,
+            body: body.to_vec(),
+            plugin: self.manifest.name.clone(),
+            plugin_version: self.manifest.version.clone(),
+            effect: self.manifest.effect,
+            task_id: self.ctx.task_id.clone(),
+            step_id: self.ctx.step_id.clone(),
+            created_ms: outbox::millis(now),
+            attempts: 0,
+            next_at_ms: outbox::millis(now + self.retry.delay(1)),
+            last_error: reason.clone(),
+        };
+        if let Err(e) = outbox.put(&entry) {
+            tracing::warn!(plugin = %self.manifest.name, secret = %name, error = %e, "could not queue the request in the outbox");
+            return Err(error);
+        }
+        tracing::info!(
+            plugin = %self.manifest.name,
+            task = %self.ctx.task_id,
+            step = %self.ctx.step_id,
+            secret = %name,
+            outbox_id = %entry.id,
+            %reason,
+            "destination unreachable; request queued in the outbox"
+        );
+        outbox::queued_response(&entry.id, &name, &reason)
+    }
+
+    /// Decide and send one request: the gate, then the approved
+    /// addresses, with a secret's answer scrubbed.
+    pub(crate) async fn send(
+        &self,
+        mut request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
+    ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+        let (info, destination) = self.authorize_http(&mut request).await?;
+        let secret_name =
+            secret::reserved_name(&info.host.to_ascii_lowercase()).map(str::to_string);
+        let redact = |e| match &secret_name {
+            Some(name) => secret::redact_error(e, name),
+            None => e,
+        };
+        let cap = self.timeout;
+        let options = options.unwrap_or_default();
+        let timeouts = Timeouts {
+            connect: options.connect_timeout.unwrap_or(cap).min(cap),
+            first_byte: options.first_byte_timeout.unwrap_or(cap).min(cap),
+            between_bytes: options.between_bytes_timeout.unwrap_or(cap).min(cap),
+        };
+        // Connect to the addresses the gate saw, so a DNS answer that
+        // changes between the check and the connection cannot redirect
+        // the request; TLS still verifies the certificate for the name.
+        let tls = if destination.https {
+            let name = ServerName::try_from(destination.host)
+                .map_err(|e| redact(HttpError::InvalidDnsNameError(e)))?;
+            Some((name, self.tls.clone()))
+        } else {
+            None
+        };
+        let target = Target {
+            addrs: &info.resolved,
+            port: destination.port,
+            tls,
+            label: &info.host,
+        };
+        let (res, io) = outbound::send(request, target, timeouts)
+            .await
+            .map_err(redact)?;
+        if secret_name.is_some() {
+            // A webhook may quote its own URL (a 404 page with the
+            // path): the guest gets the answer with the secret scrubbed.
+            return outbound::scrubbed(res, io, &self.scrub)
+                .await
+                .map_err(redact);
+        }
+        Ok((res, io))
     }
 }
 /// Caps linear memory and remembers whether the cap was hit, so a guest

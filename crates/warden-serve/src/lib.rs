@@ -61,6 +61,7 @@ mod inbox;
 mod intake;
 mod listen;
 mod metrics;
+mod outbox;
 mod page;
 mod recovery;
 mod routes;

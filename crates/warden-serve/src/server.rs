@@ -154,6 +154,7 @@ fn build_agent(
     let mut sandbox = warden::sandbox::SandboxConfig::default();
     sandbox.cache_dir(a.plugins.join(".cache"));
     sandbox.from_vars(std::env::vars());
+    sandbox.outbox(crate::outbox::dir(&a.data_dir));
     #[cfg(feature = "azure")]
     if let Some(arm) = warden::azure::backend_from_env().map_err(|e| ServeError::Config {
         reason: format!("Azure: {e}"),
@@ -422,6 +423,7 @@ impl Server {
             let stop = stop_http.clone();
             tokio::spawn(crate::listen::serve(listener, app, tls, stop))
         };
+        let _outbox = crate::outbox::spawn(state.clone(), shutdown.clone());
         tracing::info!(%addr, "warden serve is listening");
         shutdown.cancelled().await;
 

@@ -62,17 +62,18 @@ pub use warden_agent::{
 pub mod journal {
     pub use warden_agent::{
         Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-        JournalEvent, JournalRecord, JournalTail, OutcomeReached, PlanProposed, Problem,
-        ProblemKind, RecalledCase, RecentMutations, TaskStarted, TaskSummary, VerifyReport,
-        read_journal, render_record, render_timeline, task_list, verify_journal,
+        JournalEvent, JournalRecord, JournalTail, OutboxAttempted, OutcomeReached, PlanProposed,
+        Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted, TaskSummary,
+        VerifyReport, read_journal, render_record, render_timeline, task_list, verify_journal,
     };
 }
 
 /// WebAssembly tool plugins: loading, limits, calls.
 pub mod sandbox {
     pub use warden_sandbox::{
-        ArmBackend, CallOutput, Denial, Plugin, Sandbox, SandboxConfig, SandboxError,
-        ToolErrorKind, plugin_files,
+        ArmBackend, CallOutput, Delivery, DeliveryOutcome, DeliveryPass, Denial, OUTBOX_BODY_LIMIT,
+        Outbox, OutboxEntry, Plugin, Sandbox, SandboxConfig, SandboxError, ToolErrorKind,
+        plugin_files,
     };
 }
 

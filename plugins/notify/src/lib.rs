@@ -7,7 +7,9 @@
 //! (`SandboxConfig::secret`), the input names the secret, and the plugin
 //! sends to `https://<name>.secret.warden/`. Output and errors name the
 //! secret, never the URL. A mutating tool: a dry run returns the payload
-//! it would send and sends nothing.
+//! it would send and sends nothing. When the host keeps an outbox and the
+//! webhook cannot be reached, the host answers `202` with `x-warden-outbox`
+//! and the output says `queued` with the entry's id instead of `sent`.
 
 mod format;
 
@@ -102,6 +104,13 @@ pub struct Output {
     pub status: Option<u16>,
     /// Size of the JSON payload.
     pub payload_bytes: usize,
+    /// The receiver could not be reached, and the host queued the message
+    /// in its outbox to deliver later (`status` is then 202).
+    pub queued: bool,
+    /// The outbox entry, when queued (the `Idempotency-Key` it is
+    /// delivered with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbox_id: Option<String>,
     /// In a dry run, the payload that would be sent.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<Value>,
@@ -112,7 +121,7 @@ impl Tool for Notify {
     type Output = Output;
     const NAME: &'static str = "notify";
     const VERSION: &'static str = env!("CARGO_PKG_VERSION");
-    const DESCRIPTION: &'static str = "Post a message (title, markdown text, severity, key fields, a link) to Slack, Microsoft Teams or a JSON webhook whose URL the host holds as a named secret. Mutating; a dry run returns the payload without sending it.";
+    const DESCRIPTION: &'static str = "Post a message (title, markdown text, severity, key fields, a link) to Slack, Microsoft Teams or a JSON webhook whose URL the host holds as a named secret. Mutating; a dry run returns the payload without sending it. When the webhook cannot be reached the host may queue the message (`queued`: true) and deliver it later.";
     const EFFECT: Effect = Effect::Mutating;
     const SUPPORTS_DRY_RUN: bool = true;
 
@@ -134,6 +143,8 @@ impl Tool for Notify {
                 target: input.target,
                 status: None,
                 payload_bytes: bytes.len(),
+                queued: false,
+                outbox_id: None,
                 payload: Some(payload),
             });
         }
@@ -165,12 +176,19 @@ impl Tool for Notify {
                 excerpt(&response.body)
             )));
         }
+        // The host's outbox answers 202 with the entry's id when the
+        // webhook could not be reached: the message is queued, not sent.
+        let outbox_id = (response.status == 202)
+            .then(|| response.header("x-warden-outbox").map(str::to_string))
+            .flatten();
         Ok(Output {
-            sent: true,
+            sent: outbox_id.is_none(),
             dry_run: false,
             target: input.target,
             status: Some(response.status),
             payload_bytes,
+            queued: outbox_id.is_some(),
+            outbox_id,
             payload: None,
         })
     }

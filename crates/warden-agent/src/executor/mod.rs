@@ -6,6 +6,8 @@ mod finish;
 mod retry;
 mod step;
 
+pub(crate) use step::JournaledGate;
+
 use std::collections::{BTreeMap, HashSet};
 use std::time::Instant;
 

@@ -60,7 +60,7 @@ pub(crate) struct StepCall<'a> {
 /// The sandbox's gate for one call: the capability policy decides, and
 /// every decision is journaled before the guest sees it. A journal that
 /// cannot be written denies, and the failure ends the task.
-struct JournaledGate {
+pub(crate) struct JournaledGate {
     policy: PolicyGate,
     journal: Arc<Journal>,
     task_id: String,
@@ -70,6 +70,32 @@ struct JournaledGate {
     /// The call's span: the sandbox may ask from another task (an HTTP
     /// request in flight), so the decision is traced under it explicitly.
     span: tracing::Span,
+}
+
+impl JournaledGate {
+    /// A gate for `tool`'s capabilities in `task_id`/`step_id`, traced
+    /// under `span` (the outbox decides deliveries with one).
+    pub(crate) fn new(
+        policy: PolicyGate,
+        journal: Arc<Journal>,
+        (task_id, step_id, tool): (&str, &str, &str),
+        span: tracing::Span,
+    ) -> Self {
+        JournaledGate {
+            policy,
+            journal,
+            task_id: task_id.to_string(),
+            step_id: step_id.to_string(),
+            tool: tool.to_string(),
+            failure: Mutex::new(None),
+            span,
+        }
+    }
+
+    /// The journal error that made it deny, if any.
+    pub(crate) fn take_failure(&self) -> Option<AgentError> {
+        self.failure.lock().ok().and_then(|mut f| f.take())
+    }
 }
 
 impl CapabilityGate for JournaledGate {
@@ -334,15 +360,12 @@ impl Agent {
             effect = %manifest.effect,
             dry_run,
         );
-        let gate = Arc::new(JournaledGate {
-            policy: PolicyGate::new(self.policy.clone(), ctx, manifest),
-            journal: self.journal.clone(),
-            task_id: task.id.clone(),
-            step_id: call.step_id.to_string(),
-            tool: manifest.name.clone(),
-            failure: Mutex::new(None),
-            span: sandboxed.clone(),
-        });
+        let gate = Arc::new(JournaledGate::new(
+            PolicyGate::new(self.policy.clone(), ctx, manifest),
+            self.journal.clone(),
+            (&task.id, call.step_id, &manifest.name),
+            sandboxed.clone(),
+        ));
         let attempts = retry::invoke(
             plugin,
             &call_ctx,
@@ -369,7 +392,7 @@ impl Agent {
             }
             Err(reason) => obs.reasons = vec![reason],
         }
-        if let Some(e) = gate.failure.lock().ok().and_then(|mut f| f.take()) {
+        if let Some(e) = gate.take_failure() {
             return Err(e);
         }
         end(obs, effect)

@@ -82,6 +82,10 @@ pub enum JournalEvent {
         /// Who sent it: the authenticated identity or the receiver.
         by: String,
     },
+    /// A request a tool sent to an unreachable secret webhook was queued in
+    /// the outbox; this is one attempt to deliver it, journaled under the
+    /// task and step that sent it.
+    Outbox(OutboxAttempted),
     /// The writer found a torn last line (a crash mid-write after the last
     /// checkpoint) and moved it aside before continuing the chain.
     Recovered {
@@ -97,7 +101,7 @@ pub enum JournalEvent {
 impl JournalEvent {
     /// The record's `kind`: `task`, `recall`, `plan`, `decision`,
     /// `capability`, `approval`, `call`, `skip`, `llm`, `stop`, `outcome`,
-    /// `received`, `recovered`.
+    /// `received`, `outbox`, `recovered`.
     pub fn kind(&self) -> &'static str {
         match self {
             JournalEvent::Task(_) => "task",
@@ -112,6 +116,7 @@ impl JournalEvent {
             JournalEvent::Stop { .. } => "stop",
             JournalEvent::Outcome(_) => "outcome",
             JournalEvent::Received { .. } => "received",
+            JournalEvent::Outbox(_) => "outbox",
             JournalEvent::Recovered { .. } => "recovered",
         }
     }
@@ -296,4 +301,28 @@ pub struct OutcomeReached {
     pub cost_usd: Option<f64>,
     /// Wall time.
     pub duration_ms: u64,
+}
+
+/// One delivery attempt of a queued request (the durable outbox).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxAttempted {
+    /// The outbox entry (the `Idempotency-Key` it is sent with).
+    pub id: String,
+    /// The step that sent it.
+    pub step_id: String,
+    /// The tool that sent it.
+    pub tool: String,
+    /// The secret it goes to.
+    pub secret: String,
+    /// `delivered`, `retry` (it stays, due again at `next_at`) or
+    /// `dropped` (it is gone: a 4xx, a denial, too old).
+    pub outcome: String,
+    /// The receiver's status, when it answered.
+    pub status: Option<u16>,
+    /// Attempts so far, this one included.
+    pub attempts: u32,
+    /// Why it was not delivered.
+    pub reason: Option<String>,
+    /// When it is due again (RFC 3339), for `retry`.
+    pub next_at: Option<String>,
 }

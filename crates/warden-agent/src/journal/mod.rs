@@ -21,8 +21,8 @@ mod verify;
 mod writer;
 
 pub use event::{
-    ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, JournalEvent, OutcomeReached,
-    PlanProposed, RecalledCase, TaskStarted,
+    ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, JournalEvent,
+    OutboxAttempted, OutcomeReached, PlanProposed, RecalledCase, TaskStarted,
 };
 pub use history::RecentMutations;
 pub use key::HostKey;

@@ -9,6 +9,7 @@
 
 mod llm;
 mod ops;
+mod outbox;
 mod service;
 mod trust;
 

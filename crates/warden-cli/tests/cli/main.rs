@@ -10,6 +10,7 @@ mod azure;
 mod hostile;
 mod incidents;
 mod otel;
+mod outbox;
 mod plugin;
 mod policy;
 mod run;

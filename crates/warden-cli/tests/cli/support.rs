@@ -17,14 +17,15 @@ pub fn plugin_dir() -> tempfile::TempDir {
     dir
 }
 
-/// The `warden` binary, with its host key and default journal kept in the
-/// test's plugin directory (never the user's own).
+/// The `warden` binary, with its host key, default journal and outbox kept
+/// in the test's plugin directory (never the user's own).
 pub fn warden(plugin_dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_warden"));
     cmd.current_dir(repo())
         .env("NO_COLOR", "1")
         .env("WARDEN_KEY_FILE", plugin_dir.join("key/host.key"))
         .env("WARDEN_JOURNAL", plugin_dir.join("journal/journal.jsonl"))
+        .env("WARDEN_OUTBOX", plugin_dir.join("outbox"))
         .env_remove("WARDEN_ENV")
         .env_remove("WARDEN_POLICY")
         .arg("--plugin-dir")

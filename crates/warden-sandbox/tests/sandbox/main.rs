@@ -13,6 +13,7 @@ mod https;
 mod loading;
 mod notify;
 mod ops_plugins;
+mod outbox;
 mod secrets;
 mod ssrf;
 mod support;
