@@ -361,7 +361,7 @@ pub async fn get(http: &reqwest::Client, url: &str, token: &str) -> Option<(u16,
 
 /// The service's inbox as `GET /v1/tasks` lists it.
 pub async fn tasks(http: &reqwest::Client, ws: &Workspace) -> Option<Vec<Value>> {
-    let (status, body) = get(http, &format!("{}/v1/tasks", ws.base()), ADMIN).await?;
+    let (status, body) = get(http, &format!("{}/v1/tasks?limit=1000", ws.base()), ADMIN).await?;
     (status == 200).then(|| body["tasks"].as_array().cloned().unwrap_or_default())
 }
 

@@ -254,14 +254,20 @@ scrape_configs:
     )
     .await;
 
-    // Alertmanager sends `resolved`; warden takes it (nothing left to stop).
+    // Alertmanager sends `resolved`; the task has ended, so it goes on its timeline.
     let metrics = format!("{}/metrics", ws.base());
-    wait_until("Alertmanager's `resolved` notification", deadline, logs, || async {
-        let (_, text) = get(&http, &metrics, VIEWER).await?;
-        let text = text.as_str()?.to_string();
-        let series = r#"warden_alerts_received_total{source="alertmanager",disposition="nothing-running"}"#;
-        (sample(&text, series)? >= 1.0).then_some(())
-    })
+    wait_until(
+        "Alertmanager's `resolved` notification",
+        deadline,
+        logs,
+        || async {
+            let (_, text) = get(&http, &metrics, VIEWER).await?;
+            let text = text.as_str()?.to_string();
+            let series =
+                r#"warden_alerts_received_total{source="alertmanager",disposition="after-end"}"#;
+            (sample(&text, series)? >= 1.0).then_some(())
+        },
+    )
     .await;
     let resolved = t0.elapsed();
     let (_, am_metrics) = get(&http, &format!("{am}/metrics"), "").await.unwrap();
