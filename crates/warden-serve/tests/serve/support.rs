@@ -59,15 +59,17 @@ fn plugins() -> &'static Path {
     .path()
 }
 
-/// The shared host key file (outside every journal's folder).
+/// The shared host key file (outside every journal's folder), created
+/// once before any test reads it.
 fn key_file() -> &'static Path {
-    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let dir = DIR.get_or_init(|| tempfile::tempdir().unwrap());
-    let path = dir.path().join("host.key");
-    if !path.exists() {
+    static KEY: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &KEY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("host.key");
         HostKey::load_or_create(&path).unwrap();
-    }
-    Box::leak(path.into_boxed_path())
+        (dir, path)
+    })
+    .1
 }
 
 /// What a test changes from the defaults.
