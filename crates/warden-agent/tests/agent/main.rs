@@ -25,26 +25,7 @@ use warden_agent::{
 use warden_policy::PolicyEngine;
 use warden_sandbox::{Sandbox, SandboxConfig};
 
-const RUNBOOK: &str = r#"
-name: health
-match:
-  labels: {alertname: ServiceHealthCheckFailing}
-steps:
-  - id: probe
-    tool: http-probe
-    args: {url: "{{ alert.annotations.health_url }}", expect_status: [200]}
-  - id: remediate
-    tool: http-action
-    depends_on: [probe]
-    when: {step: probe, pointer: /ok, equals: false}
-    args: {url: "{{ alert.annotations.remediation_url }}", body: {action: restart-pool}}
-  - id: validate
-    tool: http-probe
-    verify: true
-    depends_on: [remediate]
-    args: {url: "{{ alert.annotations.health_url }}", expect_status: [200]}
-summary: "health {{ steps.probe.output.status }} -> {{ steps.validate.output.status }}"
-"#;
+const RUNBOOK: &str = warden_fakes::webhook::HEALTH_RUNBOOK;
 
 fn policies() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../policies")

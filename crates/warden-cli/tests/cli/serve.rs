@@ -28,26 +28,7 @@ pub const AM_TOKEN: &str = "alertmanager-token-0123456789";
 
 /// Probe the service's health, restart it through its admin URL when the
 /// probe fails, probe again. The URLs come from the alert's annotations.
-pub const RUNBOOK: &str = r#"
-name: health
-match:
-  labels: {alertname: ServiceHealthCheckFailing}
-steps:
-  - id: probe
-    tool: http-probe
-    args: {url: "{{ alert.annotations.health_url }}", expect_status: [200]}
-  - id: remediate
-    tool: http-action
-    depends_on: [probe]
-    when: {step: probe, pointer: /ok, equals: false}
-    args: {url: "{{ alert.annotations.remediation_url }}", body: {action: restart-pool}}
-  - id: validate
-    tool: http-probe
-    verify: true
-    depends_on: [remediate]
-    args: {url: "{{ alert.annotations.health_url }}", expect_status: [200]}
-summary: "health {{ steps.probe.output.status }} -> {{ steps.validate.output.status }}"
-"#;
+pub const RUNBOOK: &str = warden_fakes::webhook::HEALTH_RUNBOOK;
 
 /// A free port on 127.0.0.1 (for servers whose config must name it up front).
 pub fn free_port() -> u16 {

@@ -21,26 +21,7 @@ pub const AM_TOKEN: &str = "alertmanager-token-0123456789";
 pub const AZ_TOKEN: &str = "azure-token-0123456789abcdef";
 pub const HOOK_SECRET: &str = "hook-secret-0123456789abcdef";
 
-const RUNBOOK: &str = r#"
-name: health
-match:
-  labels: {alertname: ServiceHealthCheckFailing}
-steps:
-  - id: probe
-    tool: http-probe
-    args: {url: "{{ alert.annotations.health_url }}", expect_status: [200]}
-  - id: remediate
-    tool: http-action
-    depends_on: [probe]
-    when: {step: probe, pointer: /ok, equals: false}
-    args: {url: "{{ alert.annotations.remediation_url }}", body: {action: restart-pool}}
-  - id: validate
-    tool: http-probe
-    verify: true
-    depends_on: [remediate]
-    args: {url: "{{ alert.annotations.health_url }}", expect_status: [200]}
-summary: "health {{ steps.probe.output.status }} -> {{ steps.validate.output.status }}"
-"#;
+const RUNBOOK: &str = warden_fakes::webhook::HEALTH_RUNBOOK;
 
 /// One plugin folder for the whole test binary, so each plugin is compiled
 /// once (the cache is keyed with the tests' host key).
