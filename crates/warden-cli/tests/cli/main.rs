@@ -9,6 +9,7 @@
 mod azure;
 mod hostile;
 mod incidents;
+mod mcp;
 mod plugin;
 mod policy;
 mod run;
