@@ -207,3 +207,51 @@ impl Approver for McpApprover {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests")]
+    use super::*;
+
+    fn request(args: Value) -> ApprovalRequest {
+        ApprovalRequest {
+            task_id: "mcp-1".into(),
+            step_id: "1".into(),
+            tool: "http-action".into(),
+            effect: "mutating".into(),
+            env: "prod".into(),
+            principal: "assistant".into(),
+            args,
+            reasons: vec!["a human must approve this call".into()],
+            why: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_from_no_mcp_session_is_not_approved() {
+        let answer = McpApprover::new().approve(&request(json!({}))).await;
+        assert!(!answer.approved);
+        assert_eq!(answer.by, "mcp");
+        assert!(answer.note.unwrap().contains("no MCP client"));
+    }
+
+    #[test]
+    fn the_question_names_the_call_and_cuts_long_arguments() {
+        let q = question(&request(json!({"body": "x".repeat(10_000)})), "alice");
+        assert!(
+            q.contains("`http-action` (mutating) needs a human's approval in `prod`"),
+            "{q}"
+        );
+        assert!(q.contains("policy: a human must approve this call"), "{q}");
+        assert!(q.contains("recorded as given by `alice`"), "{q}");
+        assert!(q.contains("… [cut]"), "{q}");
+        assert!(q.len() < ARGS_LIMIT + 1024, "{}", q.len());
+    }
+
+    #[test]
+    fn the_form_asks_a_yes_or_no() {
+        let s = serde_json::to_value(schema().unwrap()).unwrap();
+        assert_eq!(s["properties"]["approve"]["type"], json!("boolean"));
+        assert_eq!(s["required"], json!(["approve"]));
+    }
+}
