@@ -9,6 +9,7 @@ mod agent_args;
 mod cmd_incidents;
 mod cmd_journal;
 mod cmd_outbox;
+mod cmd_mcp;
 mod cmd_plugin;
 mod cmd_plugin_new;
 mod cmd_policy;
@@ -52,6 +53,8 @@ enum Command {
     Run(Box<cmd_run::RunArgs>),
     /// Run the agent as a service: webhooks in, approvals over the API, metrics.
     Serve(cmd_serve::ServeArgs),
+    /// Serve the plugins as MCP tools over stdio (every call policy-gated and journaled).
+    Mcp(Box<cmd_mcp::McpArgs>),
     /// Verify, list and show the agent's hash-chained journal.
     #[command(subcommand)]
     Journal(cmd_journal::JournalCmd),
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => cmd_run::run(*args, &plugin_dir, cli.json),
         Command::Serve(args) => cmd_serve::run(args, cli.json),
+        Command::Mcp(args) => cmd_mcp::run(*args, &plugin_dir),
         Command::Journal(cmd) => cmd_journal::run(cmd, cli.json),
         Command::Outbox(cmd) => cmd_outbox::run(cmd, &plugin_dir, cli.json),
         Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),

@@ -87,9 +87,23 @@ impl Agent {
     /// journaled path as a planned step: the CLI's `warden plugin call`.
     /// The outcome holds the one observation.
     pub async fn call(&self, task: Task, call: ToolCall) -> Result<Outcome, AgentError> {
+        self.call_until(task, call, CancellationToken::new()).await
+    }
+
+    /// [`Agent::call`] until it ends or `cancel` fires (an MCP client's
+    /// `notifications/cancelled`): a call cancelled while it waits for
+    /// approval is rejected; one cancelled while the tool runs is stopped,
+    /// journaled as such, and ends with [`OutcomeStatus::Cancelled`] and no
+    /// observation.
+    pub async fn call_until(
+        &self,
+        task: Task,
+        call: ToolCall,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, AgentError> {
         let (task, env_error) = self.canonical_task(task);
         let span = task_span(&task);
-        self.call_in(task, env_error, call)
+        self.call_in(task, env_error, call, cancel)
             .instrument(span.clone())
             .await
             .inspect(|o| {
@@ -102,8 +116,9 @@ impl Agent {
         task: Task,
         env_error: Option<String>,
         call: ToolCall,
+        cancel: CancellationToken,
     ) -> Result<Outcome, AgentError> {
-        let mut run = Run::new(self, &task, CancellationToken::new());
+        let mut run = Run::new(self, &task, cancel.clone());
         run.start()?;
         if let Some(why) = env_error {
             return run.finish_refused(why, None);
@@ -111,22 +126,26 @@ impl Agent {
         run.calls = 1;
         let scope = Scope {
             task: &task,
-            cancel: &run.cancel,
+            cancel: &cancel,
             deadline: run.deadline,
             calls_in_task: run.calls,
         };
-        let obs = self
-            .authorize_and_invoke(
-                &scope,
-                StepCall {
-                    step_id: &call.step_id,
-                    tool: &call.tool,
-                    args: call.args,
-                    why: &call.why,
-                    timeout_secs: call.timeout_secs,
-                },
-            )
-            .await?;
+        let invoke = self.authorize_and_invoke(
+            &scope,
+            StepCall {
+                step_id: &call.step_id,
+                tool: &call.tool,
+                args: call.args,
+                why: &call.why,
+                timeout_secs: call.timeout_secs,
+                dry_run: call.dry_run,
+            },
+        );
+        let obs = tokio::select! {
+            biased;
+            obs = invoke => obs?,
+            () = cancel.cancelled() => return run.finish_stopped(Stop::Cancelled, None),
+        };
         let (status, reason) = if obs.status == StepStatus::Succeeded {
             (OutcomeStatus::Resolved, "the call succeeded".to_string())
         } else {
@@ -175,6 +194,10 @@ pub struct ToolCall {
     pub why: String,
     /// Deadline in seconds (the sandbox's own still applies).
     pub timeout_secs: Option<f64>,
+    /// Run a mutating call as a dry run (or skip it when the tool cannot
+    /// dry-run), whatever the agent's own setting; `false` never turns off
+    /// an agent built with [`AgentBuilder::dry_run`](crate::AgentBuilder::dry_run).
+    pub dry_run: bool,
 }
 
 impl ToolCall {
@@ -186,6 +209,7 @@ impl ToolCall {
             args,
             why: String::new(),
             timeout_secs: None,
+            dry_run: false,
         }
     }
 }
@@ -669,6 +693,7 @@ impl Run<'_> {
                     args,
                     why: &step.why,
                     timeout_secs: step.timeout_secs,
+                    dry_run: false,
                 },
             )
             .await

@@ -55,6 +55,8 @@ pub(crate) struct StepCall<'a> {
     pub args: Value,
     pub why: &'a str,
     pub timeout_secs: Option<f64>,
+    /// This call is a dry run, whatever the agent's setting.
+    pub dry_run: bool,
 }
 
 /// The sandbox's gate for one call: the capability policy decides, and
@@ -250,7 +252,7 @@ impl Agent {
             return end(obs, effect);
         }
         let mutates = manifest.effect != Effect::ReadOnly;
-        let dry_run = self.dry_run && mutates;
+        let dry_run = (self.dry_run || call.dry_run) && mutates;
         if dry_run && !manifest.supports_dry_run {
             obs.status = StepStatus::Skipped;
             obs.reasons.push(format!(

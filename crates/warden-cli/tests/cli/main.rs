@@ -11,6 +11,7 @@ mod hostile;
 mod incidents;
 mod otel;
 mod outbox;
+mod mcp;
 mod plugin;
 mod policy;
 mod run;
