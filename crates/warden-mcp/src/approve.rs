@@ -16,6 +16,8 @@ use rmcp::{Peer, RoleServer};
 use serde_json::{Value, json};
 use warden::{Approval, ApprovalRequest, Approver};
 
+use crate::desk::{ApprovalDesk, Redeemed, Ticket};
+
 /// Longest argument text shown in an approval question.
 const ARGS_LIMIT: usize = 2048;
 
@@ -29,9 +31,21 @@ const ARGS_LIMIT: usize = 2048;
 /// a name the client sends; the approval policy then decides whether that
 /// person may approve. A client without elicitation, a declined or
 /// cancelled question, a timeout or a call from no MCP session is a no.
-#[derive(Debug, Clone, Default)]
+///
+/// A call that is not an MCP call (in `warden serve`, a task from an
+/// alert) goes to the fallback approver, when there is one.
+#[derive(Clone, Default)]
 pub struct McpApprover {
     waiting: Arc<Mutex<HashMap<String, Arc<Waiting>>>>,
+    fallback: Option<Arc<dyn Approver>>,
+}
+
+impl std::fmt::Debug for McpApprover {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpApprover")
+            .field("fallback", &self.fallback.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One call in flight: where to ask, as whom, and what happened.
@@ -40,6 +54,10 @@ pub(crate) struct Waiting {
     pub approver: String,
     pub roles: Vec<String>,
     pub timeout: Duration,
+    /// The approval id the client brought back (`approval_id`).
+    pub ticket: Option<String>,
+    /// Where to open a request when the client cannot ask its user.
+    pub desk: Option<Arc<dyn ApprovalDesk>>,
     pub asked: Mutex<Option<Asked>>,
 }
 
@@ -58,6 +76,8 @@ pub(crate) struct Asked {
     pub reasons: Vec<String>,
     /// Why nobody could be asked, when nobody was.
     pub unasked: Option<String>,
+    /// The request opened at the desk for a person to answer elsewhere.
+    pub opened: Option<Ticket>,
 }
 
 /// Removes a call's registration when the call ends, however it ends.
@@ -76,9 +96,26 @@ impl Drop for Registration {
 }
 
 impl McpApprover {
-    /// An approver with no calls in flight.
+    /// An approver with no calls in flight; a call from no MCP session is
+    /// refused.
     pub fn new() -> Self {
         McpApprover::default()
+    }
+
+    /// An approver that hands calls from no MCP session (a task from an
+    /// alert, in `warden serve`) to `fallback`.
+    ///
+    /// ```
+    /// use warden_mcp::McpApprover;
+    ///
+    /// let approver = McpApprover::with_fallback(warden::RejectAll);
+    /// # let _ = approver;
+    /// ```
+    pub fn with_fallback(fallback: impl Approver + 'static) -> Self {
+        McpApprover {
+            waiting: Arc::default(),
+            fallback: Some(Arc::new(fallback)),
+        }
     }
 
     pub(crate) fn register(&self, task_id: &str, waiting: Waiting) -> Registration {
@@ -98,11 +135,12 @@ impl McpApprover {
     }
 }
 
-fn note(waiting: &Waiting, reasons: &[String], unasked: Option<String>) {
+fn note(waiting: &Waiting, reasons: &[String], unasked: Option<String>, opened: Option<Ticket>) {
     if let Ok(mut a) = waiting.asked.lock() {
         *a = Some(Asked {
             reasons: reasons.to_vec(),
             unasked,
+            opened,
         });
     }
 }
@@ -152,18 +190,54 @@ fn schema() -> Option<ElicitationSchema> {
 impl Approver for McpApprover {
     async fn approve(&self, request: &ApprovalRequest) -> Approval {
         let Some(waiting) = self.find(&request.task_id) else {
-            return Approval::no("mcp", "no MCP client is waiting for this call");
+            return match &self.fallback {
+                Some(f) => f.approve(request).await,
+                None => Approval::no("mcp", "no MCP client is waiting for this call"),
+            };
         };
         let me = waiting.approver.clone();
         let no_one = |why: String| {
-            note(&waiting, &request.reasons, Some(why.clone()));
+            note(&waiting, &request.reasons, Some(why.clone()), None);
             Approval::no("mcp", why)
         };
+        if let Some(id) = &waiting.ticket {
+            let Some(desk) = &waiting.desk else {
+                return no_one(
+                    "`approval_id` needs warden serve: this server has no approval queue".into(),
+                );
+            };
+            let id: String = id.chars().take(64).collect();
+            return match desk.redeem(&id, request) {
+                Redeemed::Answered(answer) => {
+                    note(&waiting, &request.reasons, None, None);
+                    answer
+                }
+                Redeemed::Waiting => no_one(format!(
+                    "approval {id} has not been answered yet; call again once an approver has answered it"
+                )),
+                Redeemed::OtherCall => no_one(format!(
+                    "approval {id} is for a different call (tool, environment, principal or arguments differ)"
+                )),
+                Redeemed::Unknown => no_one(format!(
+                    "no approval {id} is open (unknown, already used, or expired)"
+                )),
+            };
+        }
         if !waiting
             .peer
             .supported_elicitation_modes()
             .contains(&ElicitationMode::Form)
         {
+            if let Some(desk) = &waiting.desk {
+                return match desk.open(request) {
+                    Ok(ticket) => {
+                        let why = format!("waiting for an approver to answer approval {}", ticket.id);
+                        note(&waiting, &request.reasons, None, Some(ticket));
+                        Approval::no("mcp", why)
+                    }
+                    Err(e) => no_one(format!("the approval could not be opened: {e}")),
+                };
+            }
             return no_one(
                 "the MCP client cannot ask its user (it does not support elicitation)".into(),
             );
@@ -171,7 +245,7 @@ impl Approver for McpApprover {
         let Some(schema) = schema() else {
             return no_one("the approval form could not be built".into());
         };
-        note(&waiting, &request.reasons, None);
+        note(&waiting, &request.reasons, None, None);
         let params = ElicitRequestParams::FormElicitationParams {
             meta: None,
             message: question(request, &me),

@@ -1,15 +1,25 @@
 //! Tools the server answers itself, from the agent's own data: similar
 //! past incidents, a task's journal timeline, the runbooks. They read and
-//! never act, so they do not go through the call policy; their names use
-//! `_`, which plugin names cannot, so they never shadow a plugin.
+//! never act, so they do not go through the call policy. `runbook_run`
+//! acts, and runs every step through the executor like a planned task.
+//! Their names use `_`, which plugin names cannot, so they never shadow a
+//! plugin.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock, JsonObject, MetaObject, Tool, ToolAnnotations};
 use serde_json::{Value, json};
-use warden::Agent;
+use warden::{Agent, OutcomeStatus};
 
 use crate::options::McpOptions;
+
+/// The tool that runs a runbook.
+pub(crate) const RUNBOOK_RUN: &str = "runbook_run";
+/// Longest runbook goal, in bytes.
+const GOAL_LIMIT: usize = 2048;
+/// Largest `attachments` object, as JSON, in bytes.
+const ATTACHMENTS_LIMIT: usize = 256 * 1024;
 
 /// Longest `text` for `incidents_similar`, in bytes.
 const TEXT_LIMIT: usize = 4096;
@@ -93,7 +103,137 @@ pub(crate) fn tools() -> Vec<Tool> {
             "required": ["runbooks"]
         })))
         .with_annotations(read_only("runbook_list")),
+        Tool::new(
+            RUNBOOK_RUN,
+            "Run one runbook as a task: each step is decided by warden's policy, may need a human's approval, runs sandboxed and is journaled. Mutating steps are dry runs unless dry_run is false.",
+            schema(json!({
+                "type": "object",
+                "properties": {
+                    "runbook": {"type": "string", "minLength": 1, "maxLength": 128,
+                                "description": "The runbook's name (see runbook_list)."},
+                    "goal": {"type": "string", "maxLength": GOAL_LIMIT,
+                             "description": "What the run is for, in words (journaled)."},
+                    "attachments": {"type": "object",
+                                    "description": "Named data the runbook's steps read as attachments.<name>."},
+                    "dry_run": {"type": "boolean", "default": true,
+                                "description": "Only report what mutating steps would change (the default)."}
+                },
+                "required": ["runbook"],
+                "additionalProperties": false
+            })),
+        )
+        .with_raw_output_schema(schema(json!({
+            "type": "object",
+            "properties": {
+                "task_id": {"type": "string"},
+                "status": {"type": "string"},
+                "reason": {"type": "string"},
+                "summary": {"type": "string"},
+                "steps": {"type": "array", "items": {"type": "object"}}
+            },
+            "required": ["task_id", "status", "steps"]
+        })))
+        .with_annotations(
+            ToolAnnotations::with_title(RUNBOOK_RUN)
+                .read_only(false)
+                .destructive(true)
+                .open_world(true),
+        ),
     ]
+}
+
+/// `runbook_run`'s arguments, checked.
+#[derive(Debug)]
+pub(crate) struct RunbookArgs {
+    pub name: String,
+    pub goal: String,
+    pub attachments: BTreeMap<String, Value>,
+    pub dry_run: bool,
+}
+
+/// Check `runbook_run`'s arguments, naming the one that is wrong.
+pub(crate) fn runbook_args(args: &JsonObject) -> Result<RunbookArgs, String> {
+    no_other_arguments(args, &["runbook", "goal", "attachments", "dry_run"])?;
+    let name = match args.get("runbook") {
+        Some(Value::String(n)) if !n.is_empty() && n.len() <= 128 => n.clone(),
+        _ => return Err("at /runbook: a runbook name of 1 to 128 bytes is required".into()),
+    };
+    let goal = match args.get("goal") {
+        None => format!("run runbook {name}"),
+        Some(Value::String(g)) if g.len() <= GOAL_LIMIT => g.clone(),
+        _ => return Err(format!("at /goal: a string of at most {GOAL_LIMIT} bytes is required")),
+    };
+    let attachments = match args.get("attachments") {
+        None => BTreeMap::new(),
+        Some(Value::Object(o)) => {
+            let size = serde_json::to_vec(o).map(|v| v.len()).unwrap_or(usize::MAX);
+            if size > ATTACHMENTS_LIMIT {
+                return Err(format!(
+                    "at /attachments: {size} bytes, more than {ATTACHMENTS_LIMIT}"
+                ));
+            }
+            o.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        }
+        Some(_) => return Err("at /attachments: an object is required".into()),
+    };
+    let dry_run = match args.get("dry_run") {
+        None => true,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err("at /dry_run: true or false is required".into()),
+    };
+    Ok(RunbookArgs {
+        name,
+        goal,
+        attachments,
+        dry_run,
+    })
+}
+
+/// A runbook run's outcome as a tool result: every step with its status
+/// and the policy's reasons; an error when the policy refused the plan.
+pub(crate) fn runbook_result(outcome: &warden::Outcome, dry_run: bool) -> CallToolResult {
+    let steps: Vec<Value> = outcome
+        .observations
+        .iter()
+        .map(|o| {
+            json!({
+                "step_id": o.step_id,
+                "tool": o.tool,
+                "status": o.status.as_str(),
+                "dry_run": o.dry_run,
+                "reasons": o.reasons,
+                "output": o.output,
+            })
+        })
+        .collect();
+    let body = json!({
+        "task_id": outcome.task_id,
+        "status": outcome.status.as_str(),
+        "reason": outcome.reason,
+        "summary": outcome.summary,
+        "steps": steps,
+    });
+    let mut r = CallToolResult::structured(body);
+    let mut note = format!(
+        "runbook task {} in `{}`: {} ({})",
+        outcome.task_id,
+        outcome.env,
+        outcome.status.as_str(),
+        outcome.reason
+    );
+    if dry_run {
+        note.push_str(". Mutating steps were dry runs: call again with dry_run: false to make changes; the policy decides.");
+    }
+    if matches!(outcome.status, OutcomeStatus::Refused) {
+        note.push_str(" The policy refused this run: do not retry it or work around it.");
+        r.is_error = Some(true);
+    }
+    r.content.push(ContentBlock::text(note));
+    let mut meta = JsonObject::new();
+    meta.insert("warden/task".into(), Value::String(outcome.task_id.clone()));
+    meta.insert("warden/env".into(), Value::String(outcome.env.clone()));
+    r.meta = Some(MetaObject(meta));
+    r
 }
 
 fn error(text: impl Into<String>) -> CallToolResult {
@@ -110,7 +250,7 @@ pub(crate) fn call(
     let result = match name {
         "incidents_similar" => incidents_similar(agent, args),
         "journal_show" => journal_show(agent, args),
-        "runbook_list" => runbook_list(options, args),
+        "runbook_list" => runbook_list(agent, options, args),
         _ => return None,
     };
     Some(result.unwrap_or_else(error))
@@ -202,12 +342,15 @@ fn journal_show(agent: &Agent, args: &JsonObject) -> Result<CallToolResult, Stri
     ))
 }
 
-fn runbook_list(options: &McpOptions, args: &JsonObject) -> Result<CallToolResult, String> {
+fn runbook_list(
+    agent: &Agent,
+    options: &McpOptions,
+    args: &JsonObject,
+) -> Result<CallToolResult, String> {
     no_other_arguments(args, &[])?;
-    let runbooks: Vec<Value> = options
-        .runbooks
+    let books = crate::catalog::runbooks(agent, options)?;
+    let runbooks: Vec<Value> = books
         .iter()
-        .flat_map(|r| r.iter())
         .map(|r| {
             json!({
                 "name": r.name,

@@ -49,12 +49,17 @@
 
 mod approve;
 mod builtin;
+mod catalog;
+mod desk;
 mod error;
+#[cfg(feature = "http")]
+mod http;
 mod options;
 mod server;
 mod tools;
 
 pub use approve::McpApprover;
+pub use desk::{ApprovalDesk, Redeemed, Ticket, same_call};
 pub use error::McpError;
-pub use options::McpOptions;
-pub use server::McpServer;
+pub use options::{Caller, McpOptions};
+pub use server::{McpServer, McpSession};

@@ -1,10 +1,43 @@
 //! How the server acts: where, for whom, who approves.
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use warden::Runbooks;
+use rmcp::RoleServer;
+use rmcp::service::RequestContext;
 
 use crate::approve::McpApprover;
+use crate::desk::ApprovalDesk;
+
+/// Who makes an MCP request over HTTP, as the service authenticated them:
+/// put it into the HTTP request's extensions before the request reaches
+/// [`McpServer::http_service`](crate::McpServer::http_service). The task
+/// runs on their behalf, with their roles, and they are the person an
+/// approval question asks. Over stdio the configured principal is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// Their name (the token's name in `warden serve`).
+    pub name: String,
+    /// Their roles, for the policy.
+    pub roles: Vec<String>,
+}
+
+/// The authenticated caller of the HTTP request behind `context`, if any.
+#[cfg(feature = "http")]
+pub(crate) fn caller_of(context: &RequestContext<RoleServer>) -> Option<Caller> {
+    context
+        .extensions
+        .get::<http::request::Parts>()
+        .and_then(|p| p.extensions.get::<Caller>())
+        .cloned()
+}
+
+/// Without HTTP there is no authenticated caller.
+#[cfg(not(feature = "http"))]
+pub(crate) fn caller_of(_context: &RequestContext<RoleServer>) -> Option<Caller> {
+    None
+}
 
 /// The server's configuration. Environment and principal come from here
 /// (the operator's command line), never from a tool's arguments.
@@ -17,7 +50,8 @@ pub struct McpOptions {
     pub(crate) approver: Option<McpApprover>,
     pub(crate) approver_id: String,
     pub(crate) approver_roles: Vec<String>,
-    pub(crate) runbooks: Option<Runbooks>,
+    pub(crate) runbooks: Option<PathBuf>,
+    pub(crate) desk: Option<Arc<dyn ApprovalDesk>>,
     pub(crate) call_timeout: Option<Duration>,
     pub(crate) progress_every: Duration,
     pub(crate) ask_timeout: Duration,
@@ -34,6 +68,7 @@ impl Default for McpOptions {
             approver_id: warden::os_user(),
             approver_roles: Vec::new(),
             runbooks: None,
+            desk: None,
             call_timeout: None,
             progress_every: Duration::from_secs(1),
             ask_timeout: Duration::from_secs(600),
@@ -86,9 +121,18 @@ impl McpOptions {
         self
     }
 
-    /// Runbooks that `runbook_list` shows (default: none).
-    pub fn runbooks(&mut self, runbooks: Runbooks) -> &mut Self {
-        self.runbooks = Some(runbooks);
+    /// The runbook directory behind `runbook_list`, `runbook_run` and the
+    /// prompts, read at each request so edits show (default: none).
+    pub fn runbooks(&mut self, dir: impl Into<PathBuf>) -> &mut Self {
+        self.runbooks = Some(dir.into());
+        self
+    }
+
+    /// Where a call waits for a person when the client cannot ask its
+    /// user: `warden serve`'s approval queue (default: none; such a call is
+    /// refused). Tools then take `approval_id`.
+    pub fn desk(&mut self, desk: Arc<dyn ApprovalDesk>) -> &mut Self {
+        self.desk = Some(desk);
         self
     }
 

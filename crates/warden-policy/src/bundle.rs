@@ -356,6 +356,27 @@ pub(crate) fn intake_limit(data: &serde_json::Value, source: &str) -> Option<u32
         .and_then(|n| u32::try_from(n).ok())
 }
 
+/// `data.warden.config.mcp.dry_run_default`: a boolean for every
+/// environment, or an object of environment → boolean; true when unset.
+pub(crate) fn mcp_dry_run_default(data: &serde_json::Value, env: &str) -> bool {
+    let Some(v) = data
+        .get("warden")
+        .and_then(|w| w.get("config"))
+        .and_then(|c| c.get("mcp"))
+        .and_then(|m| m.get("dry_run_default"))
+    else {
+        return true;
+    };
+    match v {
+        serde_json::Value::Bool(b) => *b,
+        serde_json::Value::Object(per_env) => per_env
+            .get(env)
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(true),
+        _ => true,
+    }
+}
+
 /// Work units between clock reads of regorus's cooperative timer: small
 /// enough that a runaway loop is caught within microseconds of its budget,
 /// large enough that reading the clock stays off the profile.
@@ -482,6 +503,19 @@ pub(crate) fn rule_ref(path: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mcp_dry_runs_default_to_true_unless_the_bundle_says_otherwise() {
+        let none = serde_json::json!({});
+        assert!(mcp_dry_run_default(&none, "prod"));
+        let all = serde_json::json!({"warden": {"config": {"mcp": {"dry_run_default": false}}}});
+        assert!(!mcp_dry_run_default(&all, "prod"));
+        let per = serde_json::json!({"warden": {"config": {"mcp": {"dry_run_default": {"dev": false}}}}});
+        assert!(!mcp_dry_run_default(&per, "dev"));
+        assert!(mcp_dry_run_default(&per, "prod"), "an environment not named stays safe");
+        let junk = serde_json::json!({"warden": {"config": {"mcp": {"dry_run_default": "no"}}}});
+        assert!(mcp_dry_run_default(&junk, "dev"), "anything but a boolean stays safe");
+    }
 
     #[test]
     fn data_files_mount_at_their_folder_path() {

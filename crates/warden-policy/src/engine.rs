@@ -241,6 +241,19 @@ impl PolicyEngine {
         crate::bundle::intake_limit(&self.current().data, source)
     }
 
+    /// Whether a mutating MCP tool's `dry_run` defaults to true in `env`:
+    /// `data.warden.config.mcp.dry_run_default`, a boolean or an object of
+    /// environment → boolean; true unless the bundle says otherwise.
+    ///
+    /// ```
+    /// # fn demo(engine: &warden_policy::PolicyEngine) {
+    /// let dry = engine.mcp_dry_run_default("prod");
+    /// # let _ = dry; }
+    /// ```
+    pub fn mcp_dry_run_default(&self, env: &str) -> bool {
+        crate::bundle::mcp_dry_run_default(&self.current().data, env)
+    }
+
     /// Decide `input` at `entry`.
     pub fn decide(&self, entry: Entry, input: &PolicyInput) -> DecisionRecord {
         let started = Instant::now();

@@ -28,8 +28,25 @@ pub struct Pending {
 
 struct Waiting {
     pending: Pending,
-    reply: oneshot::Sender<Approval>,
+    reply: Reply,
 }
+
+/// Where an answer goes.
+enum Reply {
+    /// To the agent's call, which waits for it.
+    Agent(oneshot::Sender<Approval>),
+    /// Kept for an MCP client that comes back with the approval id.
+    Ticket,
+}
+
+/// A ticket's answer, kept until the client redeems it or it expires.
+struct Answered {
+    pending: Pending,
+    answer: Approval,
+}
+
+/// Most tickets waiting or answered at once.
+const MAX_TICKETS: usize = 1024;
 
 /// What became of an approval, for whoever shows approvals elsewhere
 /// (chat): asked, then closed exactly once.
@@ -69,7 +86,11 @@ type Observer = Arc<dyn Fn(&ApprovalEvent) + Send + Sync>;
 #[derive(Clone, Default)]
 pub(crate) struct Approvals {
     waiting: Arc<Mutex<BTreeMap<String, Waiting>>>,
+    /// Answered tickets not yet redeemed.
+    answered: Arc<Mutex<BTreeMap<String, Answered>>>,
     observers: Arc<Mutex<Vec<Observer>>>,
+    /// Told the number waiting after each change (the gauge).
+    on_change: Arc<Mutex<Option<Arc<dyn Fn(usize) + Send + Sync>>>>,
 }
 
 /// Why an answer was not taken.
@@ -107,40 +128,115 @@ impl Approvals {
         timeout: Duration,
         on_change: impl Fn(usize) + Send + Sync + 'static,
     ) {
+        *self.on_change.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(on_change));
         let this = self.clone();
-        let on_change = Arc::new(on_change);
         tokio::spawn(async move {
             while let Some((request, reply)) = requests.recv().await {
-                let id = new_id();
-                let now = jiff::Timestamp::now();
-                let expires = now
-                    .checked_add(jiff::SignedDuration::try_from(timeout).unwrap_or_default())
-                    .unwrap_or(now);
-                let pending = Pending {
-                    id: id.clone(),
-                    asked_at: now.to_string(),
-                    expires_at: expires.to_string(),
-                    request,
-                };
-                let count = this.insert(Waiting { pending, reply });
-                on_change(count);
-                let expiry = this.clone();
-                let on_change = on_change.clone();
-                tokio::spawn(async move {
-                    tokio::time::sleep(timeout).await;
-                    let answer = Approval::no(
-                        "timeout",
-                        format!(
-                            "nobody answered within {}",
-                            humantime::format_duration(timeout)
-                        ),
-                    );
-                    if expiry.answer_as(&id, answer, Closing::Expired).is_ok() {
-                        on_change(expiry.len());
-                    }
-                });
+                this.ask(request, Reply::Agent(reply), timeout);
             }
         });
+    }
+
+    fn changed(&self) {
+        let f = self
+            .on_change
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(f) = f {
+            f(self.len());
+        }
+    }
+
+    /// Put `request` up for an answer until `timeout`.
+    fn ask(&self, request: ApprovalRequest, reply: Reply, timeout: Duration) -> Pending {
+        let id = new_id();
+        let now = jiff::Timestamp::now();
+        let expires = now
+            .checked_add(jiff::SignedDuration::try_from(timeout).unwrap_or_default())
+            .unwrap_or(now);
+        let pending = Pending {
+            id: id.clone(),
+            asked_at: now.to_string(),
+            expires_at: expires.to_string(),
+            request,
+        };
+        self.insert(Waiting {
+            pending: pending.clone(),
+            reply,
+        });
+        self.changed();
+        let expiry = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let answer = Approval::no(
+                "timeout",
+                format!(
+                    "nobody answered within {}",
+                    humantime::format_duration(timeout)
+                ),
+            );
+            if expiry.answer_as(&id, answer, Closing::Expired).is_ok() {
+                expiry.changed();
+            }
+            // An answered ticket is good until the question would have
+            // expired: a yes does not wait forever to be used.
+            expiry
+                .answered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+        pending
+    }
+
+    /// Open a ticket for an MCP call whose client cannot ask its user: it
+    /// waits like any approval (API, page, chat), and its answer is kept
+    /// for [`Approvals::redeem`].
+    pub(crate) fn open_ticket(
+        &self,
+        request: &ApprovalRequest,
+        timeout: Duration,
+    ) -> Result<Pending, String> {
+        let tickets = {
+            let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            let answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+            waiting
+                .values()
+                .filter(|w| matches!(w.reply, Reply::Ticket))
+                .count()
+                + answered.len()
+        };
+        if tickets >= MAX_TICKETS {
+            return Err(format!(
+                "{MAX_TICKETS} approvals are already open; answer or let some expire first"
+            ));
+        }
+        Ok(self.ask(request.clone(), Reply::Ticket, timeout))
+    }
+
+    /// What became of ticket `id`, for the call `request` (see
+    /// [`warden_mcp::ApprovalDesk::redeem`]).
+    pub(crate) fn redeem(&self, id: &str, request: &ApprovalRequest) -> warden_mcp::Redeemed {
+        use warden_mcp::{Redeemed, same_call};
+        {
+            let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(w) = waiting.get(id) {
+                return match w.reply {
+                    Reply::Ticket if same_call(&w.pending.request, request) => Redeemed::Waiting,
+                    _ => Redeemed::OtherCall,
+                };
+            }
+        }
+        let mut answered = self.answered.lock().unwrap_or_else(|p| p.into_inner());
+        match answered.get(id) {
+            None => Redeemed::Unknown,
+            Some(a) if !same_call(&a.pending.request, request) => Redeemed::OtherCall,
+            Some(_) => match answered.remove(id) {
+                Some(a) => Redeemed::Answered(a.answer),
+                None => Redeemed::Unknown,
+            },
+        }
     }
 
     fn insert(&self, w: Waiting) -> usize {
@@ -208,8 +304,25 @@ impl Approvals {
             let mut map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             map.remove(id).ok_or(AnswerError::Unknown)?
         };
-        // The task may have ended meanwhile (cancelled): nothing to tell.
-        let _ = waiting.reply.send(answer.clone());
+        match waiting.reply {
+            // The task may have ended meanwhile (cancelled): nothing to tell.
+            Reply::Agent(reply) => {
+                let _ = reply.send(answer.clone());
+            }
+            Reply::Ticket if how != Closing::Expired && how != Closing::Shutdown => {
+                self.answered
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(
+                        id.to_string(),
+                        Answered {
+                            pending: waiting.pending.clone(),
+                            answer: answer.clone(),
+                        },
+                    );
+            }
+            Reply::Ticket => {}
+        }
         self.notify(&ApprovalEvent::Closed {
             pending: waiting.pending.clone(),
             answer,

@@ -40,6 +40,9 @@ pub struct Config {
     /// The browser pages under `/ui`.
     #[serde(default)]
     pub ui: crate::page::UiSection,
+    /// MCP over Streamable HTTP at `/mcp` (absent: none).
+    #[serde(default)]
+    pub mcp: Option<crate::mcp::McpSection>,
     /// Where the config was read from: relative paths resolve against its folder.
     #[serde(skip)]
     pub base: PathBuf,

@@ -45,6 +45,7 @@
 //! | `GET /ui/tasks`, `/ui/tasks/{id}`, `/ui/tasks/{id}/events` | session | tasks; a task's timeline, live over server-sent events |
 //! | `GET /ui/approvals`, `/ui/approvals/{id}`, `POST /ui/approvals/{id}` | session (`approver` to answer) | approvals with Approve / Reject (CSRF-checked form) |
 //! | `GET /ui/journal`, `GET /ui/incidents` | session | journal verification; incident clusters |
+//! | `POST`/`GET`/`DELETE /mcp` | `operator` | MCP over Streamable HTTP (with `[mcp]`): the plugins as tools, each call on the caller's behalf |
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
@@ -60,6 +61,7 @@ mod error;
 mod inbox;
 mod intake;
 mod listen;
+mod mcp;
 mod metrics;
 mod outbox;
 mod page;
@@ -75,5 +77,6 @@ pub use config::{
     SecretRef, TokenConfig, TokenReceiver,
 };
 pub use error::ServeError;
+pub use mcp::McpSection;
 pub use page::UiSection;
 pub use server::{CheckSummary, Handle, Server, check};

@@ -56,6 +56,12 @@ fn fail(status: StatusCode, why: impl Into<String>) -> Failure {
 
 pub(crate) fn router(state: Shared) -> Router {
     let limit = state.config.limits.body_bytes;
+    let mcp = match (&state.mcp, &state.config.mcp) {
+        (Some(server), Some(section)) => {
+            crate::mcp::router(&state, server, section, state.mcp_stop.clone())
+        }
+        _ => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -74,12 +80,17 @@ pub(crate) fn router(state: Shared) -> Router {
         .route("/v1/incidents/similar", get(similar))
         .merge(crate::chat::router())
         .merge(crate::page::router(state.clone()))
+        .merge(mcp)
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
 /// The caller, who must hold `role`.
-fn caller(state: &State, headers: &HeaderMap, role: &str) -> Result<Identity, Failure> {
+pub(crate) fn caller(
+    state: &State,
+    headers: &HeaderMap,
+    role: &str,
+) -> Result<Identity, Failure> {
     let Some(who) = state.secrets.identity(headers) else {
         return Err(fail(
             StatusCode::UNAUTHORIZED,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use warden::journal::{HostKey, JournalEvent};
 use warden::policy::{DecisionRecord, PolicyEngine};
 use warden::{Agent, Budget, ChannelApprover, OutcomeStatus, Task};
+use warden_mcp::{McpApprover, McpServer};
 
 use crate::approvals::Approvals;
 use crate::auth::Secrets;
@@ -25,8 +26,14 @@ pub(crate) struct State {
     pub config: Config,
     pub secrets: Secrets,
     pub inbox: Arc<Inbox>,
-    agent: RwLock<Arc<Agent>>,
-    approver: ChannelApprover,
+    agent: Arc<RwLock<Arc<Agent>>>,
+    /// Answers MCP calls' approvals in their clients, everything else
+    /// through the approval queue.
+    approver: McpApprover,
+    /// `/mcp`, when `[mcp]` is configured.
+    pub mcp: Option<McpServer>,
+    /// Ends every MCP session (the service is stopping).
+    pub mcp_stop: CancellationToken,
     pub approvals: Approvals,
     /// Slack and Teams, when configured.
     pub chat: crate::chat::Chat,
@@ -133,6 +140,12 @@ impl State {
         let fresh = build_agent(&self.config, self.approver.clone(), self.metrics.clone())?;
         *self.agent.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
         tracing::info!("reloaded the policy, runbooks and plugins");
+        if let Some(mcp) = self.mcp.clone() {
+            tokio::spawn(async move {
+                let told = mcp.tools_changed().await;
+                tracing::info!(clients = told, "told MCP clients their tools changed");
+            });
+        }
         Ok(())
     }
 }
@@ -141,7 +154,7 @@ impl State {
 /// every policy decision counted in `metrics`.
 fn build_agent(
     config: &Config,
-    approver: ChannelApprover,
+    approver: McpApprover,
     metrics: Arc<Metrics>,
 ) -> Result<Agent, ServeError> {
     let a = &config.agent;
@@ -244,7 +257,11 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
         _ => false,
     };
     let (approver, _requests) = ChannelApprover::new(1);
-    let agent = build_agent(config, approver, Arc::new(Metrics::new()))?;
+    let agent = build_agent(
+        config,
+        McpApprover::with_fallback(approver),
+        Arc::new(Metrics::new()),
+    )?;
     let r = &config.receivers;
     let receivers = [
         ("alertmanager", r.alertmanager.is_some()),
@@ -330,9 +347,17 @@ impl Server {
         };
         let inbox = Arc::new(Inbox::open(&config.agent.data_dir, config.limits.queue)?);
         let metrics = Arc::new(Metrics::new());
-        let (approver, requests) = ChannelApprover::new(config.limits.queue.max(16));
-        let agent = build_agent(&config, approver.clone(), metrics.clone())?;
+        let (channel, requests) = ChannelApprover::new(config.limits.queue.max(16));
+        let approver = McpApprover::with_fallback(channel);
+        let agent = Arc::new(RwLock::new(Arc::new(build_agent(
+            &config,
+            approver.clone(),
+            metrics.clone(),
+        )?)));
         let approvals = Approvals::default();
+        let mcp = config.mcp.as_ref().map(|section| {
+            crate::mcp::server(&config, section, agent.clone(), approver.clone(), &approvals)
+        });
         let gauge = metrics.clone();
         let chat = crate::chat::Chat::load(&config)?;
         chat.follow(&approvals);
@@ -354,8 +379,10 @@ impl Server {
             config,
             secrets,
             inbox,
-            agent: RwLock::new(Arc::new(agent)),
+            agent,
             approver,
+            mcp,
+            mcp_stop: CancellationToken::new(),
             approvals,
             chat,
             metrics,
@@ -440,6 +467,7 @@ impl Server {
             .approvals
             .reject_all("the service is stopping; nobody can answer");
         while workers.join_next().await.is_some() {}
+        state.mcp_stop.cancel();
         stop_http.cancel();
         let _ = http.await;
         tracing::info!("stopped");

@@ -32,7 +32,7 @@ impl Run<'_> {
         for s in &verifies {
             match self.outputs.get(&s.id) {
                 Some((StepStatus::Succeeded, Some(out))) if out.get("ok").is_none_or(truthy) => {}
-                Some((StepStatus::Skipped, _)) if self.agent.dry_run => {}
+                Some((StepStatus::Skipped, _)) if self.dry_run => {}
                 _ => {
                     return (
                         OutcomeStatus::Unresolved,
@@ -114,7 +114,7 @@ impl Run<'_> {
     ) -> Result<Outcome, AgentError> {
         let (status, reason) = self.verdict();
         let summary = self.summary(summary);
-        if status == OutcomeStatus::Resolved && !self.agent.dry_run {
+        if status == OutcomeStatus::Resolved && !self.dry_run {
             self.learn(planner, &summary);
         }
         self.close(self.outcome(status, reason, planner, summary))

@@ -21,7 +21,7 @@ use crate::agent::Agent;
 
 use crate::error::AgentError;
 use crate::journal::{Digest, JournalEvent, PlanProposed, RecalledCase, TaskStarted};
-use crate::planner::{Case, PlanContext, Proposal};
+use crate::planner::{Case, PlanContext, Planner, Proposal};
 use crate::task::{Observation, Outcome, OutcomeStatus, Plan, Step, StepStatus, Task};
 use crate::template::{Renderer, has_template};
 
@@ -36,6 +36,11 @@ enum Stop {
 struct Run<'a> {
     agent: &'a Agent,
     task: &'a Task,
+    /// Every mutating step of this task is a dry run (the agent's setting,
+    /// or one run's own).
+    dry_run: bool,
+    /// Plans from this planner instead of the agent's.
+    planner: Option<&'a dyn Planner>,
     cancel: CancellationToken,
     renderer: Renderer,
     started: Instant,
@@ -70,6 +75,49 @@ impl Agent {
         let span = task_span(&task);
         async {
             let mut run = Run::new(self, &task, cancel);
+            run.start()?;
+            if let Some(why) = env_error {
+                return run.finish_refused(why, None);
+            }
+            run.go().await
+        }
+        .instrument(span.clone())
+        .await
+        .inspect(|o| {
+            span.record("status", o.status.as_str());
+        })
+    }
+
+    /// [`Agent::run_until`] with `planner` instead of the agent's own (a
+    /// runbook chosen by name, say: [`RunbookPlanner::only`]), and every
+    /// mutating step a dry run when `dry_run` is true. Nothing else differs:
+    /// the plan policy, every call's decision, approvals and the journal
+    /// are the same path.
+    ///
+    /// ```no_run
+    /// # use warden_agent::{Agent, RunbookPlanner, Runbooks, Task};
+    /// # async fn demo(agent: &Agent, books: Runbooks) -> Result<(), warden_agent::AgentError> {
+    /// let planner = RunbookPlanner::new(books).only("web-health");
+    /// let cancel = tokio_util::sync::CancellationToken::new();
+    /// let task = Task::goal("t-2", "check the web tier").in_env("staging");
+    /// let outcome = agent.run_with(task, &planner, true, cancel).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// [`RunbookPlanner::only`]: crate::RunbookPlanner::only
+    pub async fn run_with(
+        &self,
+        task: Task,
+        planner: &dyn Planner,
+        dry_run: bool,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, AgentError> {
+        let (task, env_error) = self.canonical_task(task);
+        let span = task_span(&task);
+        async {
+            let mut run = Run::new(self, &task, cancel);
+            run.dry_run |= dry_run;
+            run.planner = Some(planner);
             run.start()?;
             if let Some(why) = env_error {
                 return run.finish_refused(why, None);
@@ -247,6 +295,8 @@ impl<'a> Run<'a> {
         Run {
             agent,
             task,
+            dry_run: agent.dry_run,
+            planner: None,
             cancel,
             renderer: Renderer::new(),
             started,
@@ -369,7 +419,7 @@ impl Run<'_> {
             tools: &agent.manifests,
             cases: &cases,
         };
-        let Some(proposer) = agent.planner.as_deref() else {
+        let Some(proposer) = self.planner.or(agent.planner.as_deref()) else {
             return self.finish_refused(
                 "this agent has no planner: build it with runbooks, memory or a planner".into(),
                 None,
@@ -486,7 +536,7 @@ impl Run<'_> {
                     id: s.id.clone(),
                     tool: ToolInfo::from(tool.manifest()),
                     args: s.args.clone(),
-                    dry_run: self.agent.dry_run,
+                    dry_run: self.dry_run,
                 })
             })
             .collect();
@@ -638,7 +688,7 @@ impl Run<'_> {
             args: s.args.clone(),
             output: None,
             reasons: vec![reason],
-            dry_run: self.agent.dry_run,
+            dry_run: self.dry_run,
             attempts: 0,
             duration_us: 0,
         };
@@ -693,7 +743,7 @@ impl Run<'_> {
                     args,
                     why: &step.why,
                     timeout_secs: step.timeout_secs,
-                    dry_run: false,
+                    dry_run: self.dry_run,
                 },
             )
             .await

@@ -10,6 +10,7 @@
 
 mod approval;
 mod calls;
+mod catalog;
 mod progress;
 mod support;
 mod tools;

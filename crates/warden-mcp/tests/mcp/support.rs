@@ -19,6 +19,7 @@ use warden::sandbox::{Plugin, Sandbox, SandboxConfig};
 use warden::{Agent, Approver};
 use warden_mcp::{McpApprover, McpOptions, McpServer};
 
+const PROBE_RUNBOOK: &str = "name: probe\ndescription: probe a URL and change it\nmatch: {keywords: [probe]}\nsteps:\n  - id: look\n    tool: http-probe\n    why: see how it is\n    args: {url: \"{{ attachments.url }}\"}\n  - id: poke\n    tool: http-action\n    why: change it\n    args: {url: \"{{ attachments.url }}\"}\n";
 const RUNBOOK: &str = "name: health\ndescription: probe, then restart\nmatch: {keywords: [down]}\nsteps:\n  - id: probe\n    tool: http-probe\n    why: confirm\n    args: {url: \"{{ alert.annotations.health_url }}\"}\n";
 
 /// The test key: every journal and the compiled-plugin cache use it.
@@ -207,7 +208,8 @@ impl Harness {
         let books = dir.path().join("runbooks");
         fs_err::create_dir_all(&books).unwrap();
         fs_err::write(books.join("health.yaml"), RUNBOOK).unwrap();
-        options.runbooks(warden::Runbooks::load_dir(&books, agent.tools()).unwrap());
+        fs_err::write(books.join("probe.yaml"), PROBE_RUNBOOK).unwrap();
+        options.runbooks(&books);
         let server = McpServer::new(Arc::new(agent), options);
         let (client_io, server_io) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move {

@@ -97,11 +97,11 @@ async fn runbook_list_shows_the_runbooks_and_their_steps() {
     assert_eq!(r.is_error, Some(false), "{r:?}");
     let books = r.structured_content.unwrap()["runbooks"].clone();
     let books = books.as_array().unwrap();
-    assert_eq!(books.len(), 1, "{books:?}");
-    assert_eq!(books[0]["name"], json!("health"));
-    assert_eq!(books[0]["match"]["keywords"], json!(["down"]));
+    assert_eq!(books.len(), 2, "{books:?}");
+    let health = books.iter().find(|b| b["name"] == json!("health")).unwrap();
+    assert_eq!(health["match"]["keywords"], json!(["down"]));
     assert_eq!(
-        books[0]["steps"],
+        health["steps"],
         json!([{"id": "probe", "tool": "http-probe", "why": "confirm"}])
     );
     let r = h.call("runbook_list", json!({"env": "prod"})).await;

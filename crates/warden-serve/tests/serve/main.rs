@@ -14,5 +14,6 @@ mod browser;
 mod chat;
 mod intake;
 mod lifecycle;
+mod mcp;
 mod page;
 mod support;
