@@ -164,7 +164,9 @@ async fn watch(
         match tokio::task::spawn_blocking(move || r()).await {
             Ok(Ok(())) => {
                 let told = server.tools_changed().await;
-                eprintln!("warden mcp: plugins, policy or runbooks changed; reloaded, {told} client(s) told");
+                eprintln!(
+                    "warden mcp: plugins, policy or runbooks changed; reloaded, {told} client(s) told"
+                );
             }
             Ok(Err(e)) => eprintln!(
                 "warden mcp: the change was not loaded (the running tools stay): {}",
@@ -175,8 +177,12 @@ async fn watch(
     }
 }
 
-/// Name, size and modification time of every file under `dirs` (two
-/// levels deep, the compiled-plugin cache left out), sorted.
+/// What a reload reads: plugins, policy files and data, runbooks.
+const WATCHED: &[&str] = &["wasm", "rego", "json", "yaml", "yml"];
+
+/// Name, size and modification time of every plugin, policy and runbook
+/// file under `dirs` (two levels deep, the compiled-plugin cache left
+/// out; a journal or key beside them is not looked at), sorted.
 fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     fn walk(dir: &Path, depth: u8, out: &mut Vec<(PathBuf, u64, Option<SystemTime>)>) {
         let Ok(entries) = fs_err::read_dir(dir) else {
@@ -192,7 +198,11 @@ fn fingerprint(dirs: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
                 if depth > 0 {
                     walk(&path, depth - 1, out);
                 }
-            } else {
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| WATCHED.contains(&e))
+            {
                 out.push((path, meta.len(), meta.modified().ok()));
             }
         }

@@ -8,8 +8,8 @@
 mod agent_args;
 mod cmd_incidents;
 mod cmd_journal;
-mod cmd_outbox;
 mod cmd_mcp;
+mod cmd_outbox;
 mod cmd_plugin;
 mod cmd_plugin_new;
 mod cmd_policy;

@@ -231,7 +231,8 @@ impl Approver for McpApprover {
             if let Some(desk) = &waiting.desk {
                 return match desk.open(request) {
                     Ok(ticket) => {
-                        let why = format!("waiting for an approver to answer approval {}", ticket.id);
+                        let why =
+                            format!("waiting for an approver to answer approval {}", ticket.id);
                         note(&waiting, &request.reasons, None, Some(ticket));
                         Approval::no("mcp", why)
                     }

@@ -161,7 +161,11 @@ pub(crate) fn runbook_args(args: &JsonObject) -> Result<RunbookArgs, String> {
     let goal = match args.get("goal") {
         None => format!("run runbook {name}"),
         Some(Value::String(g)) if g.len() <= GOAL_LIMIT => g.clone(),
-        _ => return Err(format!("at /goal: a string of at most {GOAL_LIMIT} bytes is required")),
+        _ => {
+            return Err(format!(
+                "at /goal: a string of at most {GOAL_LIMIT} bytes is required"
+            ));
+        }
     };
     let attachments = match args.get("attachments") {
         None => BTreeMap::new(),

@@ -94,8 +94,10 @@ pub(crate) fn prompt(
         "Run it with the `runbook_run` tool (runbook: \"{}\"), first as a dry run; every step is decided by warden's policy. If a step is refused, report why and do not work around it.",
         book.name
     ));
-    Ok(GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
-        .with_description(format!("Runbook {}", book.name)))
+    Ok(
+        GetPromptResult::new(vec![PromptMessage::new_text(Role::User, text)])
+            .with_description(format!("Runbook {}", book.name)),
+    )
 }
 
 /// The fixed resources: the runbooks, and the incident clusters when the

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, GetPromptRequestParams,
-    GetPromptResponse, Implementation, JsonObject, ListPromptsResult,
-    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, MetaObject,
-    PaginatedRequestParams, ProgressNotificationParam, ReadResourceRequestParams,
-    ReadResourceResponse, ServerCapabilities, ServerConfig,
+    GetPromptResponse, Implementation, JsonObject, ListPromptsResult, ListResourceTemplatesResult,
+    ListResourcesResult, ListToolsResult, MetaObject, PaginatedRequestParams,
+    ProgressNotificationParam, ReadResourceRequestParams, ReadResourceResponse, ServerCapabilities,
+    ServerConfig,
 };
 use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{ErrorData, Peer, RoleServer, ServerHandler, ServiceExt as _};
@@ -250,7 +250,9 @@ impl ServerHandler for McpSession {
         _context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         let agent = self.server.agent();
-        Ok(ListResourcesResult::with_all_items(catalog::resources(&agent)))
+        Ok(ListResourcesResult::with_all_items(catalog::resources(
+            &agent,
+        )))
     }
 
     async fn list_resource_templates(
@@ -296,7 +298,10 @@ impl ServerHandler for McpSession {
                 None,
             ));
         };
-        Ok(self.call_plugin(&agent, manifest, args, context).await.into())
+        Ok(self
+            .call_plugin(&agent, manifest, args, context)
+            .await
+            .into())
     }
 }
 
@@ -331,7 +336,9 @@ impl McpSession {
         context
             .peer
             .peer_info()
-            .map(|i| warden::terminal_safe(&i.client_info.name.chars().take(64).collect::<String>()))
+            .map(|i| {
+                warden::terminal_safe(&i.client_info.name.chars().take(64).collect::<String>())
+            })
             .unwrap_or_else(|| "an MCP client".into())
     }
 
@@ -466,7 +473,10 @@ impl McpSession {
         let planner = RunbookPlanner::new(books).only(&parsed.name);
         let registration = self.register(&id, &caller, None, &context);
         let run = agent.run_with(task, &planner, parsed.dry_run, context.ct.clone());
-        let outcome = match self.with_progress(run, &context, builtin::RUNBOOK_RUN).await {
+        let outcome = match self
+            .with_progress(run, &context, builtin::RUNBOOK_RUN)
+            .await
+        {
             Ok(outcome) => outcome,
             Err(e) => {
                 tracing::error!(task = %id, error = %e, "the runbook could not be journaled");
@@ -527,7 +537,10 @@ fn result(
     meta.insert("warden/env".into(), Value::String(outcome.env.clone()));
     if let Some(t) = opened {
         meta.insert("warden/approval_id".into(), Value::String(t.id));
-        meta.insert("warden/approval_expires".into(), Value::String(t.expires_at));
+        meta.insert(
+            "warden/approval_expires".into(),
+            Value::String(t.expires_at),
+        );
     }
     r.meta = Some(MetaObject(meta));
     r

@@ -248,23 +248,50 @@ mod tests {
 
     #[test]
     fn dry_run_defaults_to_true_and_only_mutating_tools_lose_it() {
-        let s = split(&manifest(Effect::Mutating), obj(json!({"url": "u"})), false, true).unwrap();
+        let s = split(
+            &manifest(Effect::Mutating),
+            obj(json!({"url": "u"})),
+            false,
+            true,
+        )
+        .unwrap();
         assert!(s.dry_run);
-        let s = split(&manifest(Effect::Mutating), obj(json!({"dry_run": false})), false, true).unwrap();
+        let s = split(
+            &manifest(Effect::Mutating),
+            obj(json!({"dry_run": false})),
+            false,
+            true,
+        )
+        .unwrap();
         assert!(!s.dry_run);
         assert_eq!(s.args, json!({}));
-        let s = split(&manifest(Effect::ReadOnly), obj(json!({"dry_run": false})), false, true).unwrap();
+        let s = split(
+            &manifest(Effect::ReadOnly),
+            obj(json!({"dry_run": false})),
+            false,
+            true,
+        )
+        .unwrap();
         assert_eq!(
             s.args,
             json!({"dry_run": false}),
             "the schema check sees it"
         );
-        let e = split(&manifest(Effect::Mutating), obj(json!({"dry_run": "no"})), false, true).unwrap_err();
+        let e = split(
+            &manifest(Effect::Mutating),
+            obj(json!({"dry_run": "no"})),
+            false,
+            true,
+        )
+        .unwrap_err();
         assert!(e.contains("must be true or false"), "{e}");
         let s = split(&manifest(Effect::Mutating), obj(json!({})), false, false).unwrap();
         assert!(!s.dry_run, "the bundle turned the default off");
         let t = plugin_tool(&manifest(Effect::Mutating), false, false);
-        assert_eq!(t.input_schema["properties"]["dry_run"]["default"], json!(false));
+        assert_eq!(
+            t.input_schema["properties"]["dry_run"]["default"],
+            json!(false)
+        );
     }
 
     #[test]
@@ -275,13 +302,26 @@ mod tests {
         assert_eq!(s.args, json!({}));
         let s = split(&m, obj(json!({"approval_id": "ab12"})), false, true).unwrap();
         assert_eq!(s.approval_id, None);
-        assert_eq!(s.args, json!({"approval_id": "ab12"}), "the schema check sees it");
-        for bad in [json!("a b"), json!(""), json!("x".repeat(65)), json!(7), json!("\u{1b}[2J")] {
+        assert_eq!(
+            s.args,
+            json!({"approval_id": "ab12"}),
+            "the schema check sees it"
+        );
+        for bad in [
+            json!("a b"),
+            json!(""),
+            json!("x".repeat(65)),
+            json!(7),
+            json!("\u{1b}[2J"),
+        ] {
             let e = split(&m, obj(json!({"approval_id": bad})), true, true).unwrap_err();
             assert!(e.contains("`approval_id` must be"), "{e}");
         }
         let t = plugin_tool(&m, true, true);
-        assert_eq!(t.input_schema["properties"]["approval_id"]["type"], json!("string"));
+        assert_eq!(
+            t.input_schema["properties"]["approval_id"]["type"],
+            json!("string")
+        );
     }
 
     #[test]

@@ -510,11 +510,18 @@ mod tests {
         assert!(mcp_dry_run_default(&none, "prod"));
         let all = serde_json::json!({"warden": {"config": {"mcp": {"dry_run_default": false}}}});
         assert!(!mcp_dry_run_default(&all, "prod"));
-        let per = serde_json::json!({"warden": {"config": {"mcp": {"dry_run_default": {"dev": false}}}}});
+        let per =
+            serde_json::json!({"warden": {"config": {"mcp": {"dry_run_default": {"dev": false}}}}});
         assert!(!mcp_dry_run_default(&per, "dev"));
-        assert!(mcp_dry_run_default(&per, "prod"), "an environment not named stays safe");
+        assert!(
+            mcp_dry_run_default(&per, "prod"),
+            "an environment not named stays safe"
+        );
         let junk = serde_json::json!({"warden": {"config": {"mcp": {"dry_run_default": "no"}}}});
-        assert!(mcp_dry_run_default(&junk, "dev"), "anything but a boolean stays safe");
+        assert!(
+            mcp_dry_run_default(&junk, "dev"),
+            "anything but a boolean stays safe"
+        );
     }
 
     #[test]

@@ -82,6 +82,9 @@ pub(crate) enum Closing {
 
 type Observer = Arc<dyn Fn(&ApprovalEvent) + Send + Sync>;
 
+/// Told how many approvals wait, after each change (the gauge).
+type Gauge = Arc<dyn Fn(usize) + Send + Sync>;
+
 /// The approvals waiting for an answer.
 #[derive(Clone, Default)]
 pub(crate) struct Approvals {
@@ -90,7 +93,7 @@ pub(crate) struct Approvals {
     answered: Arc<Mutex<BTreeMap<String, Answered>>>,
     observers: Arc<Mutex<Vec<Observer>>>,
     /// Told the number waiting after each change (the gauge).
-    on_change: Arc<Mutex<Option<Arc<dyn Fn(usize) + Send + Sync>>>>,
+    on_change: Arc<Mutex<Option<Gauge>>>,
 }
 
 /// Why an answer was not taken.

@@ -130,7 +130,11 @@ pub(crate) fn router(
 
 /// Let through only a caller with the `operator` role, and hand MCP their
 /// identity (never one from the request body).
-async fn authenticate(Extract(state): Extract<Arc<State>>, mut req: Request, next: Next) -> Response {
+async fn authenticate(
+    Extract(state): Extract<Arc<State>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let who = match crate::routes::caller(&state, req.headers(), "operator") {
         Ok(who) => who,
         Err(f) => return f.into_response(),

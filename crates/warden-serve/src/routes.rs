@@ -86,11 +86,7 @@ pub(crate) fn router(state: Shared) -> Router {
 }
 
 /// The caller, who must hold `role`.
-pub(crate) fn caller(
-    state: &State,
-    headers: &HeaderMap,
-    role: &str,
-) -> Result<Identity, Failure> {
+pub(crate) fn caller(state: &State, headers: &HeaderMap, role: &str) -> Result<Identity, Failure> {
     let Some(who) = state.secrets.identity(headers) else {
         return Err(fail(
             StatusCode::UNAUTHORIZED,

@@ -356,7 +356,13 @@ impl Server {
         )?)));
         let approvals = Approvals::default();
         let mcp = config.mcp.as_ref().map(|section| {
-            crate::mcp::server(&config, section, agent.clone(), approver.clone(), &approvals)
+            crate::mcp::server(
+                &config,
+                section,
+                agent.clone(),
+                approver.clone(),
+                &approvals,
+            )
         });
         let gauge = metrics.clone();
         let chat = crate::chat::Chat::load(&config)?;

@@ -58,7 +58,10 @@ async fn runbook_run_refuses_an_unknown_runbook_or_bad_arguments_before_anything
     let before = h.records().len();
     let r = h.call("runbook_run", json!({"runbook": "nope"})).await;
     assert_eq!(r.is_error, Some(true));
-    assert!(crate::support::text(&r).contains("no runbook `nope`"), "{r:?}");
+    assert!(
+        crate::support::text(&r).contains("no runbook `nope`"),
+        "{r:?}"
+    );
     let r = h
         .call("runbook_run", json!({"runbook": "probe", "env": "prod"}))
         .await;
@@ -68,9 +71,15 @@ async fn runbook_run_refuses_an_unknown_runbook_or_bad_arguments_before_anything
         "{r:?}"
     );
     let r = h
-        .call("runbook_run", json!({"runbook": "probe", "attachments": {"x": "y".repeat(300_000)}}))
+        .call(
+            "runbook_run",
+            json!({"runbook": "probe", "attachments": {"x": "y".repeat(300_000)}}),
+        )
         .await;
-    assert!(crate::support::text(&r).contains("at /attachments"), "{r:?}");
+    assert!(
+        crate::support::text(&r).contains("at /attachments"),
+        "{r:?}"
+    );
     assert_eq!(h.records().len(), before, "nothing was journaled as run");
     h.stop().await;
 }
@@ -80,7 +89,10 @@ async fn runbooks_are_prompts_that_say_how_to_run_them() {
     let h = Harness::start(Setup::default()).await;
     let prompts = h.client.list_all_prompts().await.unwrap();
     let names: Vec<&str> = prompts.iter().map(|p| p.name.as_str()).collect();
-    assert!(names.contains(&"health") && names.contains(&"probe"), "{names:?}");
+    assert!(
+        names.contains(&"health") && names.contains(&"probe"),
+        "{names:?}"
+    );
     let mut args = serde_json::Map::new();
     args.insert("goal".into(), json!("is the site up?"));
     let p = h
@@ -139,7 +151,11 @@ async fn a_tasks_timeline_and_the_runbooks_are_resources() {
         panic!("a text resource: {books:?}");
     };
     assert!(text.contains("\"probe\""), "{text}");
-    for missing in ["warden://journal/no-such-task", "file:///etc/passwd", "warden://journal/"] {
+    for missing in [
+        "warden://journal/no-such-task",
+        "file:///etc/passwd",
+        "warden://journal/",
+    ] {
         assert!(
             h.client
                 .read_resource(ReadResourceRequestParams::new(missing))

@@ -297,6 +297,7 @@ def main() -> int:
     target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
     parser.add_argument("--warden", default=str(Path(target) / "debug/warden"))
     args = parser.parse_args()
+    warden = str(Path(args.warden).resolve())
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Site)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -311,7 +312,7 @@ def main() -> int:
             env.pop(k, None)
         log = open(work / "serve.log", "w")
         proc = subprocess.Popen(
-            [args.warden, "--plugin-dir", str(work / "plugins"), "serve", "--config", str(config)],
+            [warden, "--plugin-dir", str(work / "plugins"), "serve", "--config", str(config)],
             cwd=str(work),
             env=env,
             stdout=log,

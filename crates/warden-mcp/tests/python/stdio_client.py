@@ -4,7 +4,10 @@ Spawns the `warden` binary as a stdio MCP server on the shipped http-probe
 and http-action plugins and a copy of the shipped policy bundle (with a
 change limit of 0, so any real change is denied), then, as a real client:
 lists the tools, calls the read-only probe against a loopback server, and
-makes a call the policy denies. Prints `N passed, N failed`.
+makes a call the policy denies. A second server in `prod` (changes allowed,
+each asked of a human) asks the client's user through elicitation; the
+client approves as shown, and the change runs. A call that hangs is
+cancelled. Prints `N passed, N failed`.
 
 Run from the repository root after `cargo build -p warden-cli` and a test
 build that made the plugins (`cargo test -p warden-mcp --no-run`):
@@ -23,8 +26,11 @@ import shutil
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
+import anyio
+import mcp.types as types
 from mcp import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 
@@ -42,8 +48,13 @@ def check(name: str, ok: bool, detail: object = "") -> None:
 
 class Health(http.server.BaseHTTPRequestHandler):
     hits = 0
+    hang_started = threading.Event()
 
     def do_GET(self) -> None:  # noqa: N802 (the standard library's name)
+        if self.path.startswith("/hang"):
+            Health.hang_started.set()
+            time.sleep(30)
+            return
         Health.hits += 1
         body = INJECTION.encode()
         self.send_response(200)
@@ -58,7 +69,7 @@ class Health(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def setup(work: Path) -> tuple[Path, Path]:
+def setup(work: Path, changes: int = 0) -> tuple[Path, Path]:
     plugins = work / "plugins"
     plugins.mkdir()
     for name in ("http_probe.wasm", "http_action.wasm"):
@@ -71,7 +82,8 @@ def setup(work: Path) -> tuple[Path, Path]:
     for rego in (ROOT / "policies").glob("*.rego"):
         shutil.copy(rego, policies / rego.name)
     data = json.loads((ROOT / "policies/data.json").read_text())
-    data["warden"]["config"]["max_mutations_per_hour"] = 0
+    data["warden"]["config"]["max_mutations_per_hour"] = changes
+    data["warden"]["config"]["network"]["allowed_private_cidrs"]["prod"] = ["127.0.0.0/8"]
     (policies / "data.json").write_text(json.dumps(data))
     return plugins, policies
 
@@ -153,6 +165,64 @@ async def drive(warden: str, work: Path, url: str) -> None:
             check("journal_show has the denied call", "denied" in timeline and "http-action" in timeline, timeline)
 
 
+async def drive_prod(warden: str, work: Path, url: str) -> None:
+    """A server in prod: a change is asked of the client's user."""
+    plugins, policies = setup(work, changes=20)
+    env = dict(os.environ)
+    env.update({"WARDEN_KEY_FILE": str(work / "key/host.key"), "NO_COLOR": "1"})
+    env.pop("WARDEN_ENV", None)
+    params = StdioServerParameters(
+        command=warden,
+        args=[
+            "--plugin-dir", str(plugins),
+            "mcp",
+            "--policy", str(policies),
+            "--env", "prod",
+            "--principal", "py-client",
+            "--approver-id", "alice",
+            "--journal", str(work / "journal/journal.jsonl"),
+        ],
+        env=env,
+        cwd=str(ROOT),
+    )
+    asked: list[str] = []
+
+    async def answer(context, params) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": True, "note": "from the SDK test"})
+
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write, elicitation_callback=answer) as session:
+            await session.initialize()
+            before = Health.hits
+            r = await session.call_tool("http-action", {"url": url, "dry_run": False})
+            question = asked[0] if asked else ""
+            check("a change in prod asks the client's user", len(asked) == 1, asked)
+            check("the question names the tool and the policy's reason", "`http-action`" in question and "a human must approve" in question, question)
+            check("approved by someone other than the principal, it runs", not r.is_error and Health.hits == before + 1, r)
+            task = (r.meta or {}).get("warden/task", "")
+            shown = await session.call_tool("journal_show", {"task_id": task})
+            timeline = (shown.structured_content or {}).get("timeline", "")
+            check("journal_show has the approval by alice", "alice" in timeline, timeline)
+
+            started = time.monotonic()
+            with anyio.move_on_after(15):
+                async with anyio.create_task_group() as tg:
+
+                    async def hang() -> None:
+                        await session.call_tool("http-probe", {"url": url.replace("/health", "/hang")})
+
+                    tg.start_soon(hang)
+                    await anyio.to_thread.run_sync(Health.hang_started.wait, 10)
+                    await anyio.sleep(0.5)
+                    tg.cancel_scope.cancel()
+            check("a cancelled call returns at once", time.monotonic() - started < 14, time.monotonic() - started)
+            r = await session.call_tool("http-probe", {"url": url, "expect_status": [200]})
+            check("the session still works after a cancel", not r.is_error, r)
+    journal = (work / "journal/journal.jsonl").read_text()
+    check("the cancellation is journaled", '"status":"cancelled"' in journal.replace(" ", ""), journal[-2000:])
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     target = os.environ.get("CARGO_TARGET_DIR", str(ROOT / "target"))
@@ -166,6 +236,11 @@ async def main() -> int:
             await asyncio.wait_for(drive(args.warden, Path(work), url), timeout=120)
         except Exception as e:  # a crash is a failure, reported like one
             check("the session ran to the end", False, repr(e))
+    with tempfile.TemporaryDirectory() as work:
+        try:
+            await asyncio.wait_for(drive_prod(args.warden, Path(work), url), timeout=120)
+        except Exception as e:  # a crash is a failure, reported like one
+            check("the prod session ran to the end", False, repr(e))
     server.shutdown()
     failed = sum(1 for _, ok, _ in results if not ok)
     print(f"{len(results) - failed} passed, {failed} failed")

@@ -104,7 +104,9 @@ async fn mcp_over_http_runs_a_call_on_the_token_holders_behalf_and_journals_it()
     }
     let action = tools.iter().find(|t| t.name == "http-action").unwrap();
     assert!(
-        action.input_schema["properties"].get("approval_id").is_some(),
+        action.input_schema["properties"]
+            .get("approval_id")
+            .is_some(),
         "with an approval queue, tools take approval_id"
     );
     let r = call(
@@ -160,7 +162,11 @@ async fn mcp_needs_an_operator_token_and_a_known_host() {
     };
     assert_eq!(post(None, None).await.unwrap().status(), 401);
     assert_eq!(post(Some(VIEWER), None).await.unwrap().status(), 403);
-    assert_eq!(post(Some(ALICE), None).await.unwrap().status(), 403, "approver only");
+    assert_eq!(
+        post(Some(ALICE), None).await.unwrap().status(),
+        403,
+        "approver only"
+    );
     let rebound = post(Some(ADMIN), Some("evil.example")).await.unwrap();
     assert!(
         rebound.status().is_client_error(),
@@ -187,7 +193,10 @@ async fn an_approval_the_client_cannot_give_is_answered_in_the_api_and_redeemed_
     let id = meta(&first, "warden/approval_id");
     assert!(!id.is_empty(), "{first:?}");
     let said = text(&first);
-    assert!(said.contains(&format!("\"approval_id\": \"{id}\"")), "{said}");
+    assert!(
+        said.contains(&format!("\"approval_id\": \"{id}\"")),
+        "{said}"
+    );
     assert!(said.contains("a human must approve this call"), "{said}");
     assert_eq!(h.checkout.admin_calls(), 0);
 
