@@ -8,6 +8,7 @@
 mod agent_args;
 mod cmd_incidents;
 mod cmd_journal;
+mod cmd_logs;
 mod cmd_mcp;
 mod cmd_outbox;
 mod cmd_plugin;
@@ -58,6 +59,9 @@ enum Command {
     /// Verify, list and show the agent's hash-chained journal.
     #[command(subcommand)]
     Journal(cmd_journal::JournalCmd),
+    /// Mine log files for message templates (streams; any size).
+    #[command(subcommand)]
+    Logs(cmd_logs::LogsCmd),
     /// List or deliver notifications queued while their webhook was unreachable.
     #[command(subcommand)]
     Outbox(cmd_outbox::OutboxCmd),
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => cmd_serve::run(args, cli.json),
         Command::Mcp(args) => cmd_mcp::run(*args, &plugin_dir),
         Command::Journal(cmd) => cmd_journal::run(cmd, cli.json),
+        Command::Logs(cmd) => cmd_logs::run(cmd, cli.json),
         Command::Outbox(cmd) => cmd_outbox::run(cmd, &plugin_dir, cli.json),
         Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),
         Command::Policy(cmd) => cmd_policy::run(cmd, cli.json),

@@ -9,6 +9,7 @@
 mod azure;
 mod hostile;
 mod incidents;
+mod logs;
 mod mcp;
 mod otel;
 mod outbox;
