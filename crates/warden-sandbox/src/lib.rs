@@ -97,6 +97,7 @@ mod files;
 mod outbound;
 mod outbox;
 mod plugin;
+mod precompile;
 mod sandbox;
 mod scrub;
 mod secret;
@@ -110,5 +111,8 @@ pub use outbox::{
     Delivery, DeliveryOutcome, DeliveryPass, GateFor, OUTBOX_BODY_LIMIT, Outbox, OutboxEntry,
 };
 pub use plugin::{CallOutput, Plugin};
+pub use precompile::EngineId;
+#[cfg(feature = "compile")]
+pub use precompile::Precompiler;
 pub use sandbox::Sandbox;
 pub use state::Denial;
