@@ -86,6 +86,8 @@ impl EngineId {
         WASMTIME_VERSION
     }
 
+    /// The hash, as the runtime-only cache files entries under it.
+    #[cfg(not(feature = "compile"))]
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.hash
     }

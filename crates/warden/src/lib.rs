@@ -42,6 +42,7 @@
 //! |---|---|---|
 //! | `llm` | yes | [`LlmPlanner`]: plans with any OpenAI-compatible model |
 //! | `compile` | yes | Cranelift: plugins compile on this host, and `sandbox::Precompiler` precompiles them for others; without it only precompiled plugins load (edge builds) |
+//! | `cross` | no | `compile` for other architectures too: `warden plugin build --target aarch64-unknown-linux-gnu` |
 //! | `azure` | no | the `azure` module: the ARM capability from the environment |
 //! | `fastembed` | no | a sentence-embedding model for incident memory, from local files |
 //!
