@@ -76,8 +76,8 @@ pub mod sandbox {
     pub use warden_sandbox::Precompiler;
     pub use warden_sandbox::{
         ArmBackend, CallOutput, Delivery, DeliveryOutcome, DeliveryPass, Denial, EngineId,
-        InstanceAllocation, OUTBOX_BODY_LIMIT, Outbox, OutboxEntry, Plugin, Sandbox,
-        SandboxConfig, SandboxError, ToolErrorKind, plugin_files,
+        InstanceAllocation, OUTBOX_BODY_LIMIT, Outbox, OutboxEntry, Plugin, Sandbox, SandboxConfig,
+        SandboxError, ToolErrorKind, plugin_files,
     };
 }
 

@@ -9,9 +9,9 @@
 mod azure;
 mod hostile;
 mod incidents;
+mod mcp;
 mod otel;
 mod outbox;
-mod mcp;
 mod plugin;
 mod policy;
 mod run;
