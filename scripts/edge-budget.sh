@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=${EDGE_TARGET:-aarch64-unknown-linux-gnu}
-OUT=${EDGE_OUT:-target/edge}
+T=${CARGO_TARGET_DIR:-target}
+OUT=${EDGE_OUT:-$T/edge-box}
 ARCH=${TARGET%%-*}
 TRIPLE_ENV=$(echo "$TARGET" | tr 'a-z-' 'A-Z_')
 GCC=${ARCH}-linux-gnu-gcc
@@ -34,8 +35,8 @@ stripped_size() { # binary, strip tool
 }
 
 echo "== builds for the size comparison (cargo profile edge: release at opt-level s)"
-cargo build --profile edge -p incident-responder --no-default-features
-mkdir -p "$OUT/x86-rt" && cp target/edge/incident-responder "$OUT/x86-rt/"
+cargo build --profile edge -p incident-responder -p warden-cli --no-default-features
+mkdir -p "$OUT/x86-rt" && cp "$T"/edge/incident-responder "$T"/edge/warden "$OUT/x86-rt/"
 cargo build --profile edge -p incident-responder
 if [ "${EDGE_SKIP_FULL_ARM:-}" != 1 ]; then
   cargo build --profile edge --target "$TARGET" -p incident-responder
@@ -44,12 +45,16 @@ fi
 echo
 echo "== sizes (stripped)"
 row "aarch64 runtime-only incident-responder" "$(mb "$(stripped_size "$OUT/bin/incident-responder" "${ARCH}-linux-gnu-strip")")  (budget 12 MB)"
-row "aarch64 runtime-only warden CLI (llm, azure, serve kept)" "$(mb "$(stripped_size "$OUT/bin/warden" "${ARCH}-linux-gnu-strip")")"
-if [ -x "target/$TARGET/edge/incident-responder" ]; then
-  row "aarch64 full incident-responder (cranelift, llm, azure)" "$(mb "$(stripped_size "target/$TARGET/edge/incident-responder" "${ARCH}-linux-gnu-strip")")  (budget 25 MB)"
+row "aarch64 runtime-only warden CLI (serve, mcp, bundle)" "$(mb "$(stripped_size "$OUT/bin/warden" "${ARCH}-linux-gnu-strip")")"
+if [ -x "$T/$TARGET/edge/incident-responder" ]; then
+  row "aarch64 full incident-responder (cranelift, llm, azure)" "$(mb "$(stripped_size "$T/$TARGET/edge/incident-responder" "${ARCH}-linux-gnu-strip")")  (budget 25 MB)"
 fi
 row "x86-64 runtime-only incident-responder" "$(mb "$(stripped_size "$OUT/x86-rt/incident-responder" strip)")"
-row "x86-64 full incident-responder" "$(mb "$(stripped_size target/edge/incident-responder strip)")"
+row "x86-64 runtime-only warden CLI" "$(mb "$(stripped_size "$OUT/x86-rt/warden" strip)")"
+row "x86-64 full incident-responder" "$(mb "$(stripped_size "$T"/edge/incident-responder strip)")"
+for full in "$T"/release/warden "$T"/edge/warden-full; do
+  [ -x "$full" ] && row "x86-64 full warden CLI ($(basename "$(dirname "$full")"))" "$(mb "$(stripped_size "$full" strip)")"
+done
 
 # Cold start: from just before exec to the journal's first `call` record.
 cold_ms() { # t0_ns journal
@@ -86,23 +91,74 @@ run_agent() { # label, journal, command...
 
 echo
 echo "== runs (env dev, warm plugin cache; the first native run fills it)"
-export WARDEN_KEY_FILE=$PWD/$device/host.key
-native=(target/edge/incident-responder --profile edge --plugin-dir .warden/plugins)
+export WARDEN_KEY_FILE=$(realpath -m "$device")/host.key
+# The same bundle for x86-64, installed by the x86-64 runtime-only warden.
+HOST_TARGET=x86_64-unknown-linux-gnu
+native_box=$OUT/x86-box
+"$T"/debug/warden plugin build --target "$HOST_TARGET" --profile edge
+"$T"/debug/warden bundle pack --target "$HOST_TARGET" --out "$OUT/x86-bundle.tar.gz"
+rm -rf "$native_box"
+"$OUT/x86-rt/warden" bundle install "$OUT/x86-bundle.tar.gz" --dir "$native_box"
+native=("$T"/edge/incident-responder --profile edge --plugin-dir .warden/plugins)
 "${native[@]}" --journal "$OUT/warmup.jsonl" --examples examples >/dev/null
 run_agent "x86-64 native, full build, edge profile" "$OUT/native.jsonl" "${native[@]}"
 run_agent "x86-64 native, full build, default profile" "$OUT/native-default.jsonl" \
-  target/edge/incident-responder --plugin-dir .warden/plugins
+  "$T"/edge/incident-responder --plugin-dir .warden/plugins
+native_rt=("$OUT/x86-rt/incident-responder" --profile edge --plugin-dir "$native_box/plugins"
+  --policy "$native_box/policies" --runbooks "$native_box/runbooks")
+run_agent "x86-64 native, runtime-only, edge profile, installed bundle" "$OUT/native-rt.jsonl" "${native_rt[@]}"
 emulated=("${QEMU[@]}" "$OUT/bin/incident-responder" --profile edge
   --plugin-dir "$device/plugins" --policy "$device/policies" --runbooks "$device/runbooks")
 run_agent "aarch64 under qemu, runtime-only, edge profile" "$OUT/qemu.jsonl" "${emulated[@]}"
 
+# Idle `warden serve`: examples/serve/warden-edge.toml next to the
+# installed bundle, RSS read from /proc after it answers /healthz and has
+# sat idle for 2 s.
+serve_rss() { # label, config, command...
+  local label=$1 config=$2; shift 2
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  sed -i "s/^addr = .*/addr = \"127.0.0.1:$port\"/" "$config"
+  "$@" serve --config "$config" >"$OUT/serve.txt" 2>&1 &
+  local pid=$! up=
+  for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && { up=1; break; }
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -n "$up" ]; then
+    sleep 2
+    row "$label: idle RSS" "$(awk '/VmRSS/ { printf "%.1f MB", $2 * 1024 / 1e6 }' "/proc/$pid/status")  (budget 30 MB)"
+  else
+    cat "$OUT/serve.txt" >&2; row "$label: idle RSS" "FAILED to start"
+  fi
+  kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
+}
+serve_dir() { # dir: an installed bundle
+  mkdir -p "$1/secrets" "$1/journal"
+  cp examples/serve/warden-edge.toml "$1/warden.toml"
+  for name in admin-token alertmanager-token webhook-secret; do
+    [ -s "$1/secrets/$name" ] || (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$1/secrets/$name")
+  done
+}
+export WARDEN_PROFILE=edge
+echo
+echo "== idle warden serve (examples/serve/warden-edge.toml, WARDEN_PROFILE=edge)"
+serve_dir "$native_box"
+serve_rss "x86-64 native, runtime-only warden serve" "$native_box/warden.toml" "$OUT/x86-rt/warden"
+serve_dir "$device"
+serve_rss "aarch64 under qemu, runtime-only warden serve (RSS includes qemu)" "$device/warden.toml" "${QEMU[@]}" "$OUT/bin/warden"
+unset WARDEN_PROFILE
+
 echo
 echo "== under ulimit -v 2000000"
-if (ulimit -v 2000000 && "${native[@]}" --journal "$OUT/ulimit.jsonl" --examples examples >/dev/null 2>&1); then
-  row "x86-64 native under ulimit -v 2000000" "resolved"
-else
-  row "x86-64 native under ulimit -v 2000000" "FAILED"
-fi
+for run in native native_rt; do
+  declare -n cmd=$run
+  if (ulimit -v 2000000 && "${cmd[@]}" --journal "$OUT/ulimit-$run.jsonl" --examples examples >/dev/null 2>&1); then
+    row "x86-64 $run under ulimit -v 2000000" "resolved"
+  else
+    row "x86-64 $run under ulimit -v 2000000" "FAILED"
+  fi
+done
 if (ulimit -v 2000000 && "${emulated[@]}" --journal "$OUT/ulimit-qemu.jsonl" --examples examples >/dev/null 2>&1); then
   row "aarch64 under qemu under ulimit -v 2000000" "resolved"
 else

@@ -5,7 +5,8 @@
 # statuses, same outcome). Bounded by EDGE_CHECK_TIMEOUT seconds (1800).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-OUT=${EDGE_OUT:-target/edge}
+T=${CARGO_TARGET_DIR:-target}
+OUT=${EDGE_OUT:-$T/edge-box}
 export EDGE_OUT=$OUT EDGE_PROFILE=${EDGE_PROFILE:-dev}
 limit=${EDGE_CHECK_TIMEOUT:-1800}
 
@@ -14,7 +15,7 @@ timeout --foreground "$limit" scripts/edge.sh --json >"$OUT.qemu.json" || {
   exit 1
 }
 # The host build edge.sh made, with the plugins `warden plugin build` left.
-./target/debug/incident-responder --json --journal "$OUT/native-check.jsonl" >"$OUT.native.json"
+"$T"/debug/incident-responder --json --journal "$OUT/native-check.jsonl" >"$OUT.native.json"
 python3 - "$OUT.native.json" "$OUT.qemu.json" <<'PY'
 import json, sys
 

@@ -11,14 +11,15 @@
 # Environment: EDGE_TARGET (aarch64-unknown-linux-gnu), EDGE_PROFILE (cargo
 # profile for the device binaries: edge = release at opt-level s, or dev for
 # a faster build),
-# EDGE_OUT (target/edge). On a real box, copy $EDGE_OUT/bin/* and the bundle
+# EDGE_OUT ($CARGO_TARGET_DIR/edge-box). On a real box, copy $EDGE_OUT/bin/* and the bundle
 # there and run the last two steps without qemu.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TARGET=${EDGE_TARGET:-aarch64-unknown-linux-gnu}
 PROFILE=${EDGE_PROFILE:-edge}
-OUT=${EDGE_OUT:-target/edge}
+T=${CARGO_TARGET_DIR:-target}
+OUT=${EDGE_OUT:-$T/edge-box}
 ARCH=${TARGET%%-*}
 TRIPLE_ENV=$(echo "$TARGET" | tr 'a-z-' 'A-Z_')
 GCC=${ARCH}-linux-gnu-gcc
@@ -44,30 +45,30 @@ export "AR_${TARGET//-/_}=${ARCH}-linux-gnu-ar"
 QEMU=("qemu-$ARCH" -L "/usr/${ARCH}-linux-gnu")
 
 say "build: the host warden (with the compiler) and the $TARGET runtime-only binaries ($PROFILE)"
-cargo build -p warden-cli
+cargo build -p warden-cli -p incident-responder
 cargo build --profile "$PROFILE" --target "$TARGET" --no-default-features \
   -p incident-responder -p warden-cli
 dir=$PROFILE; [ "$PROFILE" = dev ] && dir=debug
 mkdir -p "$OUT/bin"
-cp "target/$TARGET/$dir/incident-responder" "target/$TARGET/$dir/warden" "$OUT/bin/"
+cp "$T/$TARGET/$dir/incident-responder" "$T/$TARGET/$dir/warden" "$OUT/bin/"
 ls -l "$OUT/bin"
 
 say "plugins: build, then precompile for $TARGET with the edge profile"
-./target/debug/warden plugin build --target "$TARGET" --profile edge
+"$T"/debug/warden plugin build --target "$TARGET" --profile edge
 
 say "bundle: precompiled plugins + policy + runbooks, with checksums"
-./target/debug/warden bundle pack --target "$TARGET" --out "$OUT/warden-bundle.tar.gz"
+"$T"/debug/warden bundle pack --target "$TARGET" --out "$OUT/warden-bundle.tar.gz"
 
 say "device ($ARCH under qemu): install the bundle, run the example agent"
 device=$OUT/device
-rm -rf "$device" && mkdir -p "$device"
-export WARDEN_KEY_FILE=$PWD/$device/host.key
+rm -rf "$device" && mkdir -p "$device/journal"
+export WARDEN_KEY_FILE=$(realpath -m "$device")/host.key
 "${QEMU[@]}" "$OUT/bin/warden" bundle install "$OUT/warden-bundle.tar.gz" --dir "$device"
 status=0
 "${QEMU[@]}" "$OUT/bin/incident-responder" --profile edge \
   --plugin-dir "$device/plugins" --policy "$device/policies" --runbooks "$device/runbooks" \
-  --journal "$device/journal.jsonl" --examples examples "$@" || status=$?
+  --journal "$device/journal/journal.jsonl" --examples examples "$@" || status=$?
 
 say "journal"
-"${QEMU[@]}" "$OUT/bin/warden" journal verify "$device/journal.jsonl"
+"${QEMU[@]}" "$OUT/bin/warden" journal verify "$device/journal/journal.jsonl"
 exit "$status"
