@@ -46,7 +46,7 @@ echo
 echo "== sizes (stripped)"
 row "aarch64 runtime-only incident-responder" "$(mb "$(stripped_size "$OUT/bin/incident-responder" "${ARCH}-linux-gnu-strip")")  (budget 12 MB)"
 row "aarch64 runtime-only warden CLI (serve, mcp, bundle)" "$(mb "$(stripped_size "$OUT/bin/warden" "${ARCH}-linux-gnu-strip")")"
-if [ -x "$T/$TARGET/edge/incident-responder" ]; then
+if [ "${EDGE_SKIP_FULL_ARM:-}" != 1 ]; then
   row "aarch64 full incident-responder (cranelift, llm, azure)" "$(mb "$(stripped_size "$T/$TARGET/edge/incident-responder" "${ARCH}-linux-gnu-strip")")  (budget 25 MB)"
 fi
 row "x86-64 runtime-only incident-responder" "$(mb "$(stripped_size "$OUT/x86-rt/incident-responder" strip)")"
@@ -63,7 +63,7 @@ import json, sys, datetime
 t0 = int(sys.argv[1]) / 1e9
 for line in open(sys.argv[2]):
     r = json.loads(line)
-    if r.get("event") == "call" or r.get("type") == "call" or "call" in r and isinstance(r["call"], dict):
+    if r.get("kind") == "call":
         ts = r["ts"].replace("Z", "+00:00")
         # Python < 3.11 takes at most 6 fractional digits.
         head, _, frac = ts.partition(".")
@@ -80,7 +80,7 @@ PY
 peak_rss() { awk -F: '/Maximum resident set size/ { printf "%.1f MB", $2 / 1000 }' "$1"; }
 run_agent() { # label, journal, command...
   local label=$1 journal=$2; shift 2
-  rm -f "$journal"
+  rm -f "$journal" "$journal.head"
   local t0; t0=$(date +%s%N)
   /usr/bin/time -v -o "$OUT/time.txt" "$@" --journal "$journal" --examples examples >"$OUT/run.txt" 2>&1 || {
     cat "$OUT/run.txt" >&2; echo "$label: the agent failed" >&2; return 1; }
@@ -100,6 +100,7 @@ native_box=$OUT/x86-box
 rm -rf "$native_box"
 "$OUT/x86-rt/warden" bundle install "$OUT/x86-bundle.tar.gz" --dir "$native_box"
 native=("$T"/edge/incident-responder --profile edge --plugin-dir .warden/plugins)
+rm -f "$OUT"/*.jsonl "$OUT"/*.jsonl.head
 "${native[@]}" --journal "$OUT/warmup.jsonl" --examples examples >/dev/null
 run_agent "x86-64 native, full build, edge profile" "$OUT/native.jsonl" "${native[@]}"
 run_agent "x86-64 native, full build, default profile" "$OUT/native-default.jsonl" \
@@ -107,6 +108,8 @@ run_agent "x86-64 native, full build, default profile" "$OUT/native-default.json
 native_rt=("$OUT/x86-rt/incident-responder" --profile edge --plugin-dir "$native_box/plugins"
   --policy "$native_box/policies" --runbooks "$native_box/runbooks")
 run_agent "x86-64 native, runtime-only, edge profile, installed bundle" "$OUT/native-rt.jsonl" "${native_rt[@]}"
+# Bound to this run's host key (edge.sh may have run with another).
+"${QEMU[@]}" "$OUT/bin/warden" bundle install "$OUT/warden-bundle.tar.gz" --dir "$device" >/dev/null
 emulated=("${QEMU[@]}" "$OUT/bin/incident-responder" --profile edge
   --plugin-dir "$device/plugins" --policy "$device/policies" --runbooks "$device/runbooks")
 run_agent "aarch64 under qemu, runtime-only, edge profile" "$OUT/qemu.jsonl" "${emulated[@]}"
@@ -134,7 +137,7 @@ serve_rss() { # label, config, command...
   kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true
 }
 serve_dir() { # dir: an installed bundle
-  mkdir -p "$1/secrets" "$1/journal"
+  rm -rf "$1/journal" && mkdir -p "$1/secrets" "$1/journal"
   cp examples/serve/warden-edge.toml "$1/warden.toml"
   for name in admin-token alertmanager-token webhook-secret; do
     [ -s "$1/secrets/$name" ] || (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$1/secrets/$name")

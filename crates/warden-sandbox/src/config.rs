@@ -124,15 +124,20 @@ impl SandboxConfig {
     /// ```
     pub fn edge() -> Self {
         let mut config = SandboxConfig::default();
+        config.edge_sizing();
         config
-            .max_instances(2)
+    }
+
+    /// The sizing of [`SandboxConfig::edge`], on top of whatever else is
+    /// set here (secrets, cache, outbox, timeouts).
+    fn edge_sizing(&mut self) -> &mut Self {
+        self.max_instances(2)
             .memory_limit(64 << 20)
             .instance_allocation(InstanceAllocation::Pooling)
             .max_table_elements(20_000)
             .output_limit(1 << 20)
             .max_plugin_size(16 << 20)
-            .kv_max_keys(256);
-        config
+            .kv_max_keys(256)
     }
 
     /// The settings named `name`: `default` ([`SandboxConfig::default`]) or
@@ -344,18 +349,27 @@ impl SandboxConfig {
         self
     }
 
-    /// Take the host's secrets and extra CA from environment variables, as
-    /// `warden run` and `warden serve` do: each `WARDEN_SECRET_<NAME>`
-    /// becomes the secret `<name>` (lowercase, `_` as `-`), and
-    /// `WARDEN_EXTRA_CA_FILE` the [`extra_ca_file`](Self::extra_ca_file).
+    /// Take the host's secrets, extra CA and profile from environment
+    /// variables, as `warden run`, `warden serve` and `warden mcp` do: each
+    /// `WARDEN_SECRET_<NAME>` becomes the secret `<name>` (lowercase, `_`
+    /// as `-`), `WARDEN_EXTRA_CA_FILE` the
+    /// [`extra_ca_file`](Self::extra_ca_file), and `WARDEN_PROFILE=edge`
+    /// applies the sizing of [`SandboxConfig::edge`] (on a small box, where
+    /// the installed plugins were precompiled with that profile; `default`
+    /// or empty changes nothing, another name is logged and ignored).
     ///
     /// ```
-    /// use warden_sandbox::SandboxConfig;
+    /// use warden_sandbox::{EngineId, SandboxConfig};
     ///
-    /// let vars = [("WARDEN_SECRET_OPS_SLACK".to_string(), "https://hooks.example/T0/abc".to_string())];
+    /// let vars = [
+    ///     ("WARDEN_SECRET_OPS_SLACK".to_string(), "https://hooks.example/T0/abc".to_string()),
+    ///     ("WARDEN_PROFILE".to_string(), "edge".to_string()),
+    /// ];
     /// let mut config = SandboxConfig::default();
     /// config.from_vars(vars);
     /// assert!(format!("{config:?}").contains("ops-slack"));
+    /// // Plugins precompiled with `--profile edge` load here.
+    /// assert_eq!(EngineId::host(&config), EngineId::host(&SandboxConfig::edge()));
     /// ```
     pub fn from_vars(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
         for (key, value) in vars {
@@ -363,6 +377,17 @@ impl SandboxConfig {
                 self.secret(&name.to_ascii_lowercase().replace('_', "-"), &value);
             } else if key == "WARDEN_EXTRA_CA_FILE" && !value.is_empty() {
                 self.extra_ca_file(value);
+            } else if key == "WARDEN_PROFILE" {
+                match value.as_str() {
+                    "edge" => {
+                        self.edge_sizing();
+                    }
+                    "" | "default" => {}
+                    other => tracing::warn!(
+                        profile = other,
+                        "WARDEN_PROFILE names no sandbox profile (default, edge); ignored"
+                    ),
+                }
             }
         }
         self
