@@ -62,6 +62,7 @@ pub fn run(args: McpArgs, plugin_dir: &Path) -> anyhow::Result<ExitCode> {
             let mut sandbox = warden::sandbox::SandboxConfig::default();
             sandbox.cache_dir(plugin_dir.join(".cache"));
             sandbox.from_vars(std::env::vars());
+            #[cfg(feature = "azure")]
             if let Some(arm) = warden::azure::backend_from_env()? {
                 sandbox.arm(arm);
             }

@@ -24,6 +24,15 @@ pub enum PluginCmd {
         /// Build with the debug profile (faster to build, slower to run).
         #[arg(long)]
         debug: bool,
+        /// Also precompile the plugins for this target triple (e.g.
+        /// `aarch64-unknown-linux-gnu`) into <plugin-dir>/.precompiled/<target>,
+        /// for `warden bundle pack`.
+        #[arg(long)]
+        target: Option<String>,
+        /// Sandbox profile whose engine settings the target's code is
+        /// compiled for: `default` or `edge` (the device must use the same).
+        #[arg(long, default_value = "edge", requires = "target")]
+        profile: String,
     },
     /// List the plugins in the plugin directory.
     List,
@@ -73,7 +82,15 @@ pub enum PluginCmd {
 
 pub fn run(cmd: PluginCmd, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     match cmd {
-        PluginCmd::Build { source, debug } => build(&source, plugin_dir, debug, json),
+        PluginCmd::Build {
+            source,
+            debug,
+            target,
+            profile,
+        } => {
+            let target = target.map(|t| (t, profile));
+            build(&source, plugin_dir, debug, target.as_ref(), json)
+        }
         PluginCmd::List => list(plugin_dir, json),
         PluginCmd::Inspect { plugin } => inspect(plugin_dir, &plugin, json),
         PluginCmd::Call {
@@ -211,7 +228,21 @@ fn rustup_has_wasm_target() -> bool {
         .unwrap_or(false)
 }
 
-fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::Result<ExitCode> {
+fn build(
+    source: &Path,
+    plugin_dir: &Path,
+    debug: bool,
+    target: Option<&(String, String)>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    if !cfg!(feature = "compile") {
+        bail!(
+            "this warden was built without the plugin compiler (feature `compile`)\nhint: build and precompile plugins on a build machine: warden plugin build --target <this host's triple>, then warden bundle pack / warden bundle install"
+        );
+    }
+    let precompiler = target
+        .map(|(t, profile)| TargetBuild::new(plugin_dir, t, profile))
+        .transpose()?;
     let manifest = source.join("Cargo.toml");
     if !manifest.is_file() {
         bail!(
@@ -269,6 +300,9 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
         let dest = plugin_dir.join(file.file_name().unwrap_or_default());
         fs_err::copy(&file, &dest)?;
         let plugin = sandbox.load_file(&dest)?;
+        if let Some(pre) = &precompiler {
+            pre.precompile(&dest)?;
+        }
         let size = fs_err::metadata(&dest)?.len();
         rows.push(vec![
             plugin.manifest().name.clone(),
@@ -288,12 +322,93 @@ fn build(source: &Path, plugin_dir: &Path, debug: bool, json: bool) -> anyhow::R
         built.len(),
         started.elapsed()
     );
+    if let Some(pre) = &precompiler {
+        pre.finish()?;
+    }
     if json {
         output::json(&built)?;
     } else {
         output::table(&rows)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Precompiling the built plugins for another target (`--target`).
+struct TargetBuild {
+    dir: PathBuf,
+    info: crate::cmd_bundle::EngineInfo,
+    #[cfg(feature = "compile")]
+    precompiler: warden::sandbox::Precompiler,
+}
+
+impl TargetBuild {
+    fn new(plugin_dir: &Path, target: &str, profile: &str) -> anyhow::Result<Self> {
+        let Some(config) = SandboxConfig::profile(profile) else {
+            bail!("unknown --profile `{profile}`: use `default` or `edge`");
+        };
+        let dir = plugin_dir
+            .join(crate::cmd_bundle::PRECOMPILED_DIR)
+            .join(target);
+        if dir.exists() {
+            fs_err::remove_dir_all(&dir)?;
+        }
+        fs_err::create_dir_all(&dir)?;
+        #[cfg(feature = "compile")]
+        {
+            let precompiler = warden::sandbox::Precompiler::new(&config, target)?;
+            let info = crate::cmd_bundle::EngineInfo::new(precompiler.engine_id(), profile);
+            Ok(TargetBuild {
+                dir,
+                info,
+                precompiler,
+            })
+        }
+        #[cfg(not(feature = "compile"))]
+        {
+            let id = warden::sandbox::EngineId::for_target(&config, target);
+            Ok(TargetBuild {
+                dir,
+                info: crate::cmd_bundle::EngineInfo::new(&id, profile),
+            })
+        }
+    }
+
+    fn precompile(&self, wasm_path: &Path) -> anyhow::Result<()> {
+        #[cfg(feature = "compile")]
+        {
+            let wasm = fs_err::read(wasm_path)?;
+            let code = self
+                .precompiler
+                .precompile(&wasm, &wasm_path.display().to_string())?;
+            let stem = wasm_path.file_stem().unwrap_or_default();
+            let out = self.dir.join(stem).with_extension("cwasm");
+            fs_err::write(&out, code)?;
+            Ok(())
+        }
+        #[cfg(not(feature = "compile"))]
+        {
+            bail!(
+                "cannot precompile {}: built without the plugin compiler",
+                wasm_path.display()
+            )
+        }
+    }
+
+    fn finish(&self) -> anyhow::Result<()> {
+        fs_err::write(
+            self.dir.join(crate::cmd_bundle::ENGINE_FILE),
+            serde_json::to_vec_pretty(&self.info)?,
+        )?;
+        eprintln!(
+            "precompiled for {} (profile {}, engine {}) into {}\nhint: warden bundle pack --target {}",
+            self.info.target,
+            self.info.profile,
+            &self.info.engine[..16],
+            self.dir.display(),
+            self.info.target
+        );
+        Ok(())
+    }
 }
 
 /// `cargo metadata` of the plugins workspace, read once per build.

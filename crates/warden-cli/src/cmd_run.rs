@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 use warden::policy::PolicyEngine;
-use warden::{
-    Agent, Budget, CancellationToken, Input, Limits, LlmPlanner, Outcome, Task, terminal_safe,
-};
+use warden::{Agent, Budget, CancellationToken, Input, Limits, Outcome, Task, terminal_safe};
 
 use crate::output;
 
@@ -104,6 +102,39 @@ async fn deliver_outbox(agent: &Agent) {
     }
 }
 
+/// Adds the LLM planner `choice` asks for; true when the agent plans offline.
+#[cfg(feature = "llm")]
+fn with_planner(
+    builder: warden::AgentBuilder,
+    choice: PlannerChoice,
+) -> anyhow::Result<(warden::AgentBuilder, bool)> {
+    let llm = match choice {
+        PlannerChoice::Runbook => None,
+        PlannerChoice::Auto => warden::LlmPlanner::from_env()?,
+        PlannerChoice::Llm => Some(warden::LlmPlanner::from_env()?.ok_or_else(|| {
+            anyhow::anyhow!("--planner llm needs a model: set WARDEN_LLM_BASE_URL and WARDEN_LLM_MODEL (any OpenAI-compatible server), OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_DEPLOYMENT and AZURE_OPENAI_API_KEY")
+        })?),
+    };
+    Ok(match llm {
+        Some(planner) => (builder.planner(planner), false),
+        None => (builder, true),
+    })
+}
+
+/// A build without the `llm` feature plans with runbooks and past cases only.
+#[cfg(not(feature = "llm"))]
+fn with_planner(
+    builder: warden::AgentBuilder,
+    choice: PlannerChoice,
+) -> anyhow::Result<(warden::AgentBuilder, bool)> {
+    if choice == PlannerChoice::Llm {
+        bail!(
+            "--planner llm: this warden was built without the `llm` feature; use --planner runbook"
+        );
+    }
+    Ok((builder, true))
+}
+
 /// Which planner plans the task.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum PlannerChoice {
@@ -181,6 +212,7 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
     // HTTPS trusts the system roots plus WARDEN_EXTRA_CA_FILE (PEM).
     sandbox.from_vars(std::env::vars());
     sandbox.outbox(&args.outbox);
+    #[cfg(feature = "azure")]
     if let Some(arm) = warden::azure::backend_from_env()? {
         sandbox.arm(arm);
     }
@@ -203,17 +235,7 @@ pub fn run(args: RunArgs, plugin_dir: &Path, json: bool) -> anyhow::Result<ExitC
     if let Some(dir) = &args.memory {
         builder = builder.memory(warden::memory::Memory::open(dir)?);
     }
-    let llm = match args.planner {
-        PlannerChoice::Runbook => None,
-        PlannerChoice::Auto => LlmPlanner::from_env()?,
-        PlannerChoice::Llm => Some(LlmPlanner::from_env()?.ok_or_else(|| {
-            anyhow::anyhow!("--planner llm needs a model: set WARDEN_LLM_BASE_URL and WARDEN_LLM_MODEL (any OpenAI-compatible server), OPENAI_API_KEY, or AZURE_OPENAI_ENDPOINT, AZURE_OPENAI_DEPLOYMENT and AZURE_OPENAI_API_KEY")
-        })?),
-    };
-    let offline = llm.is_none();
-    if let Some(planner) = llm {
-        builder = builder.planner(planner);
-    }
+    let (builder, offline) = with_planner(builder, args.planner)?;
     let agent = builder.build()?;
     if offline && args.planner == PlannerChoice::Auto {
         eprintln!(

@@ -6,6 +6,7 @@
 )]
 
 mod agent_args;
+mod cmd_bundle;
 mod cmd_incidents;
 mod cmd_journal;
 mod cmd_logs;
@@ -68,6 +69,10 @@ enum Command {
     /// Build, list, inspect, call and scaffold tool plugins.
     #[command(subcommand)]
     Plugin(cmd_plugin::PluginCmd),
+    /// Pack plugins precompiled for an edge box with policy and runbooks;
+    /// install such a bundle on the box.
+    #[command(subcommand)]
+    Bundle(cmd_bundle::BundleCmd),
     /// Test, evaluate and check Rego policy bundles.
     #[command(subcommand)]
     Policy(cmd_policy::PolicyCmd),
@@ -103,6 +108,7 @@ fn main() -> ExitCode {
         Command::Logs(cmd) => cmd_logs::run(cmd, cli.json),
         Command::Outbox(cmd) => cmd_outbox::run(cmd, &plugin_dir, cli.json),
         Command::Plugin(cmd) => cmd_plugin::run(cmd, &plugin_dir, cli.json),
+        Command::Bundle(cmd) => cmd_bundle::run(cmd, &plugin_dir, cli.json),
         Command::Policy(cmd) => cmd_policy::run(cmd, cli.json),
         Command::Incidents { data_dir, cmd } => cmd_incidents::run(cmd, data_dir, cli.json),
     };

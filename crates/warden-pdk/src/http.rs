@@ -208,17 +208,6 @@ impl Request {
         let body = request
             .body()
             .map_err(|_| HttpError::Transport("request body already taken".into()))?;
-        if let Some(bytes) = &self.body {
-            let stream = body
-                .write()
-                .map_err(|_| HttpError::Transport("request body stream unavailable".into()))?;
-            for chunk in bytes.chunks(4096) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| HttpError::Transport(format!("writing request body: {e:?}")))?;
-            }
-        }
-        OutgoingBody::finish(body, None).map_err(map_error)?;
         let options = RequestOptions::new();
         if let Some(t) = self.timeout {
             let ns = u64::try_from(t.as_nanos()).unwrap_or(u64::MAX);
@@ -226,7 +215,15 @@ impl Request {
             let _ = options.set_first_byte_timeout(Some(ns));
             let _ = options.set_between_bytes_timeout(Some(ns));
         }
+        // Send first, then stream the body: the host buffers only a chunk
+        // or two of an outgoing body and drains it once the request is on
+        // its way, so a body written in full before `handle` never fits.
         let pending = outgoing_handler::handle(request, Some(options)).map_err(map_error)?;
+        let written = match &self.body {
+            Some(bytes) => write_body(&body, bytes),
+            None => Ok(()),
+        };
+        let finished = OutgoingBody::finish(body, None).map_err(map_error);
         pending.subscribe().block();
         let response = match pending.get() {
             Some(Ok(Ok(r))) => r,
@@ -234,6 +231,10 @@ impl Request {
             Some(Err(())) => return Err(HttpError::Transport("response already taken".into())),
             None => return Err(HttpError::Transport("response not ready".into())),
         };
+        // A refused request closes the body stream too; the response's
+        // error (above) says why, these only when there was none.
+        written?;
+        finished?;
         let status = response.status();
         let headers = response
             .headers()
@@ -277,6 +278,45 @@ impl Request {
             headers,
             body,
         })
+    }
+}
+
+/// Write `bytes` to the request body as fast as the host takes them: no
+/// more than `check-write` allows at a time, waiting on the stream when it
+/// allows nothing, then flush.
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
+    let failed = |e: StreamError| {
+        HttpError::Transport(match e {
+            StreamError::Closed => "writing request body: the host closed the stream".into(),
+            StreamError::LastOperationFailed(e) => {
+                format!("writing request body: {}", e.to_debug_string())
+            }
+        })
+    };
+    let stream = body
+        .write()
+        .map_err(|_| HttpError::Transport("request body stream unavailable".into()))?;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let allowed = stream.check_write().map_err(failed)?;
+        if allowed == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let n = rest
+            .len()
+            .min(usize::try_from(allowed).unwrap_or(usize::MAX));
+        let (now, later) = rest.split_at(n);
+        stream.write(now).map_err(failed)?;
+        rest = later;
+    }
+    stream.flush().map_err(failed)?;
+    // The flush is done when the stream can take bytes again.
+    loop {
+        stream.subscribe().block();
+        if stream.check_write().map_err(failed)? > 0 {
+            return Ok(());
+        }
     }
 }
 

@@ -13,8 +13,14 @@
 //! our key is deserialised; anything else (another key, another plugin's
 //! entry, flipped bits, a truncated file, another engine) is recompiled and
 //! the entry rewritten.
+//!
+//! The engine fingerprint is wasmtime's precompile compatibility hash where
+//! the compiler is built in (`compile`), and the [`EngineId`](crate::EngineId)
+//! in a runtime-only build, which has no such hash; a runtime-only build
+//! never compiles, it only reads entries that
+//! [`Sandbox::install_precompiled`](crate::Sandbox::install_precompiled)
+//! wrote.
 
-use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -93,9 +99,26 @@ pub(crate) struct Loaded {
     pub cache_hit: bool,
 }
 
-/// SHA-256 of the engine's precompile compatibility hash: equal for engines
-/// whose artifacts are interchangeable.
-fn engine_compat(engine: &Engine) -> [u8; 32] {
+/// The fingerprint entries of `engine` are filed and bound under: equal for
+/// engines whose artifacts are interchangeable.
+pub(crate) fn engine_compat(engine: &Engine, id: &crate::EngineId) -> [u8; 32] {
+    #[cfg(feature = "compile")]
+    {
+        let _ = id;
+        compiler_compat(engine)
+    }
+    #[cfg(not(feature = "compile"))]
+    {
+        let _ = engine;
+        *id.bytes()
+    }
+}
+
+/// SHA-256 of the engine's precompile compatibility hash (which only an
+/// engine with a compiler has).
+#[cfg(feature = "compile")]
+fn compiler_compat(engine: &Engine) -> [u8; 32] {
+    use std::hash::{Hash, Hasher};
     struct Sha(Sha256);
     impl Hasher for Sha {
         fn finish(&self) -> u64 {
@@ -138,14 +161,15 @@ fn entry_mac(
 /// Load `wasm` through the cache in `dir`, compiling and storing it on a miss.
 pub(crate) fn load_cached(
     engine: &Engine,
+    compat: &[u8; 32],
     dir: &Path,
     key: &CacheKey,
     wasm: &[u8],
     origin: &str,
     compile: impl FnOnce(&[u8]) -> Result<Component, SandboxError>,
 ) -> Result<Loaded, SandboxError> {
+    let compat = *compat;
     let wasm_digest: [u8; 32] = Sha256::digest(wasm).into();
-    let compat = engine_compat(engine);
     let path = entry_path(dir, &wasm_digest, &compat);
     if let Some(component) = read_entry(engine, &path, key, &wasm_digest, &compat) {
         return Ok(Loaded {
@@ -157,11 +181,7 @@ pub(crate) fn load_cached(
     let payload = component.serialize().map_err(|e| SandboxError::Config {
         message: format!("{origin}: serialising compiled component: {e}"),
     })?;
-    let written = match entry_mac(key, &wasm_digest, &compat, &payload) {
-        Some(mac) => write_entry(&path, &mac.finalize().into_bytes(), &payload),
-        None => Err(std::io::Error::other("cannot key the cache MAC")),
-    };
-    if let Err(e) = written {
+    if let Err(e) = store(&path, key, &wasm_digest, &compat, &payload) {
         // A read-only or full cache disk must not stop the agent.
         tracing::warn!(path = %path.display(), error = %e, "could not write plugin cache entry");
     }
@@ -169,6 +189,34 @@ pub(crate) fn load_cached(
         component,
         cache_hit: false,
     })
+}
+
+/// File `payload`, compiled from `wasm` by an engine with fingerprint
+/// `compat`, as the entry for `wasm` in `dir`, bound under `key`.
+pub(crate) fn store_entry(
+    dir: &Path,
+    key: &CacheKey,
+    wasm: &[u8],
+    compat: &[u8; 32],
+    payload: &[u8],
+) -> std::io::Result<PathBuf> {
+    let wasm_digest: [u8; 32] = Sha256::digest(wasm).into();
+    let path = entry_path(dir, &wasm_digest, compat);
+    store(&path, key, &wasm_digest, compat, payload)?;
+    Ok(path)
+}
+
+fn store(
+    path: &Path,
+    key: &CacheKey,
+    wasm_digest: &[u8; 32],
+    compat: &[u8; 32],
+    payload: &[u8],
+) -> std::io::Result<()> {
+    match entry_mac(key, wasm_digest, compat, payload) {
+        Some(mac) => write_entry(path, &mac.finalize().into_bytes(), payload),
+        None => Err(std::io::Error::other("cannot key the cache MAC")),
+    }
 }
 
 fn read_entry(

@@ -96,6 +96,67 @@ impl Default for SandboxConfig {
 }
 
 impl SandboxConfig {
+    /// Settings for a small box: 1-2 cores, 512 MiB-1 GiB of RAM, maybe an
+    /// emulator. Differences from the default:
+    ///
+    /// | setting | edge | default | why |
+    /// | --- | --- | --- | --- |
+    /// | [`max_instances`](Self::max_instances) | 2 | 8 | one call per core |
+    /// | [`memory_limit`](Self::memory_limit) | 64 MiB | 128 MiB | Rust plugins use a few MiB |
+    /// | [`instance_allocation`](Self::instance_allocation) | pooling | on demand | no `mmap` per call: 0.17 ms vs 69 ms under qemu |
+    /// | [`max_table_elements`](Self::max_table_elements) | 20 000 | 100 000 | a Rust plugin needs a few hundred |
+    /// | [`output_limit`](Self::output_limit) | 1 MiB | 4 MiB | |
+    /// | [`max_plugin_size`](Self::max_plugin_size) | 16 MiB | 64 MiB | no Python or JS plugins here |
+    /// | [`kv_max_keys`](Self::kv_max_keys) | 256 | 1024 | |
+    ///
+    /// The pool reserves about 2 × (64 + 4) MiB of address space (not
+    /// memory) up front; resident memory grows only with what plugins touch.
+    /// The memory limit shapes compiled code, so plugins precompiled for an
+    /// edge box must be precompiled with this profile (`warden plugin build
+    /// --target … --profile edge`): its [`EngineId`](crate::EngineId)
+    /// differs from the default's.
+    ///
+    /// ```
+    /// use warden_sandbox::{EngineId, SandboxConfig};
+    ///
+    /// let edge = SandboxConfig::edge();
+    /// assert_ne!(EngineId::host(&edge), EngineId::host(&SandboxConfig::default()));
+    /// ```
+    pub fn edge() -> Self {
+        let mut config = SandboxConfig::default();
+        config.edge_sizing();
+        config
+    }
+
+    /// The sizing of [`SandboxConfig::edge`], on top of whatever else is
+    /// set here (secrets, cache, outbox, timeouts).
+    fn edge_sizing(&mut self) -> &mut Self {
+        self.max_instances(2)
+            .memory_limit(64 << 20)
+            .instance_allocation(InstanceAllocation::Pooling)
+            .max_table_elements(20_000)
+            .output_limit(1 << 20)
+            .max_plugin_size(16 << 20)
+            .kv_max_keys(256)
+    }
+
+    /// The settings named `name`: `default` ([`SandboxConfig::default`]) or
+    /// `edge` ([`SandboxConfig::edge`]); `None` for any other name.
+    ///
+    /// ```
+    /// use warden_sandbox::SandboxConfig;
+    ///
+    /// assert!(SandboxConfig::profile("edge").is_some());
+    /// assert!(SandboxConfig::profile("huge").is_none());
+    /// ```
+    pub fn profile(name: &str) -> Option<Self> {
+        match name {
+            "default" => Some(Self::default()),
+            "edge" => Some(Self::edge()),
+            _ => None,
+        }
+    }
+
     /// Wall-time deadline of one call, enforced by epoch interruption (and by
     /// a host-side timer while the guest waits on the host). Default: 10 s.
     pub fn timeout(&mut self, timeout: Duration) -> &mut Self {
@@ -288,18 +349,27 @@ impl SandboxConfig {
         self
     }
 
-    /// Take the host's secrets and extra CA from environment variables, as
-    /// `warden run` and `warden serve` do: each `WARDEN_SECRET_<NAME>`
-    /// becomes the secret `<name>` (lowercase, `_` as `-`), and
-    /// `WARDEN_EXTRA_CA_FILE` the [`extra_ca_file`](Self::extra_ca_file).
+    /// Take the host's secrets, extra CA and profile from environment
+    /// variables, as `warden run`, `warden serve` and `warden mcp` do: each
+    /// `WARDEN_SECRET_<NAME>` becomes the secret `<name>` (lowercase, `_`
+    /// as `-`), `WARDEN_EXTRA_CA_FILE` the
+    /// [`extra_ca_file`](Self::extra_ca_file), and `WARDEN_PROFILE=edge`
+    /// applies the sizing of [`SandboxConfig::edge`] (on a small box, where
+    /// the installed plugins were precompiled with that profile; `default`
+    /// or empty changes nothing, another name is logged and ignored).
     ///
     /// ```
-    /// use warden_sandbox::SandboxConfig;
+    /// use warden_sandbox::{EngineId, SandboxConfig};
     ///
-    /// let vars = [("WARDEN_SECRET_OPS_SLACK".to_string(), "https://hooks.example/T0/abc".to_string())];
+    /// let vars = [
+    ///     ("WARDEN_SECRET_OPS_SLACK".to_string(), "https://hooks.example/T0/abc".to_string()),
+    ///     ("WARDEN_PROFILE".to_string(), "edge".to_string()),
+    /// ];
     /// let mut config = SandboxConfig::default();
     /// config.from_vars(vars);
     /// assert!(format!("{config:?}").contains("ops-slack"));
+    /// // Plugins precompiled with `--profile edge` load here.
+    /// assert_eq!(EngineId::host(&config), EngineId::host(&SandboxConfig::edge()));
     /// ```
     pub fn from_vars(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> &mut Self {
         for (key, value) in vars {
@@ -307,6 +377,17 @@ impl SandboxConfig {
                 self.secret(&name.to_ascii_lowercase().replace('_', "-"), &value);
             } else if key == "WARDEN_EXTRA_CA_FILE" && !value.is_empty() {
                 self.extra_ca_file(value);
+            } else if key == "WARDEN_PROFILE" {
+                match value.as_str() {
+                    "edge" => {
+                        self.edge_sizing();
+                    }
+                    "" | "default" => {}
+                    other => tracing::warn!(
+                        profile = other,
+                        "WARDEN_PROFILE names no sandbox profile (default, edge); ignored"
+                    ),
+                }
             }
         }
         self

@@ -27,6 +27,18 @@ const CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 /// [`SandboxError::AddressSpace`] when the pool cannot be reserved (it
 /// names the settings that size it), [`SandboxError::Config`] otherwise.
 pub(crate) fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
+    let wasm = wasm_config(config);
+    Engine::new(&wasm).map_err(|e| {
+        let message = format!("{e:#}");
+        pool_error(config, &message).unwrap_or(SandboxError::Config { message })
+    })
+}
+
+/// The wasmtime configuration of `config`: every setting that shapes
+/// compiled code is set here, so a [`Precompiler`](crate::Precompiler) for
+/// another target produces code this engine accepts. Keep
+/// [`engine_settings`] in step with it.
+pub(crate) fn wasm_config(config: &SandboxConfig) -> Config {
     let memory = memory_reservation(config);
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)
@@ -53,10 +65,21 @@ pub(crate) fn build(config: &SandboxConfig) -> Result<Engine, SandboxError> {
             .max_memory_size(config.memory_limit);
         wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     }
-    Engine::new(&wasm).map_err(|e| {
-        let message = format!("{e:#}");
-        pool_error(config, &message).unwrap_or(SandboxError::Config { message })
-    })
+    wasm
+}
+
+/// The settings of [`wasm_config`] that shape compiled code, one per line,
+/// as the [`EngineId`](crate::EngineId) hashes them. (How instances are
+/// allocated does not change the code, so pooling and on-demand engines
+/// share precompiled plugins.)
+pub(crate) fn engine_settings(config: &SandboxConfig) -> String {
+    format!(
+        "component_model=true\nepoch_interruption=true\nconsume_fuel={}\n\
+         memory_reservation={}\nmemory_guard_size={MEMORY_GUARD}\n\
+         memory_reservation_for_growth=0\nmemory_may_move=false\n",
+        config.fuel.is_some(),
+        memory_reservation(config),
+    )
 }
 
 /// What each memory reserves: the cap, rounded up to whole wasm pages.

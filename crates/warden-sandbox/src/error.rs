@@ -218,6 +218,33 @@ pub enum SandboxError {
         /// How long the call waited.
         waited: Duration,
     },
+    /// A runtime-only build (no `compile` feature) met a plugin for which no
+    /// code precompiled for its engine is installed.
+    #[error(
+        "{origin}: this build cannot compile plugins and no code precompiled for {engine} is installed{}; precompile them with `warden plugin build --target {target}` and install them with `warden bundle install`",
+        cache_dir.as_ref().map(|d| format!(" in {}", d.display())).unwrap_or_else(|| " (no cache directory is configured)".into())
+    )]
+    NotPrecompiled {
+        /// File or name the plugin came from.
+        origin: String,
+        /// The engine the code must be built for (target, release, settings).
+        engine: String,
+        /// The target triple to precompile for.
+        target: String,
+        /// Where precompiled code was looked for.
+        cache_dir: Option<PathBuf>,
+    },
+    /// Precompiled code that does not fit this engine (another wasmtime
+    /// release, target, CPU or engine settings) or is not a component.
+    #[error("{origin}: precompiled code does not fit this engine, {engine}: {message}")]
+    Precompiled {
+        /// File or name the code came from.
+        origin: String,
+        /// This sandbox's engine.
+        engine: String,
+        /// What wasmtime said.
+        message: String,
+    },
     /// The engine could not be set up with this configuration.
     #[error("sandbox configuration: {message}")]
     Config {

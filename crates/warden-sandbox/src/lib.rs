@@ -63,6 +63,11 @@
 //! plus an optional [`SandboxConfig::extra_ca_file`]; a certificate that
 //! does not verify fails the request with a TLS error for the guest.
 //!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `compile` | yes | Cranelift: `.wasm` plugins compile on this host, and `Precompiler` compiles them for another target (`aarch64-unknown-linux-gnu`). Without it the sandbox is runtime-only: it loads the plugins whose code [`Sandbox::install_precompiled`] installed for its [`EngineId`], and refuses others with [`SandboxError::NotPrecompiled`], which names the command that precompiles them |
+//! | `cross` | no | `compile` plus Cranelift's other backends, so `Precompiler` compiles for another architecture (a build machine's CLI enables it) |
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), warden_sandbox::SandboxError> {
 //! use std::sync::Arc;
@@ -97,6 +102,7 @@ mod files;
 mod outbound;
 mod outbox;
 mod plugin;
+mod precompile;
 mod sandbox;
 mod scrub;
 mod secret;
@@ -110,5 +116,8 @@ pub use outbox::{
     Delivery, DeliveryOutcome, DeliveryPass, GateFor, OUTBOX_BODY_LIMIT, Outbox, OutboxEntry,
 };
 pub use plugin::{CallOutput, Plugin};
+pub use precompile::EngineId;
+#[cfg(feature = "compile")]
+pub use precompile::Precompiler;
 pub use sandbox::Sandbox;
 pub use state::Denial;

@@ -19,7 +19,7 @@ use crate::outbox::Outbox;
 use crate::plugin::{Plugin, PluginInner};
 use crate::scrub::Scrubber;
 use crate::state::{CallScope, KvMap, State};
-use crate::{SandboxConfig, SandboxError};
+use crate::{EngineId, SandboxConfig, SandboxError};
 use warden_types::{CallContext, CapabilityGate, DenyAll, ToolManifest};
 
 /// The component host: one engine, one linker, an epoch ticker, and the
@@ -64,6 +64,10 @@ pub(crate) struct SandboxInner {
     pub config: SandboxConfig,
     /// The configured cache key, or this process's random one.
     cache_key: CacheKey,
+    /// What precompiled code must have been built for.
+    engine_id: EngineId,
+    /// The engine fingerprint cache entries are filed and bound under.
+    compat: [u8; 32],
     /// TLS client for plugins' `https` requests.
     pub tls: Arc<rustls::ClientConfig>,
     /// Replaces secret URLs and their parts in what guests return.
@@ -133,12 +137,16 @@ impl Sandbox {
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         spawn_ticker(engine.clone(), config.epoch_tick, ticker_stop.clone())?;
+        let engine_id = EngineId::host(config);
+        let compat = cache::engine_compat(&engine, &engine_id);
         Ok(Sandbox {
             inner: Arc::new(SandboxInner {
                 engine,
                 linker,
                 config: config.clone(),
                 cache_key,
+                engine_id,
+                compat,
                 tls,
                 scrub,
                 slots: Arc::new(Semaphore::new(config.max_instances as usize)),
@@ -169,17 +177,34 @@ impl Sandbox {
     pub fn load_bytes(&self, bytes: &[u8], origin: &str) -> Result<Plugin, SandboxError> {
         check_header(bytes, origin)?;
         let engine = &self.inner.engine;
+        #[cfg(feature = "compile")]
         let compile = |wasm: &[u8]| {
             Component::new(engine, wasm).map_err(|e| SandboxError::InvalidWasm {
                 origin: origin.to_string(),
                 message: format!("{e:#}"),
             })
         };
+        #[cfg(not(feature = "compile"))]
+        let compile = |_: &[u8]| -> Result<Component, SandboxError> {
+            Err(SandboxError::NotPrecompiled {
+                origin: origin.to_string(),
+                engine: self.inner.engine_id.to_string(),
+                target: self.inner.engine_id.target().to_string(),
+                cache_dir: self.inner.config.cache_dir.clone(),
+            })
+        };
         let started = Instant::now();
         let (component, cache_hit) = match &self.inner.config.cache_dir {
             Some(dir) => {
-                let loaded =
-                    cache::load_cached(engine, dir, &self.inner.cache_key, bytes, origin, compile)?;
+                let loaded = cache::load_cached(
+                    engine,
+                    &self.inner.compat,
+                    dir,
+                    &self.inner.cache_key,
+                    bytes,
+                    origin,
+                    compile,
+                )?;
                 (loaded.component, loaded.cache_hit)
             }
             None => (compile(bytes)?, false),
@@ -219,6 +244,79 @@ impl Sandbox {
                 cache_hit,
             }),
         })
+    }
+
+    /// What code precompiled for this sandbox must have been built for:
+    /// this host's target and the engine settings of its configuration.
+    pub fn engine_id(&self) -> &EngineId {
+        &self.inner.engine_id
+    }
+
+    /// Install `precompiled`, the code a [`Precompiler`](crate::Precompiler)
+    /// for this sandbox's [`engine_id`](Self::engine_id) made from the
+    /// plugin `wasm` (named `origin` in errors), into the
+    /// [`cache_dir`](SandboxConfig::cache_dir), bound under this host's
+    /// [`cache_key`](SandboxConfig::cache_key), and return the plugin
+    /// loaded from it. From then on [`load_file`](Self::load_file) of the `.wasm` loads it
+    /// without compiling, which is the only way a runtime-only build (no
+    /// `compile` feature) loads plugins.
+    ///
+    /// wasmtime checks that the code fits this engine (release, target, CPU
+    /// features, settings) before anything is written; then the plugin is
+    /// loaded once from the new entry to check it is a warden plugin.
+    ///
+    /// # Errors
+    /// [`SandboxError::Config`] without a cache directory;
+    /// [`SandboxError::Precompiled`] for code built for another engine;
+    /// [`SandboxError::Io`] when the entry cannot be written; any load error
+    /// of the plugin.
+    ///
+    /// # Safety
+    /// `precompiled` is native code that this process maps and runs, with
+    /// no more than wasmtime's format checks: it must come from a
+    /// [`Precompiler`](crate::Precompiler) (or `Component::serialize`) of
+    /// the same wasmtime release, from this very `wasm`, by someone you
+    /// trust, e.g. in a bundle whose checksums (or signature) you verified.
+    #[allow(
+        unsafe_code,
+        reason = "deserialising native code the caller vouches for (see # Safety)"
+    )]
+    pub unsafe fn install_precompiled(
+        &self,
+        wasm: &[u8],
+        precompiled: &[u8],
+        origin: &str,
+    ) -> Result<Plugin, SandboxError> {
+        check_header(wasm, origin)?;
+        let Some(dir) = &self.inner.config.cache_dir else {
+            return Err(SandboxError::Config {
+                message: format!(
+                    "{origin}: installing precompiled code needs a cache directory (SandboxConfig::cache_dir)"
+                ),
+            });
+        };
+        // SAFETY: the caller vouches for the bytes (see # Safety); wasmtime
+        // checks its header, release, target and settings.
+        let component = unsafe { Component::deserialize(&self.inner.engine, precompiled) }
+            .map_err(|e| SandboxError::Precompiled {
+                origin: origin.to_string(),
+                engine: self.inner.engine_id.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        check_exports(&self.inner.engine, &component, origin)?;
+        drop(component);
+        cache::store_entry(
+            dir,
+            &self.inner.cache_key,
+            wasm,
+            &self.inner.compat,
+            precompiled,
+        )
+        .map_err(|error| SandboxError::Io {
+            path: dir.clone(),
+            error,
+        })?;
+        self.load_bytes(wasm, origin)
     }
 
     fn describe(
@@ -429,7 +527,7 @@ fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) -> Result
 
 /// Tell a core module, a component and garbage apart before compiling, so
 /// each gets the error that helps.
-fn check_header(bytes: &[u8], origin: &str) -> Result<(), SandboxError> {
+pub(crate) fn check_header(bytes: &[u8], origin: &str) -> Result<(), SandboxError> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(SandboxError::InvalidWasm {
             origin: origin.to_string(),

@@ -41,6 +41,8 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `llm` | yes | [`LlmPlanner`]: plans with any OpenAI-compatible model |
+//! | `compile` | yes | Cranelift: plugins compile on this host, and `sandbox::Precompiler` precompiles them for others; without it only precompiled plugins load (edge builds) |
+//! | `cross` | no | `compile` for other architectures too: `warden plugin build --target aarch64-unknown-linux-gnu` |
 //! | `azure` | no | the `azure` module: the ARM capability from the environment |
 //! | `fastembed` | no | a sentence-embedding model for incident memory, from local files |
 //!
@@ -70,10 +72,12 @@ pub mod journal {
 
 /// WebAssembly tool plugins: loading, limits, calls.
 pub mod sandbox {
+    #[cfg(feature = "compile")]
+    pub use warden_sandbox::Precompiler;
     pub use warden_sandbox::{
-        ArmBackend, CallOutput, Delivery, DeliveryOutcome, DeliveryPass, Denial, OUTBOX_BODY_LIMIT,
-        Outbox, OutboxEntry, Plugin, Sandbox, SandboxConfig, SandboxError, ToolErrorKind,
-        plugin_files,
+        ArmBackend, CallOutput, Delivery, DeliveryOutcome, DeliveryPass, Denial, EngineId,
+        InstanceAllocation, OUTBOX_BODY_LIMIT, Outbox, OutboxEntry, Plugin, Sandbox, SandboxConfig,
+        SandboxError, ToolErrorKind, plugin_files,
     };
 }
 

@@ -54,6 +54,11 @@ struct Args {
     /// The example's alert and data.
     #[arg(long, default_value = "examples")]
     examples: PathBuf,
+    /// Sandbox settings: `default`, or `edge` for a 1-2 core box with
+    /// 512 MiB-1 GiB (two instances, 64 MiB each, pooled); plugins
+    /// precompiled for a device must be precompiled with the same profile.
+    #[arg(long, default_value = "default")]
+    profile: String,
 }
 
 #[tokio::main]
@@ -113,8 +118,15 @@ async fn main() -> anyhow::Result<ExitCode> {
         .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?;
 
     let key = HostKey::load_or_create(HostKey::default_path()?)?;
-    let mut sandbox = warden::sandbox::SandboxConfig::default();
+    let mut sandbox =
+        warden::sandbox::SandboxConfig::profile(&args.profile).with_context(|| {
+            format!(
+                "unknown --profile `{}`: use `default` or `edge`",
+                args.profile
+            )
+        })?;
     sandbox.cache_dir(args.plugin_dir.join(".cache"));
+    #[cfg(feature = "azure")]
     if let Some(arm) = warden::azure::backend_from_env()? {
         sandbox.arm(arm);
     }
@@ -130,11 +142,18 @@ async fn main() -> anyhow::Result<ExitCode> {
         .budget(Budget::default());
     // With a model configured (WARDEN_LLM_BASE_URL + WARDEN_LLM_MODEL, or
     // OPENAI_API_KEY, or AZURE_OPENAI_*), the model plans; else the runbooks.
-    let builder = match warden::LlmPlanner::from_env()? {
+    #[cfg(feature = "llm")]
+    let planner = warden::LlmPlanner::from_env()?;
+    #[cfg(not(feature = "llm"))]
+    let planner: Option<std::convert::Infallible> = None;
+    let builder = match planner {
+        #[cfg(feature = "llm")]
         Some(planner) => {
             writeln!(out, "planning with the model {}", planner.model())?;
             builder.planner(planner)
         }
+        #[cfg(not(feature = "llm"))]
+        Some(never) => match never {},
         None => {
             writeln!(
                 out,

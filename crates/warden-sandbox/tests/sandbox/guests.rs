@@ -162,6 +162,29 @@ async fn open_socket() {
     assert_eq!(server.connections(), 0, "the guest opened a connection");
 }
 
+/// A request body well past what the host buffers (1.5 MiB) streams to
+/// the server whole and in order, and the guest reads the answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn http_post() {
+    let sandbox = sandbox();
+    let plugin = load(&sandbox, guests::HTTP_POST);
+    let server = Responder::start(|seen| Response::text(200, format!("got {}", seen.body.len())));
+    let size = 3 << 19;
+    let url = format!("http://localhost:{}/upload", server.port());
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        plugin.invoke(&ctx(), &json!({"url": url, "bytes": size}), allow_all()),
+    )
+    .await
+    .expect("a large request body hung")
+    .unwrap();
+    assert_eq!(out.output["result"], format!("200 got {size}"));
+    let seen = server.requests();
+    assert_eq!(seen.len(), 1);
+    let expected: String = (0..size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    assert!(seen[0].body == expected, "the body arrived changed");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn http_fetch() {
     let sandbox = sandbox();
