@@ -23,32 +23,28 @@ steps := s if {
 	is_array(s)
 }
 
-# One pass over the plan: each step's facts are computed once, and the
-# rules below read them instead of walking the steps and calling helper
-# functions again (a function call is the costly part on either engine).
-facts := [f |
-	some step in steps
-	info := fn.object_or_empty(object.get(step, "tool", {}))
-	effect := object.get(info, "effect", "(none)")
-	args := object.get(step, "args", {})
-	dry := count({true | dry_run(step)}) > 0
-	f := {
-		"id": object.get(step, "id", "(no id)"),
-		"tool": object.get(info, "name", "(unnamed)"),
-		"effect": effect,
-		"dry_run": dry,
-		"changes": count({true | fn.changes_state(effect); not dry}) > 0,
-		"args": args,
-	}
-]
+step_tool_info(step) := fn.object_or_empty(object.get(step, "tool", {}))
+
+step_effect(step) := object.get(step_tool_info(step), "effect", "(none)")
+
+step_tool(step) := object.get(step_tool_info(step), "name", "(unnamed)")
+
+step_id(step) := object.get(step, "id", "(no id)")
+
+step_args(step) := object.get(step, "args", {})
 
 # A step only counts as harmless when it is a dry run of a tool that honours them.
+changes(step) if {
+	fn.changes_state(step_effect(step))
+	not dry_run(step)
+}
+
 dry_run(step) if {
 	step.dry_run == true
 	step.tool.supports_dry_run == true
 }
 
-changing_steps := [f.id | some f in facts; f.changes]
+changing_steps := [step_id(step) | some step in steps; changes(step)]
 
 # The input must carry a plan.
 deny contains msg if {
@@ -64,19 +60,19 @@ deny contains msg if {
 
 # Every step must declare an effect the policy understands.
 deny contains msg if {
-	some f in facts
-	not f.effect in known_effects
-	msg := sprintf("Step %v uses tool `%s` with the effect `%v`, which the policy does not understand.", [f.id, f.tool, f.effect])
+	some step in steps
+	not step_effect(step) in known_effects
+	msg := sprintf("Step %v uses tool `%s` with the effect `%v`, which the policy does not understand.", [step_id(step), step_tool(step), step_effect(step)])
 }
 
 # Destructive steps in protected environments need a break-glass ticket.
 deny contains msg if {
 	env in break_glass_envs
 	not break_glass_ticket
-	some f in facts
-	f.effect == "destructive"
-	not f.dry_run
-	msg := sprintf("Step %v runs the destructive tool `%s` and `%s` is protected: the task needs a break-glass ticket id.", [f.id, f.tool, env])
+	some step in steps
+	step_effect(step) == "destructive"
+	not dry_run(step)
+	msg := sprintf("Step %v runs the destructive tool `%s` and `%s` is protected: the task needs a break-glass ticket id.", [step_id(step), step_tool(step), env])
 }
 
 # The plan must fit in what is left of the hourly change budget.
@@ -113,9 +109,9 @@ deny contains msg if {
 
 # Azure checks on every step.
 deny contains msg if {
-	some f in facts
-	some violation in azure.violations(f.args)
-	msg := sprintf("Step %v: %s", [f.id, violation])
+	some step in steps
+	some violation in azure.violations(step_args(step))
+	msg := sprintf("Step %v: %s", [step_id(step), violation])
 }
 
 # Changes in approval environments need a human.
@@ -128,6 +124,6 @@ approval contains msg if {
 default obligations := {}
 
 obligations := {"cost_ceiling": cost_ceiling} if {
-	some f in facts
-	azure.touches(f.tool, f.args)
+	some step in steps
+	azure.touches(step_tool(step), step_args(step))
 }
