@@ -2,7 +2,7 @@
 //!
 //! `mine` is the one-shot API (online pass plus refinement); `Miner::add`
 //! the streaming one. The Drain3 baseline for the same file is
-//! `benches/drain3_baseline.py`. Skips when `../shared/data` is absent.
+//! `benches/peers/logs.py` (run by `benches/peers/run.sh`). Skips when `../shared/data` is absent.
 #![allow(clippy::print_stderr, reason = "a skip is reported on stderr")]
 
 use std::hint::black_box;

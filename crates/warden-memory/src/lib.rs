@@ -65,6 +65,7 @@ mod embed;
 mod error;
 #[cfg(feature = "fastembed")]
 mod fastembed;
+mod frozen;
 mod import;
 mod index;
 mod ingest;
