@@ -20,6 +20,7 @@ use warden_mcp::{ApprovalDesk, Caller, McpApprover, McpOptions, McpServer, Redee
 
 use crate::approvals::Approvals;
 use crate::config::Config;
+use crate::error::ServeError;
 use crate::server::State;
 
 /// `[mcp]`: serve MCP at `/mcp` (absent: no MCP endpoint).
@@ -78,17 +79,33 @@ impl ApprovalDesk for Desk {
     }
 }
 
-/// The MCP server for `config`, following the service's current agent.
+/// `[mcp] env` in the bundle's spelling (empty: the bundle's default), or
+/// an error naming it: an environment the bundle does not know would
+/// refuse every call, so the service does not start with one.
+pub(crate) fn env(agent: &Agent, section: &McpSection) -> Result<String, ServeError> {
+    let envs = agent.policy().environments();
+    if section.env.trim().is_empty() {
+        return Ok(envs.default_env().to_string());
+    }
+    envs.canonical(&section.env)
+        .map_err(|e| ServeError::Config {
+            reason: format!("[mcp] env: {e}"),
+        })
+}
+
+/// The MCP server for `config`, following the service's current agent,
+/// acting in `env` (see [`env`]).
 pub(crate) fn server(
     config: &Config,
     section: &McpSection,
+    env: String,
     agent: Arc<RwLock<Arc<Agent>>>,
     approver: McpApprover,
     approvals: &Approvals,
 ) -> McpServer {
     let mut options = McpOptions::default();
     options
-        .env(section.env.clone())
+        .env(env)
         .principal("mcp")
         .approver(approver)
         .runbooks(config.agent.runbooks.clone())

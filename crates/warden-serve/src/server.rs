@@ -223,13 +223,15 @@ pub struct CheckSummary {
     pub receivers: Vec<String>,
     /// API tokens configured.
     pub tokens: usize,
+    /// The environment MCP calls act in, when `/mcp` is on.
+    pub mcp: Option<String>,
 }
 
 impl std::fmt::Display for CheckSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} on {}, {} tool(s) ({}), planner {}, policy {}, receivers [{}], {} token(s)",
+            "{} on {}, {} tool(s) ({}), planner {}, policy {}, receivers [{}], {} token(s){}",
             if self.tls { "https" } else { "http" },
             self.listen,
             self.tools.len(),
@@ -237,7 +239,11 @@ impl std::fmt::Display for CheckSummary {
             self.planner,
             self.policy.get(..12).unwrap_or(&self.policy),
             self.receivers.join(", "),
-            self.tokens
+            self.tokens,
+            self.mcp
+                .as_ref()
+                .map(|e| format!(", MCP at /mcp in `{e}`"))
+                .unwrap_or_default()
         )
     }
 }
@@ -282,6 +288,11 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
         policy: agent.policy().summary().hash,
         receivers,
         tokens: config.tokens.len(),
+        mcp: config
+            .mcp
+            .as_ref()
+            .map(|section| crate::mcp::env(&agent, section))
+            .transpose()?,
     })
 }
 
@@ -355,15 +366,21 @@ impl Server {
             metrics.clone(),
         )?)));
         let approvals = Approvals::default();
-        let mcp = config.mcp.as_ref().map(|section| {
-            crate::mcp::server(
-                &config,
-                section,
-                agent.clone(),
-                approver.clone(),
-                &approvals,
-            )
-        });
+        let mcp = match &config.mcp {
+            Some(section) => {
+                let current = agent.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let env = crate::mcp::env(&current, section)?;
+                Some(crate::mcp::server(
+                    &config,
+                    section,
+                    env,
+                    agent.clone(),
+                    approver.clone(),
+                    &approvals,
+                ))
+            }
+            None => None,
+        };
         let gauge = metrics.clone();
         let chat = crate::chat::Chat::load(&config)?;
         chat.follow(&approvals);

@@ -71,21 +71,7 @@ impl Agent {
         task: Task,
         cancel: CancellationToken,
     ) -> Result<Outcome, AgentError> {
-        let (task, env_error) = self.canonical_task(task);
-        let span = task_span(&task);
-        async {
-            let mut run = Run::new(self, &task, cancel);
-            run.start()?;
-            if let Some(why) = env_error {
-                return run.finish_refused(why, None);
-            }
-            run.go().await
-        }
-        .instrument(span.clone())
-        .await
-        .inspect(|o| {
-            span.record("status", o.status.as_str());
-        })
+        self.run_in(task, None, false, cancel).await
     }
 
     /// [`Agent::run_until`] with `planner` instead of the agent's own (a
@@ -112,12 +98,24 @@ impl Agent {
         dry_run: bool,
         cancel: CancellationToken,
     ) -> Result<Outcome, AgentError> {
+        self.run_in(task, Some(planner), dry_run, cancel).await
+    }
+
+    /// A whole task, in its span: [`Agent::run_until`] and
+    /// [`Agent::run_with`] differ only in the planner and the dry run.
+    async fn run_in(
+        &self,
+        task: Task,
+        planner: Option<&dyn Planner>,
+        dry_run: bool,
+        cancel: CancellationToken,
+    ) -> Result<Outcome, AgentError> {
         let (task, env_error) = self.canonical_task(task);
         let span = task_span(&task);
         async {
             let mut run = Run::new(self, &task, cancel);
             run.dry_run |= dry_run;
-            run.planner = Some(planner);
+            run.planner = planner;
             run.start()?;
             if let Some(why) = env_error {
                 return run.finish_refused(why, None);

@@ -274,3 +274,40 @@ async fn a_reload_tells_connected_clients_their_tools_changed() {
     let _ = c.cancel().await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn an_mcp_environment_the_bundle_does_not_know_stops_the_service_from_starting() {
+    let mut h = Harness::start(mcp_options("dev")).await;
+    h.stop().await;
+    // Let go of the stopped server's inbox; keep its folder.
+    let Harness {
+        dir: _dir,
+        config,
+        handle,
+        ..
+    } = h;
+    drop(handle);
+    let text = fs_err::read_to_string(&config).unwrap();
+    assert!(text.contains("[mcp]\nenv = \"dev\""), "{text}");
+    fs_err::write(
+        &config,
+        text.replace("[mcp]\nenv = \"dev\"", "[mcp]\nenv = \"moon\""),
+    )
+    .unwrap();
+    let config = warden_serve::Config::load(&config).unwrap();
+    let e = warden_serve::check(&config).unwrap_err().to_string();
+    assert!(e.contains("[mcp] env") && e.contains("moon"), "{e}");
+    // The stopped server's last tasks may still hold the inbox a moment.
+    let mut e = String::new();
+    for _ in 0..100 {
+        e = warden_serve::Server::bind(config.clone())
+            .await
+            .unwrap_err()
+            .to_string();
+        if !e.contains("already open") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(e.contains("[mcp] env"), "{e}");
+}
