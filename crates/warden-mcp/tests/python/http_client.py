@@ -32,6 +32,7 @@ import urllib.request
 from pathlib import Path
 
 import anyio
+from checks import check, failed, tally, text
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared._httpx_utils import create_mcp_http_client
@@ -40,13 +41,6 @@ ROOT = Path(__file__).resolve().parents[4]
 PLUGINS = ROOT / "plugins/target/wasm32-wasip2/release"
 PY_TOKEN = "py-operator-token-0123456789abcdef"
 ALICE_TOKEN = "alice-approver-token-0123456789ab"
-
-results: list[tuple[str, bool, str]] = []
-
-
-def check(name: str, ok: bool, detail: object = "") -> None:
-    results.append((name, ok, str(detail)[:2000]))
-    print(f"{'ok  ' if ok else 'FAIL'} {name}" + ("" if ok else f": {str(detail)[:2000]}"), flush=True)
 
 
 class Site(http.server.BaseHTTPRequestHandler):
@@ -193,10 +187,6 @@ def stopped_cancelled(line: str) -> bool:
         return False
 
 
-def text(result) -> str:
-    return "\n".join(c.text for c in result.content if getattr(c, "type", "") == "text")
-
-
 def meta(result, key: str) -> str:
     return (result.meta or {}).get(key, "")
 
@@ -331,13 +321,11 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
             log.close()
-            if any(not ok for _, ok, _ in results):
+            if failed():
                 print("--- warden serve's log ---")
                 print((work / "serve.log").read_text()[-8000:])
     server.shutdown()
-    failed = sum(1 for _, ok, _ in results if not ok)
-    print(f"{len(results) - failed} passed, {failed} failed")
-    return 1 if failed else 0
+    return tally()
 
 
 if __name__ == "__main__":
