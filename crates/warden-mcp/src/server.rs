@@ -358,7 +358,6 @@ impl McpSession {
     fn register(
         &self,
         id: &str,
-        caller: &Caller,
         ticket: Option<String>,
         context: &RequestContext<RoleServer>,
     ) -> Option<Registration> {
@@ -369,7 +368,6 @@ impl McpSession {
             Some(c) => (c.name, c.roles),
             None => (o.approver_id.clone(), o.approver_roles.clone()),
         };
-        let _ = caller;
         o.approver.as_ref().map(|a| {
             a.register(
                 id,
@@ -419,7 +417,7 @@ impl McpSession {
         call.why = format!("requested by {client} over MCP");
         call.timeout_secs = o.call_timeout.map(|t| t.as_secs_f64());
         call.dry_run = split.dry_run;
-        let registration = self.register(&id, &caller, split.approval_id.clone(), &context);
+        let registration = self.register(&id, split.approval_id.clone(), &context);
         let run = agent.call_until(task, call, context.ct.clone());
         let outcome = match self.with_progress(run, &context, &manifest.name).await {
             Ok(outcome) => outcome,
@@ -471,7 +469,7 @@ impl McpSession {
         let mut task = self.task(&id, goal, &caller);
         task.attachments = parsed.attachments;
         let planner = RunbookPlanner::new(books).only(&parsed.name);
-        let registration = self.register(&id, &caller, None, &context);
+        let registration = self.register(&id, None, &context);
         let run = agent.run_with(task, &planner, parsed.dry_run, context.ct.clone());
         let outcome = match self
             .with_progress(run, &context, builtin::RUNBOOK_RUN)

@@ -48,8 +48,9 @@ fn mcp_options(env: &'static str) -> Options {
 }
 
 async fn connect(h: &Harness, token: &str, client: Client) -> RunningService<RoleClient, Client> {
+    // The harness's client: it trusts the test CA when the server speaks HTTPS.
     let transport = StreamableHttpClientTransport::with_client(
-        reqwest::Client::builder().no_proxy().build().unwrap(),
+        h.client.clone(),
         StreamableHttpClientTransportConfig::with_uri(h.url("/mcp")).auth_header(token),
     );
     tokio::time::timeout(Duration::from_secs(30), client.serve(transport))
@@ -174,6 +175,34 @@ async fn mcp_needs_an_operator_token_and_a_known_host() {
         rebound.status()
     );
     assert_eq!(post(Some(ADMIN), None).await.unwrap().status(), 200);
+    // Bigger than limits.body_bytes (64 KiB here): refused, not read whole.
+    let big = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list",
+        "params": {"pad": "x".repeat(200 * 1024)}});
+    let r = h
+        .client
+        .post(h.url("/mcp"))
+        .bearer_auth(ADMIN)
+        .header("accept", "application/json, text/event-stream")
+        .json(&big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413, "an oversized body is refused");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn mcp_works_over_https_with_the_services_certificate() {
+    let mut opts = mcp_options("dev");
+    opts.tls = true;
+    let mut h = Harness::start(opts).await;
+    assert!(h.url("/mcp").starts_with("https://"), "{}", h.url("/mcp"));
+    let c = connect(&h, ADMIN, Client::default()).await;
+    let tools = c.list_all_tools().await.unwrap();
+    assert!(tools.iter().any(|t| t.name == "http-probe"), "{tools:?}");
+    let r = call(&c, "runbook_list", json!({})).await;
+    assert_eq!(r.is_error, Some(false), "{r:?}");
+    let _ = c.cancel().await;
     h.stop().await;
 }
 
