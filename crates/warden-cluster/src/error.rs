@@ -1,0 +1,30 @@
+//! What can go wrong in a cluster.
+
+/// Errors from the cluster's record (PostgreSQL) and bus (NATS).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// PostgreSQL refused or lost a statement; `what` says which one.
+    #[error("PostgreSQL: {what}: {source}")]
+    Postgres {
+        /// The operation that failed (`connect`, `migrate`, `enqueue`, …).
+        what: &'static str,
+        /// The driver's error.
+        #[source]
+        source: tokio_postgres::Error,
+    },
+    /// A task could not be written to or read from the record.
+    #[error("task `{task}`: {why}")]
+    Task {
+        /// The task's id.
+        task: String,
+        /// What was wrong with it.
+        why: String,
+    },
+}
+
+impl ClusterError {
+    pub(crate) fn pg(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ClusterError {
+        move |source| ClusterError::Postgres { what, source }
+    }
+}

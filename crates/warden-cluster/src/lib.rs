@@ -1,0 +1,25 @@
+//! Scale-out for `warden serve`: many workers on the distributed engines a
+//! team already runs, not a home-made cluster.
+//!
+//! - **PostgreSQL is the record** ([`Record`]): every task with its intake
+//!   key (a retried webhook is stored once), the leases workers hold on
+//!   tasks, the fenced outcome of every step, and the journal.
+//! - **NATS JetStream carries the traffic**: alert intake, wake-ups for idle
+//!   workers, and edge boxes as leaf nodes.
+//!
+//! The embedded single-machine mode (redb and the in-process queue) stays
+//! `warden serve`'s default.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), warden_cluster::ClusterError> {
+//! let record = warden_cluster::Record::connect("postgresql://warden@127.0.0.1/warden").await?;
+//! record.migrate().await?;
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs)]
+
+mod error;
+mod record;
+
+pub use error::ClusterError;
+pub use record::{Enqueued, MAX_TASK_BYTES, Record};

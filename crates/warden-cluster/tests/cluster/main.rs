@@ -1,0 +1,11 @@
+//! The cluster against real PostgreSQL and NATS servers on loopback.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stderr,
+    reason = "tests, which say loudly what they skip"
+)]
+
+mod record;
+mod support;
