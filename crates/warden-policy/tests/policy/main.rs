@@ -11,6 +11,7 @@ mod environments;
 mod fail_closed;
 mod gate;
 mod limits;
+mod plan_equivalence;
 mod reload;
 
 use std::path::PathBuf;
