@@ -315,7 +315,8 @@ impl Bus {
 
     /// Subscribe to wake-ups and notify `wake` for each: every waiter is
     /// woken, and a permit is stored for a worker that is between its poll
-    /// and its wait. Returns once the server has the subscription; the
+    /// and its wait. Returns once the server has the subscription (a round
+    /// trip, so a wake-up published after this returns is not missed); the
     /// subscription ends when the returned guard is dropped.
     ///
     /// ```no_run
@@ -335,7 +336,7 @@ impl Bus {
             .subscribe(WAKE_SUBJECT)
             .await
             .map_err(|e| fail(Box::new(e)))?;
-        self.client.flush().await.map_err(|e| fail(Box::new(e)))?;
+        round_trip(&self.client).await.map_err(fail)?;
         let task = tokio::spawn(async move {
             while sub.next().await.is_some() {
                 nudge(&wake);
@@ -448,6 +449,22 @@ pub struct WakeGuard {
 impl Drop for WakeGuard {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Wait until the server has processed everything this client sent before:
+/// `flush` only empties the client's buffer, so a publish from another
+/// connection could still overtake a fresh subscription. An echo on a
+/// private inbox comes back only after the server handled what preceded it.
+async fn round_trip(client: &async_nats::Client) -> Result<(), async_nats::Error> {
+    let inbox = client.new_inbox();
+    let mut probe = client.subscribe(inbox.clone()).await?;
+    client.publish(inbox, Vec::new().into()).await?;
+    client.flush().await?;
+    match tokio::time::timeout(Duration::from_secs(10), probe.next()).await {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err("the connection closed during a round trip".into()),
+        Err(_) => Err("no round trip to the server within 10 s".into()),
     }
 }
 
