@@ -10,8 +10,9 @@
 //!
 //! Figures: publish rate (one publisher, awaiting each JetStream ack, and
 //! 32 in flight), drain rate (alerts into the record per second once all
-//! are published), and the end-to-end delay from publish to commit (p50,
-//! p99) while publishing and pumping run together.
+//! are published), end-to-end rate and the delay from publish to commit
+//! (p50, p99) with 32 publishes in flight while the pumps run (saturated:
+//! mostly queueing), and the same delay at a paced 200 alerts/s.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -157,7 +158,39 @@ async fn main() {
     let publish_par = a.alerts as f64 / t.elapsed().as_secs_f64();
     wait_for(&pg, &run, a.alerts).await;
     let e2e = a.alerts as f64 / t.elapsed().as_secs_f64();
+    let saturated = delays(&pg, &run).await;
+
+    // 4. Paced at 200 alerts/s (well below the drain rate): the delay from
+    // publish to commit without a queue.
+    let run = format!("paced{stamp}");
+    let paced_n = (a.alerts / 4).max(100);
+    let mut tick = tokio::time::interval(Duration::from_millis(5));
+    for n in 0..paced_n {
+        tick.tick().await;
+        let (key, task) = alert(&run, n);
+        publisher.publish_alert(&key, &task).await.unwrap();
+    }
+    wait_for(&pg, &run, paced_n).await;
     stop.cancel();
+    let paced = delays(&pg, &run).await;
+
+    println!(
+        "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} / {:.1} | {:.1} / {:.1} |",
+        a.pumps,
+        a.alerts,
+        publish_seq,
+        publish_par,
+        drain,
+        e2e,
+        pct(&saturated, 0.5),
+        pct(&saturated, 0.99),
+        pct(&paced, 0.5),
+        pct(&paced, 0.99),
+    );
+}
+
+/// Publish-to-commit delays of a run, in microseconds, sorted.
+async fn delays(pg: &tokio_postgres::Client, run: &str) -> Vec<i64> {
     let rows = pg
         .query(
             "SELECT (extract(epoch FROM created_at) * 1000000)::bigint
@@ -167,21 +200,13 @@ async fn main() {
         )
         .await
         .unwrap();
-    let mut delays: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    delays.sort_unstable();
-    let pct = |p: f64| {
-        let i = ((delays.len() as f64 - 1.0) * p).round() as usize;
-        delays[i] as f64 / 1000.0
-    };
-    println!(
-        "| {} | {} | {:.0} | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} |",
-        a.pumps,
-        a.alerts,
-        publish_seq,
-        publish_par,
-        drain,
-        e2e,
-        pct(0.5),
-        pct(0.99)
-    );
+    let mut d: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    d.sort_unstable();
+    d
+}
+
+/// The `p` quantile of sorted microseconds, in milliseconds.
+fn pct(sorted: &[i64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64 / 1000.0
 }
