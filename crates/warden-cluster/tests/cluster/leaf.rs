@@ -83,7 +83,9 @@ async fn records_published_while_the_hub_is_down_arrive_once_each_after_it_retur
         let id = format!("journal-{n:03}");
         edge.publish_record(&id, &json!({ "n": n })).await.unwrap();
     }
+    let t = Instant::now();
     wait_count(&hub, 20, Duration::from_secs(60)).await;
+    eprintln!("20 records on the hub after {:?}", t.elapsed());
 
     p.hub.kill();
     for n in 20..50 {
@@ -101,7 +103,9 @@ async fn records_published_while_the_hub_is_down_arrive_once_each_after_it_retur
     assert_eq!(edge.buffered().await.unwrap().0, 50);
 
     p.hub.start_again();
+    let t = Instant::now();
     wait_count(&hub, 50, Duration::from_secs(120)).await;
+    eprintln!("50 records on the hub {:?} after its restart", t.elapsed());
     let records = hub.read(0, 1000).await.unwrap();
     let ids: BTreeSet<&str> = records.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(records.len(), 50);
