@@ -18,8 +18,17 @@
 //! ```
 #![deny(missing_docs)]
 
+mod bus;
+mod bus_error;
 mod error;
+mod leaf;
 mod record;
 
+pub use bus::{
+    Bus, BusConfig, INTAKE_CONSUMER, INTAKE_STREAM, INTAKE_SUBJECTS, IntakeStats, Published,
+    WAKE_SUBJECT, WakeGuard,
+};
+pub use bus_error::BusError;
 pub use error::ClusterError;
+pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
 pub use record::{Enqueued, MAX_TASK_BYTES, Record};

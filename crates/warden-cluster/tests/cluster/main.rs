@@ -7,5 +7,7 @@
     reason = "tests, which say loudly what they skip"
 )]
 
+mod bus;
+mod leaf;
 mod record;
 mod support;
