@@ -7,6 +7,12 @@
 //! - **NATS JetStream carries the traffic**: alert intake, wake-ups for idle
 //!   workers, and edge boxes as leaf nodes.
 //!
+//! - **Workers** ([`Worker`]) claim tasks with a lease and an epoch, run
+//!   them on the agent's one path with a [`ClusterLedger`] (plan and step
+//!   outcomes kept, fenced, so a re-claimed task resumes and no mutating
+//!   call is repeated), and journal into one keyed chain per task plus a
+//!   global anchor chain ([`verify_journal`]).
+//!
 //! The embedded single-machine mode (redb and the in-process queue) stays
 //! `warden serve`'s default.
 //!
@@ -19,7 +25,13 @@
 #![deny(missing_docs)]
 
 mod error;
+mod journal;
+mod ledger;
 mod record;
+mod worker;
 
 pub use error::ClusterError;
-pub use record::{Enqueued, MAX_TASK_BYTES, Record};
+pub use journal::{ClusterVerify, verify_journal};
+pub use ledger::ClusterLedger;
+pub use record::{Claim, Commit, Enqueued, Fence, Finish, MAX_TASK_BYTES, Record, StepRow};
+pub use worker::{Worker, WorkerStats};

@@ -7,5 +7,7 @@
     reason = "tests, which say loudly what they skip"
 )]
 
+mod failures;
+mod fencing;
 mod record;
 mod support;
