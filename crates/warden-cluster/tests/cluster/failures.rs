@@ -122,7 +122,8 @@ fn agent(dir: &Path, ledger: Arc<ClusterLedger>) -> Agent {
             "network": {"allowed_private_cidrs": {"dev": cidrs}}}}}))
         .load()
         .unwrap();
-    let runbooks = dir.join("runbooks");
+    // Each worker its own copy: workers start together.
+    let runbooks = dir.join(format!("runbooks-{}", ledger.owner()));
     fs_err::create_dir_all(&runbooks).unwrap();
     fs_err::write(runbooks.join("act.yaml"), RUNBOOK).unwrap();
     let journal = dir.join(format!("journal-{}.jsonl", ledger.owner()));
