@@ -80,6 +80,7 @@ pub struct Agent {
     pub(crate) learn: bool,
     pub(crate) budget: Budget,
     pub(crate) dry_run: bool,
+    pub(crate) ledger: Option<Arc<dyn crate::executor::Ledger>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -173,6 +174,7 @@ pub struct AgentBuilder {
     case_threshold: Option<f32>,
     budget: Budget,
     dry_run: bool,
+    ledger: Option<Arc<dyn crate::executor::Ledger>>,
 }
 
 impl std::fmt::Debug for AgentBuilder {
@@ -291,6 +293,16 @@ impl AgentBuilder {
         self
     }
 
+    /// Keep the plan and step outcomes of the tasks `ledger` holds there, so
+    /// another worker can resume them without repeating a step (default:
+    /// none). The ledger also taps the journal. See [`Ledger`].
+    ///
+    /// [`Ledger`]: crate::Ledger
+    pub fn ledger<L: crate::executor::Ledger + 'static>(mut self, ledger: Arc<L>) -> Self {
+        self.ledger = Some(ledger as Arc<dyn crate::executor::Ledger>);
+        self
+    }
+
     /// Load plugins, policy and runbooks; any problem is an error naming it.
     pub fn build(self) -> Result<Agent, AgentError> {
         let Some(journal_path) = self.journal else {
@@ -373,6 +385,9 @@ impl AgentBuilder {
             (None, offline) => offline,
         };
         let journal = Arc::new(Journal::open(journal_path, key)?);
+        if let Some(ledger) = &self.ledger {
+            journal.tap(ledger.clone());
+        }
         Ok(Agent {
             name: self.name.unwrap_or_else(|| "warden".into()),
             tools,
@@ -386,6 +401,7 @@ impl AgentBuilder {
             learn: true,
             budget: self.budget,
             dry_run: self.dry_run,
+            ledger: self.ledger,
         })
     }
 }

@@ -60,6 +60,25 @@ pub enum AgentError {
         /// What failed.
         reason: String,
     },
+    /// A worker lost its hold on a task (its lease expired or another
+    /// worker took the task over at a later epoch): nothing it did after
+    /// that was recorded, and it must stop the task.
+    #[error("task `{task}`: fenced out at epoch {epoch}: another worker holds the task now")]
+    Fenced {
+        /// The task.
+        task: String,
+        /// The epoch this worker held.
+        epoch: u64,
+    },
+    /// The ledger that keeps a task's plan and step outcomes across
+    /// workers failed (its database cannot be reached, say).
+    #[error("ledger for task `{task}`: {reason}")]
+    Ledger {
+        /// The task.
+        task: String,
+        /// What failed.
+        reason: String,
+    },
     /// A plugin failed to load.
     #[error(transparent)]
     Sandbox(#[from] warden_sandbox::SandboxError),

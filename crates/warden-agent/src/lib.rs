@@ -17,6 +17,12 @@
 //!   skipped with a note when the tool cannot dry-run.
 //! - Budgets (steps, wall time, LLM tokens) and cancellation end the task
 //!   cleanly, with the reason journaled.
+//! - A mutating call carries an idempotency key, `<task>/<step>/<plan
+//!   revision>`, sent as the `Idempotency-Key` header of its HTTP requests.
+//! - With a [`Ledger`] (a cluster's record) a task taken over by another
+//!   worker keeps its plan, replays committed steps, and ends a mutating
+//!   step that was in flight as [`StepStatus::Unknown`], never calling it
+//!   again; every ledger write is fenced.
 //!
 //! ```
 //! use warden_agent::{Runbooks, Task};
@@ -67,12 +73,12 @@ pub use approve::{
 };
 pub use case::CasePlanner;
 pub use error::AgentError;
-pub use executor::ToolCall;
+pub use executor::{Ledger, Resume, StepKey, StoredStep, ToolCall};
 pub use journal::{
     Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-    JournalEvent, JournalRecord, JournalTail, OutboxAttempted, OutcomeReached, PlanProposed,
-    Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted, VerifyReport, read_journal,
-    verify_journal,
+    JournalEvent, JournalRecord, JournalTail, JournalTap, OutboxAttempted, OutcomeReached,
+    PlanProposed, Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted, VerifyReport,
+    read_journal, verify_journal,
 };
 pub use limits::{Input, Limits};
 #[cfg(feature = "llm")]

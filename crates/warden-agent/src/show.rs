@@ -255,6 +255,25 @@ pub fn render_record(r: &JournalRecord) -> String {
             "recovered a torn line of {torn_bytes} bytes, moved to {}",
             t(moved_to)
         ),
+        JournalEvent::Replayed {
+            step_id,
+            tool,
+            status,
+        } => format!(
+            "replay {} `{}`: {} (committed before)",
+            t(step_id),
+            t(tool),
+            status.as_str()
+        ),
+        JournalEvent::Anchored {
+            task,
+            records,
+            head,
+        } => format!(
+            "anchor {}: {records} records, head {}",
+            t(task),
+            t(head.get(..16).unwrap_or(head))
+        ),
     }
 }
 

@@ -233,6 +233,11 @@ pub enum StepStatus {
     /// Not run: a dependency did not succeed, its condition did not hold, or
     /// it mutates and cannot dry-run in a dry run.
     Skipped,
+    /// A mutating call was in flight when the worker running it stopped
+    /// (a cluster worker died or lost its lease): whether it changed
+    /// anything is not known, and it is never retried on its own. A human,
+    /// or a verify step, decides.
+    Unknown,
 }
 
 impl StepStatus {
@@ -244,6 +249,7 @@ impl StepStatus {
             StepStatus::Denied => "denied",
             StepStatus::Rejected => "rejected",
             StepStatus::Skipped => "skipped",
+            StepStatus::Unknown => "unknown",
         }
     }
 }

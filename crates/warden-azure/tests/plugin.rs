@@ -55,6 +55,7 @@ fn ctx(dry_run: bool) -> CallContext {
         task_id: "t-1".into(),
         step_id: "s-1".into(),
         dry_run,
+        idempotency_key: None,
     }
 }
 

@@ -21,9 +21,15 @@ use warden_serve::{Config, Server};
 /// `limits.drain_deadline`. SIGHUP reloads policy, runbooks and plugins; a
 /// broken bundle keeps the old one.
 ///
+/// With `--cluster`, several `warden serve` processes share the work
+/// through PostgreSQL (the `[cluster]` section): tasks are claimed with a
+/// lease, a task whose worker dies is resumed by another without repeating
+/// a step, and the journal is kept there, one chain per task.
+///
 /// Examples:
 ///   warden serve --config examples/serve/warden.toml
 ///   warden serve --config warden.toml --check-config
+///   warden serve --config warden.toml --cluster
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     /// The service's config file.
@@ -32,10 +38,25 @@ pub struct ServeArgs {
     /// Check the config (file, secrets, policy, runbooks, plugins), then exit.
     #[arg(long)]
     check_config: bool,
+    /// Run as one worker of a cluster: the `[cluster]` section's PostgreSQL
+    /// holds tasks, step outcomes and the journal.
+    #[arg(long)]
+    cluster: bool,
 }
 
 pub fn run(args: ServeArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let mut config = Config::load(&args.config)?;
+    match (args.cluster, config.cluster.is_some()) {
+        (true, false) => anyhow::bail!(
+            "--cluster needs a [cluster] section in {} (postgres = …)",
+            args.config.display()
+        ),
+        (false, true) => {
+            tracing::info!("[cluster] is configured but --cluster was not given: running alone");
+            config.cluster = None;
+        }
+        _ => {}
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         if args.check_config {

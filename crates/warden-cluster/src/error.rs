@@ -13,6 +13,15 @@ pub enum ClusterError {
         #[source]
         source: tokio_postgres::Error,
     },
+    /// This worker no longer holds the task: its lease expired, or another
+    /// worker claimed it at a later epoch. Nothing was written.
+    #[error("task `{task}`: fenced out at epoch {epoch}")]
+    Fenced {
+        /// The task.
+        task: String,
+        /// The epoch this worker held.
+        epoch: u64,
+    },
     /// A task could not be written to or read from the record.
     #[error("task `{task}`: {why}")]
     Task {

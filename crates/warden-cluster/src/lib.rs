@@ -7,6 +7,12 @@
 //! - **NATS JetStream carries the traffic**: alert intake, wake-ups for idle
 //!   workers, and edge boxes as leaf nodes.
 //!
+//! - **Workers** ([`Worker`]) claim tasks with a lease and an epoch, run
+//!   them on the agent's one path with a [`ClusterLedger`] (plan and step
+//!   outcomes kept, fenced, so a re-claimed task resumes and no mutating
+//!   call is repeated), and journal into one keyed chain per task plus a
+//!   global anchor chain ([`verify_journal`]).
+//!
 //! The embedded single-machine mode (redb and the in-process queue) stays
 //! `warden serve`'s default.
 //!
@@ -21,8 +27,11 @@
 mod bus;
 mod bus_error;
 mod error;
+mod journal;
 mod leaf;
+mod ledger;
 mod record;
+mod worker;
 
 pub use bus::{
     Bus, BusConfig, INTAKE_CONSUMER, INTAKE_STREAM, INTAKE_SUBJECTS, IntakeStats, Published,
@@ -30,5 +39,8 @@ pub use bus::{
 };
 pub use bus_error::BusError;
 pub use error::ClusterError;
+pub use journal::{ClusterVerify, verify_journal};
 pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
-pub use record::{Enqueued, MAX_TASK_BYTES, Record};
+pub use ledger::ClusterLedger;
+pub use record::{Claim, Commit, Enqueued, Fence, Finish, MAX_TASK_BYTES, Record, StepRow};
+pub use worker::{Worker, WorkerStats};

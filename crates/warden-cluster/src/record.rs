@@ -1,8 +1,16 @@
-//! PostgreSQL is the record: every task, with its intake key, so a retried
-//! webhook or a redelivered message is stored once.
+//! PostgreSQL is the record: every task with its intake key (a retried
+//! webhook or a redelivered message is stored once), the lease and epoch of
+//! the worker holding it, its plan, the outcome of each step, and its
+//! journal. Every write a worker makes for a task is fenced: one
+//! transaction that succeeds only while the worker still holds the task.
 
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::{Mutex, MutexGuard};
 use tokio_postgres::{Client, NoTls};
 use warden::Task;
+use warden::journal::{HostKey, JournalEvent, JournalRecord};
 
 use crate::error::ClusterError;
 
@@ -17,10 +25,49 @@ CREATE TABLE IF NOT EXISTS warden_tasks (
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS warden_tasks_queued ON warden_tasks (created_at) WHERE state = 'queued';
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS owner text;
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS epoch bigint NOT NULL DEFAULT 0;
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS lease_until timestamptz;
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS commits bigint NOT NULL DEFAULT 0;
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS outcome jsonb;
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS finished_at timestamptz;
+CREATE INDEX IF NOT EXISTS warden_tasks_running ON warden_tasks (lease_until) WHERE state = 'running';
+CREATE TABLE IF NOT EXISTS warden_plans (
+    task_id   text NOT NULL REFERENCES warden_tasks (id),
+    revision  integer NOT NULL,
+    proposal  jsonb NOT NULL,
+    PRIMARY KEY (task_id, revision)
+);
+CREATE TABLE IF NOT EXISTS warden_steps (
+    task_id     text NOT NULL REFERENCES warden_tasks (id),
+    step_id     text NOT NULL,
+    revision    integer NOT NULL,
+    status      text,
+    observation jsonb,
+    in_flight   boolean NOT NULL,
+    epoch       bigint NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (task_id, step_id, revision)
+);
+CREATE TABLE IF NOT EXISTS warden_journal (
+    task_id  text NOT NULL,
+    seq      bigint NOT NULL,
+    line     text NOT NULL,
+    mac      text NOT NULL,
+    PRIMARY KEY (task_id, seq)
+);
+CREATE TABLE IF NOT EXISTS warden_anchors (
+    seq   bigint PRIMARY KEY,
+    line  text NOT NULL,
+    mac   text NOT NULL
+);
 ";
 
 /// Key of the advisory lock that serialises migrations.
 const MIGRATE_LOCK: i64 = 0x7761_7264_656e; // "warden"
+/// Key of the advisory lock that serialises appends to the global anchor
+/// chain (held to the end of each fenced commit that journals).
+const ANCHOR_LOCK: i64 = 0x7761_7264_656f;
 
 /// The most bytes one task may take in the record (its alert and attachments).
 pub const MAX_TASK_BYTES: usize = 1024 * 1024;
@@ -34,7 +81,81 @@ pub enum Enqueued {
     Duplicate(String),
 }
 
-/// A connection to the cluster's record.
+/// A worker's hold on a task: who, at which epoch. Every fenced write
+/// carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fence {
+    /// The task.
+    pub task: String,
+    /// The worker holding it.
+    pub owner: String,
+    /// The epoch of this hold: each claim adds one.
+    pub epoch: u64,
+}
+
+/// A task a worker claimed.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// The hold.
+    pub fence: Fence,
+    /// The task.
+    pub task: Task,
+    /// Fenced commits made for the task so far (by every worker).
+    pub commits: u64,
+}
+
+/// How a task ended, as the record keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finish {
+    /// Every step has a known outcome.
+    Done,
+    /// A mutating call's outcome is unknown: a human or a verify step decides.
+    Unknown,
+}
+
+impl Finish {
+    /// `done` or `unknown`, the task's state in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Finish::Done => "done",
+            Finish::Unknown => "unknown",
+        }
+    }
+}
+
+/// The writes of one fenced commit.
+#[derive(Debug, Default, Clone)]
+pub struct Commit {
+    /// A proposal stored as plan revision `.0`.
+    pub plan: Option<(u32, Value)>,
+    /// A step's row.
+    pub step: Option<StepRow>,
+    /// Journal records to append to the task's chain (timestamp, event).
+    pub records: Vec<(String, JournalEvent)>,
+    /// The task ended: its state and outcome.
+    pub finish: Option<(Finish, Value)>,
+}
+
+/// One step of a task, as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    /// Step id.
+    pub step_id: String,
+    /// Plan revision that added it.
+    pub revision: u32,
+    /// Its status (`succeeded`, …), once committed.
+    pub status: Option<String>,
+    /// Its observation, once committed.
+    pub observation: Option<Value>,
+    /// A mutating call was started and has no outcome yet.
+    pub in_flight: bool,
+    /// The epoch of the worker that wrote the row.
+    pub epoch: u64,
+}
+
+/// A connection to the cluster's record. It reconnects on its own when
+/// PostgreSQL went away (a restart): the operation that found the
+/// connection broken fails, the next one connects again.
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), warden_cluster::ClusterError> {
@@ -48,7 +169,35 @@ pub enum Enqueued {
 /// ```
 #[derive(Debug)]
 pub struct Record {
-    client: Client,
+    url: String,
+    client: Mutex<Client>,
+}
+
+async fn open(url: &str) -> Result<Client, ClusterError> {
+    let (client, connection) = tokio_postgres::connect(url, NoTls)
+        .await
+        .map_err(ClusterError::pg("connect"))?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+    });
+    Ok(client)
+}
+
+fn task_err(task: &str, why: impl std::fmt::Display) -> ClusterError {
+    ClusterError::Task {
+        task: task.to_string(),
+        why: why.to_string(),
+    }
+}
+
+fn i64_of(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn u64_of(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
 }
 
 impl Record {
@@ -56,21 +205,58 @@ impl Record {
     /// or a `postgresql://` URL. The connection runs on the current tokio
     /// runtime until the `Record` is dropped.
     pub async fn connect(url: &str) -> Result<Record, ClusterError> {
-        let (client, connection) = tokio_postgres::connect(url, NoTls)
-            .await
-            .map_err(ClusterError::pg("connect"))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!(error = %e, "PostgreSQL connection ended");
-            }
-        });
-        Ok(Record { client })
+        Ok(Record {
+            url: url.to_string(),
+            client: Mutex::new(open(url).await?),
+        })
+    }
+
+    /// `url` without its password, for logs and `--check-config`:
+    /// `user@host:port/dbname`; an error when it does not parse.
+    ///
+    /// ```
+    /// let shown = warden_cluster::Record::describe("host=db port=5433 user=warden password=s3cret dbname=w")?;
+    /// assert_eq!(shown, "warden@db:5433/w");
+    /// # Ok::<(), warden_cluster::ClusterError>(())
+    /// ```
+    pub fn describe(url: &str) -> Result<String, ClusterError> {
+        let config: tokio_postgres::Config = url.parse().map_err(ClusterError::pg("parse"))?;
+        let hosts: Vec<String> = config
+            .get_hosts()
+            .iter()
+            .map(|h| match h {
+                tokio_postgres::config::Host::Tcp(name) => name.clone(),
+                tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+            })
+            .collect();
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        Ok(format!(
+            "{}@{}:{port}/{}",
+            config.get_user().unwrap_or("?"),
+            if hosts.is_empty() {
+                "localhost".to_string()
+            } else {
+                hosts.join(",")
+            },
+            config.get_dbname().unwrap_or("?")
+        ))
+    }
+
+    /// The connection, opened again if PostgreSQL dropped it.
+    async fn client(&self) -> Result<MutexGuard<'_, Client>, ClusterError> {
+        let mut client = self.client.lock().await;
+        if client.is_closed() {
+            *client = open(&self.url).await?;
+            tracing::info!("reconnected to PostgreSQL");
+        }
+        Ok(client)
     }
 
     /// Create the tables the cluster needs, if they are not there yet.
     pub async fn migrate(&self) -> Result<(), ClusterError> {
         let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK}); {SCHEMA} COMMIT;");
-        self.client
+        self.client()
+            .await?
             .batch_execute(&sql)
             .await
             .map_err(ClusterError::pg("migrate"))
@@ -79,19 +265,17 @@ impl Record {
     /// Store `task` under `intake_key` (`am:<fingerprint>`, `az:<id>`,
     /// `gen:<key>`) unless a task with that key is stored already.
     pub async fn enqueue(&self, intake_key: &str, task: &Task) -> Result<Enqueued, ClusterError> {
-        let body = serde_json::to_value(task).map_err(|e| ClusterError::Task {
-            task: task.id.clone(),
-            why: e.to_string(),
-        })?;
+        let body = serde_json::to_value(task).map_err(|e| task_err(&task.id, e))?;
         let size = body.to_string().len();
         if size > MAX_TASK_BYTES {
-            return Err(ClusterError::Task {
-                task: task.id.clone(),
-                why: format!("{size} bytes; at most {MAX_TASK_BYTES}"),
-            });
+            return Err(task_err(
+                &task.id,
+                format!("{size} bytes; at most {MAX_TASK_BYTES}"),
+            ));
         }
         let row = self
-            .client
+            .client()
+            .await?
             .query_one(
                 "WITH ins AS (
                      INSERT INTO warden_tasks (id, intake_key, task) VALUES ($1, $2, $3)
@@ -111,4 +295,333 @@ impl Record {
             Enqueued::Duplicate(id)
         })
     }
+
+    /// Claim the oldest runnable task for `owner` for `lease`: one that is
+    /// queued, or running under a lease that expired (its worker died or
+    /// stalled). The claim adds one to the task's epoch, which fences out
+    /// the previous holder. Workers claiming together skip each other's
+    /// rows (`FOR UPDATE SKIP LOCKED`).
+    pub async fn claim(&self, owner: &str, lease: Duration) -> Result<Option<Claim>, ClusterError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "WITH c AS (
+                     SELECT id FROM warden_tasks
+                     WHERE state = 'queued' OR (state = 'running' AND lease_until < now())
+                     ORDER BY created_at, id
+                     LIMIT 1
+                     FOR UPDATE SKIP LOCKED)
+                 UPDATE warden_tasks t
+                 SET state = 'running', owner = $1, epoch = t.epoch + 1,
+                     lease_until = now() + make_interval(secs => $2)
+                 FROM c WHERE t.id = c.id
+                 RETURNING t.id, t.task, t.epoch, t.commits",
+                &[&owner, &lease.as_secs_f64()],
+            )
+            .await
+            .map_err(ClusterError::pg("claim"))?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let id: String = row.get(0);
+        let task: Task = serde_json::from_value(row.get(1)).map_err(|e| task_err(&id, e))?;
+        Ok(Some(Claim {
+            fence: Fence {
+                task: id,
+                owner: owner.to_string(),
+                epoch: u64_of(row.get(2)),
+            },
+            task,
+            commits: u64_of(row.get(3)),
+        }))
+    }
+
+    /// Extend the lease of a task this worker holds; [`ClusterError::Fenced`]
+    /// when it no longer does (the lease expired, or another worker claimed
+    /// the task).
+    pub async fn renew(&self, fence: &Fence, lease: Duration) -> Result<(), ClusterError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE warden_tasks SET lease_until = now() + make_interval(secs => $4)
+                 WHERE id = $1 AND owner = $2 AND epoch = $3 AND state = 'running'
+                   AND lease_until > now()",
+                &[
+                    &fence.task,
+                    &fence.owner,
+                    &i64_of(fence.epoch),
+                    &lease.as_secs_f64(),
+                ],
+            )
+            .await
+            .map_err(ClusterError::pg("renew"))?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(ClusterError::Fenced {
+                task: fence.task.clone(),
+                epoch: fence.epoch,
+            })
+        }
+    }
+
+    /// The stored plan revisions (proposals, revision order) and step rows
+    /// of a task.
+    pub async fn stored(&self, task: &str) -> Result<(Vec<Value>, Vec<StepRow>), ClusterError> {
+        let client = self.client().await?;
+        let plans = client
+            .query(
+                "SELECT proposal FROM warden_plans WHERE task_id = $1 ORDER BY revision",
+                &[&task],
+            )
+            .await
+            .map_err(ClusterError::pg("read plans"))?
+            .into_iter()
+            .map(|r| r.get::<_, Value>(0))
+            .collect();
+        let steps = client
+            .query(
+                "SELECT step_id, revision, status, observation, in_flight, epoch
+                 FROM warden_steps WHERE task_id = $1",
+                &[&task],
+            )
+            .await
+            .map_err(ClusterError::pg("read steps"))?
+            .into_iter()
+            .map(|r| StepRow {
+                step_id: r.get(0),
+                revision: u32::try_from(r.get::<_, i32>(1)).unwrap_or(0),
+                status: r.get(2),
+                observation: r.get(3),
+                in_flight: r.get(4),
+                epoch: u64_of(r.get(5)),
+            })
+            .collect();
+        Ok((plans, steps))
+    }
+
+    /// Write `commit` for the task `fence` holds, as commit number
+    /// `done + 1`, in one transaction that succeeds only while the worker
+    /// still holds the task (same owner and epoch, lease not expired, still
+    /// running); otherwise [`ClusterError::Fenced`] and nothing is written.
+    /// The journal records are sealed under `key` onto the task's chain,
+    /// and the chain's new head onto the global anchor chain.
+    ///
+    /// Retrying a commit whose first attempt did commit (the connection
+    /// broke before the answer) is recognised by its number and succeeds
+    /// without writing twice.
+    pub async fn commit(
+        &self,
+        fence: &Fence,
+        done: u64,
+        key: &HostKey,
+        commit: &Commit,
+    ) -> Result<(), ClusterError> {
+        let mut client = self.client().await?;
+        let pg = ClusterError::pg("fenced commit");
+        let tx = client
+            .transaction()
+            .await
+            .map_err(ClusterError::pg("begin"))?;
+        let row = tx
+            .query_opt(
+                "SELECT owner, epoch, lease_until > now(), commits, state
+                 FROM warden_tasks WHERE id = $1 FOR UPDATE",
+                &[&fence.task],
+            )
+            .await
+            .map_err(ClusterError::pg("fence"))?
+            .ok_or_else(|| task_err(&fence.task, "no such task in the record"))?;
+        let owner: Option<String> = row.get(0);
+        let mine =
+            owner.as_deref() == Some(fence.owner.as_str()) && u64_of(row.get(1)) == fence.epoch;
+        let commits = u64_of(row.get(3));
+        if mine && commits == done + 1 {
+            return Ok(()); // this commit went through before
+        }
+        let live: bool = row.get::<_, Option<bool>>(2).unwrap_or(false);
+        let state: String = row.get(4);
+        if !(mine && live && state == "running" && commits == done) {
+            return Err(ClusterError::Fenced {
+                task: fence.task.clone(),
+                epoch: fence.epoch,
+            });
+        }
+        if let Some((revision, proposal)) = &commit.plan {
+            tx.execute(
+                "INSERT INTO warden_plans (task_id, revision, proposal) VALUES ($1, $2, $3)",
+                &[
+                    &fence.task,
+                    &i32::try_from(*revision).unwrap_or(i32::MAX),
+                    proposal,
+                ],
+            )
+            .await
+            .map_err(ClusterError::pg("store plan"))?;
+        }
+        if let Some(s) = &commit.step {
+            tx.execute(
+                "INSERT INTO warden_steps (task_id, step_id, revision, status, observation, in_flight, epoch)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (task_id, step_id, revision) DO UPDATE
+                 SET status = $4, observation = $5, in_flight = $6, epoch = $7, updated_at = now()",
+                &[
+                    &fence.task,
+                    &s.step_id,
+                    &i32::try_from(s.revision).unwrap_or(i32::MAX),
+                    &s.status,
+                    &s.observation,
+                    &s.in_flight,
+                    &i64_of(s.epoch),
+                ],
+            )
+            .await
+            .map_err(ClusterError::pg("store step"))?;
+        }
+        if !commit.records.is_empty() {
+            append_journal(&tx, &fence.task, key, &commit.records).await?;
+        }
+        match &commit.finish {
+            Some((finish, outcome)) => {
+                tx.execute(
+                    "UPDATE warden_tasks SET commits = commits + 1, state = $2, outcome = $3,
+                            lease_until = NULL, finished_at = now() WHERE id = $1",
+                    &[&fence.task, &finish.as_str(), outcome],
+                )
+                .await
+            }
+            None => {
+                tx.execute(
+                    "UPDATE warden_tasks SET commits = commits + 1 WHERE id = $1",
+                    &[&fence.task],
+                )
+                .await
+            }
+        }
+        .map_err(ClusterError::pg("update task"))?;
+        tx.commit().await.map_err(pg)
+    }
+
+    /// How many tasks are in each state (`queued`, `running`, `done`,
+    /// `unknown`).
+    pub async fn counts(&self) -> Result<std::collections::BTreeMap<String, u64>, ClusterError> {
+        Ok(self
+            .client()
+            .await?
+            .query(
+                "SELECT state, count(*) FROM warden_tasks GROUP BY state",
+                &[],
+            )
+            .await
+            .map_err(ClusterError::pg("count tasks"))?
+            .into_iter()
+            .map(|r| (r.get::<_, String>(0), u64_of(r.get(1))))
+            .collect())
+    }
+
+    /// The journal lines of every task (task, seq order), then the anchor
+    /// lines (seq order): what [`crate::verify_journal`] reads.
+    pub(crate) async fn journal_lines(
+        &self,
+        task: Option<&str>,
+    ) -> Result<(Vec<(String, i64, String)>, Vec<(i64, String)>), ClusterError> {
+        let client = self.client().await?;
+        let rows = match task {
+            Some(t) => client
+                .query(
+                    "SELECT task_id, seq, line FROM warden_journal WHERE task_id = $1 ORDER BY seq",
+                    &[&t],
+                )
+                .await,
+            None => {
+                client
+                    .query(
+                        "SELECT task_id, seq, line FROM warden_journal ORDER BY task_id, seq",
+                        &[],
+                    )
+                    .await
+            }
+        }
+        .map_err(ClusterError::pg("read journal"))?;
+        let lines = rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect();
+        let anchors = client
+            .query("SELECT seq, line FROM warden_anchors ORDER BY seq", &[])
+            .await
+            .map_err(ClusterError::pg("read anchors"))?
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        Ok((lines, anchors))
+    }
+}
+
+/// Seal `records` onto the task's chain and anchor its new head.
+async fn append_journal(
+    tx: &tokio_postgres::Transaction<'_>,
+    task: &str,
+    key: &HostKey,
+    records: &[(String, JournalEvent)],
+) -> Result<(), ClusterError> {
+    let last = tx
+        .query_opt(
+            "SELECT seq, mac FROM warden_journal WHERE task_id = $1 ORDER BY seq DESC LIMIT 1",
+            &[&task],
+        )
+        .await
+        .map_err(ClusterError::pg("read journal head"))?;
+    let (mut seq, mut prev) = match last {
+        Some(r) => (u64_of(r.get::<_, i64>(0)) + 1, r.get::<_, String>(1)),
+        None => (0, JournalRecord::GENESIS.to_string()),
+    };
+    for (ts, event) in records {
+        let (line, rec) =
+            JournalRecord::seal(key, seq, ts, task, event, &prev).map_err(|e| task_err(task, e))?;
+        tx.execute(
+            "INSERT INTO warden_journal (task_id, seq, line, mac) VALUES ($1, $2, $3, $4)",
+            &[&task, &i64_of(seq), &line, &rec.mac],
+        )
+        .await
+        .map_err(ClusterError::pg("append journal"))?;
+        seq += 1;
+        prev = rec.mac;
+    }
+    // The global chain is one chain: appends to it wait for each other
+    // until the transaction ends.
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&ANCHOR_LOCK])
+        .await
+        .map_err(ClusterError::pg("lock anchors"))?;
+    let last = tx
+        .query_opt(
+            "SELECT seq, mac FROM warden_anchors ORDER BY seq DESC LIMIT 1",
+            &[],
+        )
+        .await
+        .map_err(ClusterError::pg("read anchor head"))?;
+    let (aseq, aprev) = match last {
+        Some(r) => (u64_of(r.get::<_, i64>(0)) + 1, r.get::<_, String>(1)),
+        None => (0, JournalRecord::GENESIS.to_string()),
+    };
+    let ts = records
+        .last()
+        .map(|(ts, _)| ts.as_str())
+        .unwrap_or_default();
+    let anchor = JournalEvent::Anchored {
+        task: task.to_string(),
+        records: seq,
+        head: prev,
+    };
+    let (line, rec) =
+        JournalRecord::seal(key, aseq, ts, "-", &anchor, &aprev).map_err(|e| task_err(task, e))?;
+    tx.execute(
+        "INSERT INTO warden_anchors (seq, line, mac) VALUES ($1, $2, $3)",
+        &[&i64_of(aseq), &line, &rec.mac],
+    )
+    .await
+    .map_err(ClusterError::pg("append anchor"))?;
+    Ok(())
 }

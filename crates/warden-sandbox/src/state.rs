@@ -235,6 +235,15 @@ impl CallScope {
                 request.headers_mut().insert(http::header::HOST, v);
             }
         }
+        // A mutating call's requests carry its idempotency key, so a
+        // service can tell a repeat (a re-claimed task) from a new change.
+        if let Some(key) = &self.ctx.idempotency_key
+            && !matches!(info.method.as_str(), "GET" | "HEAD" | "OPTIONS")
+            && !request.headers().contains_key("idempotency-key")
+            && let Ok(v) = http::HeaderValue::from_str(key)
+        {
+            request.headers_mut().insert("idempotency-key", v);
+        }
         let destination = Destination {
             https: scheme == "https",
             host,

@@ -43,6 +43,11 @@ pub struct Config {
     /// MCP over Streamable HTTP at `/mcp` (absent: none).
     #[serde(default)]
     pub mcp: Option<crate::mcp::McpSection>,
+    /// Scale-out (`warden serve --cluster`): PostgreSQL is the record of
+    /// tasks, steps and the journal; several workers share the work. Read
+    /// only when the service is started with `--cluster`.
+    #[serde(default)]
+    pub cluster: Option<ClusterSection>,
     /// Where the config was read from: relative paths resolve against its folder.
     #[serde(skip)]
     pub base: PathBuf,
@@ -256,6 +261,97 @@ impl SecretRef {
     }
 }
 
+/// `[cluster]`: the record the workers share, and who this worker is.
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("warden.toml");
+/// std::fs::write(&path, "[agent]\n[cluster]\npostgres = \"host=db user=warden dbname=warden\"\nlease = \"20s\"\n")?;
+/// let config = warden_serve::Config::load(&path)?;
+/// let cluster = config.cluster.unwrap();
+/// assert_eq!(cluster.lease, std::time::Duration::from_secs(20));
+/// // A password is a secret: never inline.
+/// std::fs::write(&path, "[agent]\n[cluster]\npostgres = \"host=db user=warden password=hunter2\"\n")?;
+/// assert!(warden_serve::Config::load(&path).unwrap_err().to_string().contains("[cluster] postgres"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// PostgreSQL: a libpq string or `postgresql://` URL without a
+    /// password, or `{ env = … }` / `{ file = … }` for one with it.
+    pub postgres: PostgresUrl,
+    /// NATS for intake and wake-ups (optional; without it a webhook goes
+    /// straight into PostgreSQL and idle workers poll it every second).
+    #[serde(default)]
+    pub nats: Option<String>,
+    /// This worker's id [default: `<hostname>-<pid>`].
+    #[serde(default)]
+    pub worker: Option<String>,
+    /// How long a claim on a task holds before another worker may take it
+    /// over [default: 15s].
+    #[serde(default = "default_lease", with = "humantime_serde")]
+    pub lease: Duration,
+}
+
+fn default_lease() -> Duration {
+    Duration::from_secs(15)
+}
+
+/// `[cluster] postgres`: plain (no password) or a secret.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PostgresUrl {
+    /// A connection string without a password.
+    Plain(String),
+    /// A connection string read from the environment or a file.
+    Secret(SecretRef),
+}
+
+impl PostgresUrl {
+    /// The connection string; `base` resolves a secret file.
+    pub(crate) fn read(&self, base: &Path) -> Result<String, ServeError> {
+        match self {
+            PostgresUrl::Plain(url) => Ok(url.clone()),
+            PostgresUrl::Secret(secret) => secret.read(base, "[cluster] postgres"),
+        }
+    }
+}
+
+impl ClusterSection {
+    /// The worker id: configured, else `<hostname>-<pid>`.
+    pub fn worker_id(&self) -> String {
+        self.worker.clone().unwrap_or_else(|| {
+            let host = fs_err::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "warden".into());
+            format!("{host}-{}", std::process::id())
+        })
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if let PostgresUrl::Plain(url) = &self.postgres {
+            let lower = url.to_ascii_lowercase();
+            let in_url = lower
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('@'))
+                .is_some_and(|(user, _)| user.contains(':'));
+            if lower.contains("password=") || in_url {
+                return Err("[cluster] postgres holds a password: put the connection string in a secret, `postgres = { env = \"WARDEN_POSTGRES\" }` or `{ file = … }`".into());
+            }
+        }
+        if self.lease < Duration::from_secs(1) {
+            return Err("[cluster] lease must be at least 1s".into());
+        }
+        if self.worker.as_deref().is_some_and(|w| w.trim().is_empty()) {
+            return Err("[cluster] worker is empty".into());
+        }
+        Ok(())
+    }
+}
+
 /// One `[[tokens]]` entry.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -420,6 +516,9 @@ impl Config {
             }
         }
         self.chat.check()?;
+        if let Some(c) = &self.cluster {
+            c.check()?;
+        }
         Ok(())
     }
 }

@@ -56,6 +56,7 @@
 mod approvals;
 mod auth;
 mod chat;
+mod cluster;
 mod config;
 mod error;
 mod inbox;
@@ -72,9 +73,10 @@ mod server;
 pub use approvals::Pending;
 pub use auth::{Identity, sign};
 pub use chat::{ChatSection, ChatUser, SlackSection, TeamsSection};
+pub use cluster::ClusterSummary;
 pub use config::{
-    AgentSection, AlertmanagerReceiver, Config, LimitsSection, ListenSection, ReceiversSection,
-    SecretRef, TokenConfig, TokenReceiver,
+    AgentSection, AlertmanagerReceiver, ClusterSection, Config, LimitsSection, ListenSection,
+    PostgresUrl, ReceiversSection, SecretRef, TokenConfig, TokenReceiver,
 };
 pub use error::ServeError;
 pub use mcp::McpSection;

@@ -47,7 +47,9 @@ pub(crate) struct State {
     /// Per-source arrivals in the current minute, for the intake limits.
     rates: Mutex<HashMap<String, (Instant, u32)>>,
     /// Workers stop claiming.
-    stop_claiming: CancellationToken,
+    pub(crate) stop_claiming: CancellationToken,
+    /// The cluster's ledger (and through it the record), with `--cluster`.
+    pub cluster: Option<Arc<warden_cluster::ClusterLedger>>,
 }
 
 impl std::fmt::Debug for State {
@@ -137,7 +139,12 @@ impl State {
     /// new one takes the next tasks, running ones finish on the old one. A
     /// broken bundle or runbook keeps the old agent.
     pub fn reload(&self) -> Result<(), ServeError> {
-        let fresh = build_agent(&self.config, self.approver.clone(), self.metrics.clone())?;
+        let fresh = build_agent(
+            &self.config,
+            self.approver.clone(),
+            self.metrics.clone(),
+            self.cluster.clone(),
+        )?;
         *self.agent.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
         tracing::info!("reloaded the policy, runbooks and plugins");
         if let Some(mcp) = self.mcp.clone() {
@@ -156,6 +163,7 @@ fn build_agent(
     config: &Config,
     approver: McpApprover,
     metrics: Arc<Metrics>,
+    ledger: Option<Arc<warden_cluster::ClusterLedger>>,
 ) -> Result<Agent, ServeError> {
     let a = &config.agent;
     let policy = PolicyEngine::builder(&a.policy)
@@ -203,6 +211,9 @@ fn build_agent(
     if let Some(planner) = warden::LlmPlanner::from_env()? {
         builder = builder.planner(planner);
     }
+    if let Some(ledger) = ledger {
+        builder = builder.ledger(ledger);
+    }
     Ok(builder.build()?)
 }
 
@@ -225,6 +236,8 @@ pub struct CheckSummary {
     pub tokens: usize,
     /// The environment MCP calls act in, when `/mcp` is on.
     pub mcp: Option<String>,
+    /// With `--cluster`: the record (no password), worker id, lease, NATS.
+    pub cluster: Option<crate::cluster::ClusterSummary>,
 }
 
 impl std::fmt::Display for CheckSummary {
@@ -244,13 +257,22 @@ impl std::fmt::Display for CheckSummary {
                 .as_ref()
                 .map(|e| format!(", MCP at /mcp in `{e}`"))
                 .unwrap_or_default()
-        )
+        )?;
+        if let Some(c) = &self.cluster {
+            write!(f, "; {c}")?;
+        }
+        Ok(())
     }
 }
 
 /// Check everything a [`Server`] would load (secrets, TLS files, policy,
-/// runbooks, plugins) without listening or touching the inbox.
+/// runbooks, plugins, the `[cluster]` settings) without listening or
+/// touching the inbox.
 pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
+    let cluster = match &config.cluster {
+        Some(section) => Some(crate::cluster::check(config, section)?),
+        None => None,
+    };
     Secrets::load(config)?;
     crate::chat::Chat::load(config)?;
     let tls = match (&config.listen.tls_cert, &config.listen.tls_key) {
@@ -267,6 +289,7 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
         config,
         McpApprover::with_fallback(approver),
         Arc::new(Metrics::new()),
+        None,
     )?;
     let r = &config.receivers;
     let receivers = [
@@ -293,6 +316,7 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
             .as_ref()
             .map(|section| crate::mcp::env(&agent, section))
             .transpose()?,
+        cluster,
     })
 }
 
@@ -360,10 +384,15 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let (channel, requests) = ChannelApprover::new(config.limits.queue.max(16));
         let approver = McpApprover::with_fallback(channel);
+        let cluster = match &config.cluster {
+            Some(section) => Some(crate::cluster::connect(&config, section).await?),
+            None => None,
+        };
         let agent = Arc::new(RwLock::new(Arc::new(build_agent(
             &config,
             approver.clone(),
             metrics.clone(),
+            cluster.clone(),
         )?)));
         let approvals = Approvals::default();
         let mcp = match &config.mcp {
@@ -414,6 +443,7 @@ impl Server {
             accepting: AtomicBool::new(true),
             rates: Mutex::new(HashMap::new()),
             stop_claiming: CancellationToken::new(),
+            cluster,
         });
         recover(&state).await?;
         Ok(Server {
@@ -453,8 +483,14 @@ impl Server {
             tls,
         } = self;
         let mut workers = tokio::task::JoinSet::new();
-        for _ in 0..state.config.limits.workers {
-            workers.spawn(worker(state.clone()));
+        if let Some(ledger) = state.cluster.clone() {
+            // Clustered: the inbox only forwards accepted alerts to the
+            // record, and the cluster's workers run what they claim there.
+            workers.spawn(crate::cluster::run(state.clone(), ledger));
+        } else {
+            for _ in 0..state.config.limits.workers {
+                workers.spawn(worker(state.clone()));
+            }
         }
         workers.spawn({
             let state = state.clone();
@@ -620,7 +656,7 @@ async fn run_item(state: &Arc<State>, item: Item) {
 }
 
 /// The agent's task for an inbox item.
-fn task_of(item: &Item) -> Result<Task, String> {
+pub(crate) fn task_of(item: &Item) -> Result<Task, String> {
     let mut task = if item.source == "api" || item.source == "chat" {
         match item.body.get("goal").and_then(|g| g.as_str()) {
             Some(goal) => Task::goal(&item.id, goal).by(&item.principal),

@@ -154,4 +154,12 @@ pub struct CallContext {
     pub step_id: String,
     /// When true, a mutating tool only reports what it would change.
     pub dry_run: bool,
+    /// For a mutating call that is not a dry run: `<task>/<step>/<plan
+    /// revision>`, the same however often the task is re-claimed, so a
+    /// service can recognise a repeat. The host sends it as the
+    /// `Idempotency-Key` header of the call's mutating HTTP requests; it is
+    /// not part of the plugin ABI (WIT records are append-only, and a guest
+    /// needs nothing from it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
 }

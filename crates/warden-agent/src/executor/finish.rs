@@ -14,7 +14,10 @@ impl Run<'_> {
         if let Some(o) = self.observations.iter().find(|o| {
             matches!(
                 o.status,
-                StepStatus::Failed | StepStatus::Denied | StepStatus::Rejected
+                StepStatus::Failed
+                    | StepStatus::Denied
+                    | StepStatus::Rejected
+                    | StepStatus::Unknown
             )
         }) {
             return (

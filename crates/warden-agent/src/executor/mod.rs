@@ -3,12 +3,16 @@
 //! [`step`]; retries and backoff in [`retry`].
 
 mod finish;
+mod ledger;
 mod retry;
 mod step;
 
+pub use ledger::{Ledger, Resume, StepKey, StoredStep};
+
 pub(crate) use step::JournaledGate;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{Value, json};
@@ -54,6 +58,16 @@ struct Run<'a> {
     /// Steps skipped because their condition did not hold: dependents may
     /// still run (a remediation that was not needed).
     not_needed: HashSet<String>,
+    /// The ledger, when it holds this task.
+    ledger: Option<Arc<dyn Ledger>>,
+    /// Stored proposals not replayed yet.
+    stored_plans: VecDeque<Proposal>,
+    /// Stored steps not replayed yet.
+    stored_steps: BTreeMap<String, StoredStep>,
+    /// Proposals taken so far: the plan revision of the last one.
+    revision: u32,
+    /// The plan revision that added each step.
+    step_revision: HashMap<String, u32>,
 }
 
 impl Agent {
@@ -117,6 +131,13 @@ impl Agent {
             run.dry_run |= dry_run;
             run.planner = planner;
             run.start()?;
+            if let Some(ledger) = &self.ledger
+                && let Some(resume) = ledger.resume(&task.id).await?
+            {
+                run.stored_plans = resume.plans.into();
+                run.stored_steps = resume.steps;
+                run.ledger = Some(ledger.clone());
+            }
             if let Some(why) = env_error {
                 return run.finish_refused(why, None);
             }
@@ -175,6 +196,8 @@ impl Agent {
             cancel: &cancel,
             deadline: run.deadline,
             calls_in_task: run.calls,
+            ledger: None,
+            revision: 0,
         };
         let invoke = self.authorize_and_invoke(
             &scope,
@@ -306,6 +329,87 @@ impl<'a> Run<'a> {
             cost: None,
             calls: 0,
             not_needed: HashSet::new(),
+            ledger: None,
+            stored_plans: VecDeque::new(),
+            stored_steps: BTreeMap::new(),
+            revision: 0,
+            step_revision: HashMap::new(),
+        }
+    }
+
+    /// The planner's next proposal: a stored one first (a re-claimed task
+    /// keeps its plan, step ids and revisions), else `ask`'s, stored.
+    async fn propose<F>(
+        &mut self,
+        ask: F,
+    ) -> Result<Result<Result<Proposal, AgentError>, Stop>, AgentError>
+    where
+        F: std::future::Future<Output = Result<Proposal, AgentError>>,
+    {
+        if let Some(p) = self.stored_plans.pop_front() {
+            self.revision += 1;
+            return Ok(Ok(Ok(p)));
+        }
+        let answer = self.ask(ask).await;
+        if let Ok(Ok(p)) = &answer {
+            self.revision += 1;
+            self.account(p)?;
+            if let Some(ledger) = &self.ledger {
+                ledger.save_plan(&self.task.id, self.revision, p).await?;
+            }
+        }
+        Ok(answer)
+    }
+
+    fn step_key(&self, step_id: &str) -> StepKey {
+        StepKey {
+            task_id: self.task.id.clone(),
+            step_id: step_id.to_string(),
+            revision: self
+                .step_revision
+                .get(step_id)
+                .copied()
+                .unwrap_or(self.revision),
+        }
+    }
+
+    /// A step the ledger remembers: its committed outcome, replayed, or
+    /// (a mutating call in flight when its worker stopped) `unknown`,
+    /// journaled and committed so that no worker calls it again.
+    async fn replay(&mut self, s: &Step) -> Result<Option<Observation>, AgentError> {
+        let Some(stored) = self.stored_steps.remove(&s.id) else {
+            return Ok(None);
+        };
+        match stored {
+            StoredStep::Committed(obs) => {
+                self.journal(JournalEvent::Replayed {
+                    step_id: obs.step_id.clone(),
+                    tool: obs.tool.clone(),
+                    status: obs.status,
+                })?;
+                Ok(Some(obs))
+            }
+            StoredStep::InFlight { epoch } => {
+                let obs = Observation {
+                    step_id: s.id.clone(),
+                    tool: s.tool.clone(),
+                    status: StepStatus::Unknown,
+                    args: s.args.clone(),
+                    output: None,
+                    reasons: vec![format!(
+                        "its call was in flight when the worker running it (epoch {epoch}) stopped: whether it changed anything is unknown, and it is not called again; check by hand, or with a verify step, and re-run the task if needed"
+                    )],
+                    dry_run: false,
+                    attempts: 0,
+                    duration_us: 0,
+                };
+                let effect = self.agent.tools.get(&s.tool).map(|t| t.manifest().effect);
+                self.agent.journal_call(self.task, &obs, effect)?;
+                if let Some(ledger) = &self.ledger {
+                    ledger.commit_step(&self.step_key(&s.id), &obs).await?;
+                }
+                Ok(Some(obs))
+            }
         }
     }
 
@@ -423,12 +527,11 @@ impl Run<'_> {
                 None,
             );
         };
-        let first = match self.ask(proposer.plan(&ctx)).await {
+        let first = match self.propose(proposer.plan(&ctx)).await? {
             Ok(Ok(p)) => p,
             Ok(Err(e)) => return self.finish_refused(format!("the planner failed: {e}"), None),
             Err(stop) => return self.finish_stopped(stop, None),
         };
-        self.account(&first)?;
         if first.steps.is_empty() {
             let why = first
                 .note
@@ -449,7 +552,8 @@ impl Run<'_> {
             if proposal.done {
                 break;
             }
-            let next = match self.ask(proposer.observe(&ctx, &self.observations)).await {
+            let observations = self.observations.clone();
+            let next = match self.propose(proposer.observe(&ctx, &observations)).await? {
                 Ok(Ok(p)) => p,
                 Ok(Err(e)) => {
                     return self.finish_refused(format!("the planner failed: {e}"), None);
@@ -458,7 +562,6 @@ impl Run<'_> {
                     return self.finish_stopped(stop, Some((&planner, summary.as_deref())));
                 }
             };
-            self.account(&next)?;
             if let Some(s) = &next.summary {
                 summary = Some(s.clone());
             }
@@ -557,6 +660,9 @@ impl Run<'_> {
         if let Some(why) = refused {
             return Ok(Err(why));
         }
+        for s in &p.steps {
+            self.step_revision.insert(s.id.clone(), self.revision);
+        }
         self.plan.steps.extend(p.steps.iter().cloned());
         Ok(Ok(()))
     }
@@ -592,6 +698,12 @@ impl Run<'_> {
             }
             let mut wave: Vec<Step> = Vec::new();
             for s in ready {
+                if let Some(obs) = self.replay(s).await? {
+                    self.outputs
+                        .insert(obs.step_id.clone(), (obs.status, obs.output.clone()));
+                    self.observations.push(obs);
+                    continue;
+                }
                 if let Some(dep) = s.depends_on.iter().find(|d| {
                     !self.not_needed.contains(*d)
                         && self
@@ -666,6 +778,11 @@ impl Run<'_> {
             };
             for r in results {
                 let obs = r?;
+                if let Some(ledger) = &self.ledger {
+                    ledger
+                        .commit_step(&self.step_key(&obs.step_id), &obs)
+                        .await?;
+                }
                 self.outputs
                     .insert(obs.step_id.clone(), (obs.status, obs.output.clone()));
                 self.observations.push(obs);
@@ -708,6 +825,8 @@ impl Run<'_> {
             cancel: &self.cancel,
             deadline: self.deadline,
             calls_in_task,
+            ledger: self.ledger.as_deref(),
+            revision: self.step_key(&step.id).revision,
         };
         let args = match self.renderer.render(&step.args, ctx) {
             Ok(a) => a,

@@ -46,6 +46,11 @@ pub(crate) struct Scope<'a> {
     pub deadline: Instant,
     /// Calls made in the task so far, this one included.
     pub calls_in_task: u64,
+    /// The ledger holding the task, if any: a mutating call is marked in
+    /// flight there before it starts.
+    pub ledger: Option<&'a dyn super::Ledger>,
+    /// The plan revision that added the step (its idempotency key's last part).
+    pub revision: u32,
 }
 
 /// One call, arguments rendered.
@@ -340,11 +345,25 @@ impl Agent {
             }
         }
 
+        let key = super::StepKey {
+            task_id: task.id.clone(),
+            step_id: call.step_id.to_string(),
+            revision: scope.revision,
+        };
         let call_ctx = CallContext {
             task_id: task.id.clone(),
             step_id: call.step_id.to_string(),
             dry_run,
+            idempotency_key: (mutates && !dry_run).then(|| key.idempotency_key()),
         };
+        if mutates
+            && !dry_run
+            && let Some(ledger) = scope.ledger
+        {
+            // From here until its outcome is committed, a worker that takes
+            // the task over finds the call in flight and does not repeat it.
+            ledger.begin_step(&key).await?;
+        }
         let timeout = call
             .timeout_secs
             .filter(|t| t.is_finite() && *t > 0.0)

@@ -86,6 +86,26 @@ pub enum JournalEvent {
     /// the outbox; this is one attempt to deliver it, journaled under the
     /// task and step that sent it.
     Outbox(OutboxAttempted),
+    /// A re-claimed task did not run a step again: its outcome was
+    /// committed before, by this or another worker, and is replayed.
+    Replayed {
+        /// Step id.
+        step_id: String,
+        /// Tool name.
+        tool: String,
+        /// The committed status.
+        status: StepStatus,
+    },
+    /// One commit of a task's chain, anchored in a cluster's global chain
+    /// (the record's `task_id` is `-`).
+    Anchored {
+        /// The task whose chain was extended.
+        task: String,
+        /// How many records that task's chain holds now.
+        records: u64,
+        /// The MAC of its last record.
+        head: String,
+    },
     /// The writer found a torn last line (a crash mid-write after the last
     /// checkpoint) and moved it aside before continuing the chain.
     Recovered {
@@ -101,7 +121,7 @@ pub enum JournalEvent {
 impl JournalEvent {
     /// The record's `kind`: `task`, `recall`, `plan`, `decision`,
     /// `capability`, `approval`, `call`, `skip`, `llm`, `stop`, `outcome`,
-    /// `received`, `outbox`, `recovered`.
+    /// `received`, `outbox`, `recovered`, `replayed`, `anchored`.
     pub fn kind(&self) -> &'static str {
         match self {
             JournalEvent::Task(_) => "task",
@@ -118,6 +138,8 @@ impl JournalEvent {
             JournalEvent::Received { .. } => "received",
             JournalEvent::Outbox(_) => "outbox",
             JournalEvent::Recovered { .. } => "recovered",
+            JournalEvent::Replayed { .. } => "replayed",
+            JournalEvent::Anchored { .. } => "anchored",
         }
     }
 }

@@ -30,4 +30,4 @@ pub use record::JournalRecord;
 pub use verify::{
     Anchor, JournalTail, Problem, ProblemKind, VerifyReport, read_journal, verify_journal,
 };
-pub use writer::Journal;
+pub use writer::{Journal, JournalTap};

@@ -30,6 +30,64 @@ pub struct JournalRecord {
     pub mac: String,
 }
 
+impl JournalRecord {
+    /// The `prev` of a chain's first record.
+    pub const GENESIS: &'static str = GENESIS;
+
+    /// Seal `event` as record `seq` of a chain whose last MAC is `prev`,
+    /// in the journal's own format under `key`: the line (ending in `\n`),
+    /// exactly as a journal file holds it, and the record. Other stores of
+    /// the same chain (a cluster's PostgreSQL) keep these lines.
+    ///
+    /// ```
+    /// use warden_agent::{HostKey, JournalEvent, JournalRecord};
+    ///
+    /// let key = HostKey::from_bytes([7; 32]);
+    /// let event = JournalEvent::Skip { step_id: "s1".into(), tool: "probe".into(), reason: "not needed".into() };
+    /// let (line, record) = JournalRecord::seal(&key, 0, "2026-12-05T14:00:00Z", "t-1", &event, JournalRecord::GENESIS)?;
+    /// assert_eq!(JournalRecord::open(&key, &line).map_err(|e| warden_agent::AgentError::Config { reason: e })?, record);
+    /// let forged = line.replace("not needed", "not wanted");
+    /// assert!(JournalRecord::open(&key, &forged).is_err());
+    /// # Ok::<(), warden_agent::AgentError>(())
+    /// ```
+    pub fn seal(
+        key: &HostKey,
+        seq: u64,
+        ts: &str,
+        task_id: &str,
+        event: &JournalEvent,
+        prev: &str,
+    ) -> Result<(String, JournalRecord), crate::error::AgentError> {
+        let (line, mac) = encode(key, seq, ts, task_id, event, prev).map_err(|e| {
+            crate::error::AgentError::Config {
+                reason: format!("journal record: {e}"),
+            }
+        })?;
+        let record = JournalRecord {
+            seq,
+            ts: ts.to_string(),
+            task_id: task_id.to_string(),
+            event: event.clone(),
+            prev: prev.to_string(),
+            mac,
+        };
+        Ok((line, record))
+    }
+
+    /// Read one line back (with or without its `\n`), checking its MAC
+    /// under `key`; the error says what is wrong with it.
+    pub fn open(key: &HostKey, line: &str) -> Result<JournalRecord, String> {
+        match decode(key, line.strip_suffix('\n').unwrap_or(line)) {
+            Decoded::Good(r) => Ok(*r),
+            Decoded::Forged(r) => Err(format!(
+                "record {} does not match its MAC: edited, or keyed with another host key",
+                r.seq
+            )),
+            Decoded::Bad(why) => Err(why),
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Body<'a> {
     seq: u64,

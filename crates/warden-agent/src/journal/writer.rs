@@ -29,6 +29,49 @@ pub struct Journal {
     /// file, so locking through it leaves the writer free to borrow.
     locker: std::fs::File,
     inner: Mutex<Writer>,
+    tap: Tap,
+}
+
+/// Hears every record a [`Journal`] appends, as it is appended (a cluster's
+/// ledger copies each task's records into its own chain in PostgreSQL).
+///
+/// ```
+/// use std::sync::{Arc, Mutex};
+/// use warden_agent::{HostKey, Journal, JournalEvent, JournalTap};
+///
+/// #[derive(Default)]
+/// struct Count(Mutex<Vec<String>>);
+/// impl JournalTap for Count {
+///     fn appended(&self, task_id: &str, _ts: &str, event: &JournalEvent) {
+///         self.0.lock().unwrap().push(format!("{task_id} {}", event.kind()));
+///     }
+/// }
+/// let dir = tempfile::tempdir().map_err(|e| warden_agent::AgentError::Config { reason: e.to_string() })?;
+/// let journal = Journal::open(dir.path().join("j.jsonl"), HostKey::from_bytes([7; 32]))?;
+/// let count = Arc::new(Count::default());
+/// journal.tap(count.clone());
+/// journal.append("t-1", &JournalEvent::Skip { step_id: "s".into(), tool: "p".into(), reason: "r".into() })?;
+/// assert_eq!(*count.0.lock().unwrap(), ["t-1 skip"]);
+/// # Ok::<(), warden_agent::AgentError>(())
+/// ```
+pub trait JournalTap: Send + Sync {
+    /// `event` was appended for `task_id` at `ts` (RFC 3339, the record's
+    /// own timestamp). Called under the journal's lock: keep it short.
+    fn appended(&self, task_id: &str, ts: &str, event: &JournalEvent);
+}
+
+/// The journal's tap, if one is set.
+#[derive(Default)]
+struct Tap(std::sync::OnceLock<std::sync::Arc<dyn JournalTap>>);
+
+impl std::fmt::Debug for Tap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "Tap(set)"
+        } else {
+            "Tap(none)"
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -107,6 +150,7 @@ impl Journal {
                 chain: Chain::new(),
                 history: History::default(),
             }),
+            tap: Tap::default(),
         };
         {
             let mut w = journal.writer()?;
@@ -290,7 +334,16 @@ impl Journal {
         w.chain.offset += line.len() as u64;
         w.chain.line += 1;
         w.history.observe_parts(&ts, task_id, event);
+        if let Some(tap) = self.tap.0.get() {
+            tap.appended(task_id, &ts, event);
+        }
         Ok(seq)
+    }
+
+    /// Hand every record appended from now on to `tap` as well. One tap per
+    /// journal: a second call is ignored and returns false.
+    pub fn tap(&self, tap: std::sync::Arc<dyn JournalTap>) -> bool {
+        self.tap.0.set(tap).is_ok()
     }
 
     /// Append one event for `task_id`; returns its sequence number.

@@ -7,6 +7,7 @@
     reason = "test setup panics on failure"
 )]
 
+mod ledger;
 mod llm;
 mod ops;
 mod outbox;

@@ -18,6 +18,8 @@ pub struct State {
     pub hooks: std::sync::Mutex<Vec<(String, serde_json::Value)>>,
     pub healthy: AtomicBool,
     pub admin_calls: AtomicU32,
+    /// The `Idempotency-Key` of each restart, in order.
+    pub keys: std::sync::Mutex<Vec<Option<String>>>,
     barrier: Barrier,
 }
 
@@ -34,6 +36,7 @@ impl Service {
             hooks: std::sync::Mutex::new(Vec::new()),
             healthy: AtomicBool::new(false),
             admin_calls: AtomicU32::new(0),
+            keys: std::sync::Mutex::new(Vec::new()),
             barrier: Barrier::new(2),
         });
         let shared = Arc::new(std::sync::Mutex::new(state.clone()));
@@ -92,6 +95,12 @@ async fn handle(
         ("GET", "/health") if state.healthy.load(Ordering::SeqCst) => (200, r#"{"status":"ok"}"#),
         ("GET", "/health") => (503, r#"{"status":"degraded"}"#),
         ("POST", "/admin/restart-pool") => {
+            let key = parts.headers.get("idempotency-key");
+            state
+                .keys
+                .lock()
+                .unwrap()
+                .push(key.and_then(|k| k.to_str().ok()).map(str::to_string));
             state.admin_calls.fetch_add(1, Ordering::SeqCst);
             state.healthy.store(true, Ordering::SeqCst);
             (200, r#"{"restarted":true}"#)

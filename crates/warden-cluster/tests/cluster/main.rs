@@ -8,6 +8,8 @@
 )]
 
 mod bus;
+mod failures;
+mod fencing;
 mod leaf;
 mod record;
 mod support;

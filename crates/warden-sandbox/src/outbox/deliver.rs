@@ -274,6 +274,7 @@ impl Sandbox {
                 task_id: entry.task_id.clone(),
                 step_id: entry.step_id.clone(),
                 dry_run: false,
+                idempotency_key: None,
             },
             denials: Mutex::new(Vec::new()),
             kv: KvMap::default(),

@@ -90,6 +90,7 @@ async fn child_loads_and_calls_several_plugins_at_once() {
     let input = json!({"target": "slack", "secret": "none", "title": "t", "text": "x"});
     let dry = warden_types::CallContext {
         dry_run: true,
+        idempotency_key: None,
         ..ctx()
     };
     let out = notify.invoke(&dry, &input, deny_all()).await.unwrap();

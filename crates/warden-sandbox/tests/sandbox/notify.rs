@@ -106,6 +106,7 @@ async fn a_notify_dry_run_returns_the_payload_and_asks_for_nothing() {
     });
     let dry = CallContext {
         dry_run: true,
+        idempotency_key: None,
         ..ctx()
     };
     let out = notify

@@ -184,6 +184,7 @@ async fn an_http_action_dry_run_sends_nothing() {
     let url = format!("http://127.0.0.1:{}/admin/restart", server.port());
     let dry = CallContext {
         dry_run: true,
+        idempotency_key: None,
         ..ctx()
     };
     // An allowing gate: only the dry run keeps the request from going out.

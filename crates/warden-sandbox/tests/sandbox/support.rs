@@ -35,6 +35,7 @@ pub fn ctx() -> CallContext {
         task_id: "t-1".into(),
         step_id: "1".into(),
         dry_run: false,
+        idempotency_key: None,
     }
 }
 

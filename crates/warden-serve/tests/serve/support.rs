@@ -53,6 +53,11 @@ fn key_file() -> &'static Path {
     .1
 }
 
+/// The tests' host key (the one in the shared key file).
+pub fn host_key() -> HostKey {
+    HostKey::load_or_create(key_file()).unwrap()
+}
+
 /// What a test changes from the defaults.
 pub struct Options {
     pub env: &'static str,

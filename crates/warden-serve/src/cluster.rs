@@ -1,0 +1,228 @@
+//! `warden serve --cluster`: the record in PostgreSQL, the inbox as a
+//! durable forwarder into it, and the cluster's workers.
+//!
+//! An accepted alert is still committed to the local inbox before the
+//! webhook is answered (so a PostgreSQL outage loses nothing); the
+//! forwarder moves it into the record (`Record::enqueue`, stored once per
+//! intake key across every worker) and closes the inbox item as
+//! `forwarded`. The cluster's [`Worker`] then claims tasks from the record,
+//! whichever worker received them, and runs them on the agent's one path
+//! with the ledger.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use warden::journal::HostKey;
+use warden_cluster::{ClusterError, ClusterLedger, Enqueued, Record, Worker};
+
+use crate::config::{ClusterSection, Config};
+use crate::error::ServeError;
+use crate::inbox::Item;
+use crate::server::State;
+
+/// The `[cluster]` settings as `--check-config` reports them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ClusterSummary {
+    /// PostgreSQL, without its password (`user@host:port/db`).
+    pub postgres: String,
+    /// This worker's id.
+    pub worker: String,
+    /// The lease, in seconds.
+    pub lease_secs: f64,
+    /// NATS, when configured.
+    pub nats: Option<String>,
+}
+
+impl std::fmt::Display for ClusterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "cluster: record {}, worker {}, lease {}s, nats {}",
+            self.postgres,
+            self.worker,
+            self.lease_secs,
+            self.nats.as_deref().unwrap_or("none (polling)")
+        )
+    }
+}
+
+fn bad(reason: String) -> ServeError {
+    ServeError::Config { reason }
+}
+
+/// Read and describe the `[cluster]` settings (no connection).
+pub(crate) fn check(
+    config: &Config,
+    section: &ClusterSection,
+) -> Result<ClusterSummary, ServeError> {
+    let url = section.postgres.read(&config.base)?;
+    let postgres = Record::describe(&url).map_err(|e| bad(format!("[cluster] postgres: {e}")))?;
+    Ok(ClusterSummary {
+        postgres,
+        worker: section.worker_id(),
+        lease_secs: section.lease.as_secs_f64(),
+        nats: section.nats.clone(),
+    })
+}
+
+/// Connect to the record, bring its schema up to date, and make this
+/// worker's ledger. A PostgreSQL that cannot be reached is an error naming
+/// `[cluster] postgres`.
+pub(crate) async fn connect(
+    config: &Config,
+    section: &ClusterSection,
+) -> Result<Arc<ClusterLedger>, ServeError> {
+    let summary = check(config, section)?;
+    let url = section.postgres.read(&config.base)?;
+    let unreachable = |e: ClusterError| {
+        bad(format!(
+            "[cluster] postgres: cannot use PostgreSQL at {}: {e}",
+            summary.postgres
+        ))
+    };
+    let record = Record::connect(&url).await.map_err(unreachable)?;
+    record.migrate().await.map_err(unreachable)?;
+    let a = &config.agent;
+    // Every worker seals the shared journal with the same key: give each
+    // the same `key_file`.
+    let key = match &a.key_file {
+        Some(path) => HostKey::at_for_journal(path, &a.journal)?,
+        None => HostKey::for_journal(&a.journal)?,
+    };
+    tracing::info!(record = %summary.postgres, worker = %summary.worker, "clustered");
+    Ok(Arc::new(ClusterLedger::new(
+        Arc::new(record),
+        summary.worker,
+        key,
+    )))
+}
+
+/// Forward the inbox into the record and run the cluster's worker until
+/// the service stops; running tasks get the drain deadline, then are left
+/// to their leases.
+pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
+    let wake = Arc::new(Notify::new());
+    let lease = state
+        .config
+        .cluster
+        .as_ref()
+        .map_or(Duration::from_secs(15), |c| c.lease);
+    let worker = {
+        let state = state.clone();
+        Worker::with_agent(ledger.clone(), move || state.agent())
+            .lease(lease)
+            .parallel(state.config.limits.workers)
+            .wake(wake.clone())
+    };
+    let abort = CancellationToken::new();
+    let deadline = {
+        let stop = state.stop_claiming.clone();
+        let abort = abort.clone();
+        let drain = state.config.limits.drain_deadline;
+        tokio::spawn(async move {
+            stop.cancelled().await;
+            tokio::time::sleep(drain).await;
+            abort.cancel();
+        })
+    };
+    let stop = state.stop_claiming.clone();
+    let (_, result) = tokio::join!(
+        forward(&state, ledger.record(), &wake),
+        worker.run_until(stop, abort)
+    );
+    deadline.abort();
+    if let Err(e) = result {
+        tracing::error!(error = %e, "the cluster worker stopped");
+    }
+}
+
+async fn forward(state: &Arc<State>, record: &Record, wake: &Notify) {
+    loop {
+        if state.stop_claiming.is_cancelled() {
+            return;
+        }
+        match state.inbox(|inbox| inbox.claim()).await {
+            Ok(Some(item)) => {
+                forward_item(state, record, item).await;
+                wake.notify_one();
+            }
+            Ok(None) => {
+                tokio::select! {
+                    () = state.wake.notified() => {}
+                    () = state.stop_claiming.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "claiming from the inbox failed");
+                tokio::select! {
+                    () = state.stop_claiming.cancelled() => return,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// The record's intake key for an inbox item: its deduplication key and,
+/// for an alert, when it started, so a retried webhook (on any worker) is
+/// stored once and an alert that fires again later is a new task.
+fn intake_key(item: &Item) -> String {
+    if item.key.is_empty() {
+        return format!("id:{}", item.id);
+    }
+    match item.body.get("startsAt").and_then(|s| s.as_str()) {
+        Some(at) => format!("{}@{at}", item.key),
+        None => item.key.clone(),
+    }
+}
+
+async fn forward_item(state: &Arc<State>, record: &Record, item: Item) {
+    let id = item.id.clone();
+    let (status, reason) = match crate::server::task_of(&item) {
+        Err(why) => ("refused".to_string(), why),
+        Ok(task) => {
+            let key = intake_key(&item);
+            let mut pause = Duration::from_millis(100);
+            loop {
+                match record.enqueue(&key, &task).await {
+                    Ok(Enqueued::New(_)) => {
+                        break (
+                            "forwarded".to_string(),
+                            "stored in the cluster's record; a worker runs it".to_string(),
+                        );
+                    }
+                    Ok(Enqueued::Duplicate(other)) => {
+                        break (
+                            "duplicate".to_string(),
+                            format!("the cluster's record already holds it as task {other}"),
+                        );
+                    }
+                    Err(e @ ClusterError::Task { .. }) => {
+                        break ("refused".to_string(), e.to_string());
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %id, error = %e, "cannot forward to the record yet; retrying");
+                        tokio::select! {
+                            // Left running in the inbox: the next start closes it as interrupted.
+                            () = state.stop_claiming.cancelled() => return,
+                            () = tokio::time::sleep(pause) => {}
+                        }
+                        pause = (pause * 2).min(Duration::from_secs(5));
+                    }
+                }
+            }
+        }
+    };
+    let done = {
+        let id = id.clone();
+        state
+            .inbox(move |inbox| inbox.finish(&id, &status, &reason))
+            .await
+    };
+    if let Err(e) = done {
+        tracing::error!(task = %id, error = %e, "could not close the forwarded inbox item");
+    }
+}
