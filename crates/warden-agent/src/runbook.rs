@@ -310,7 +310,9 @@ fn check_templates(value: &serde_json::Value, report: &mut dyn FnMut(String)) {
 
 /// Schema violations of `args`, ignoring values that are still templates.
 pub(crate) fn schema_errors(schema: &serde_json::Value, args: &serde_json::Value) -> Vec<String> {
-    let validator = match jsonschema::validator_for(schema) {
+    // Inlined `$ref`s: the same checks, a fraction of the memory.
+    let inlined = warden_sandbox::inline_refs(schema);
+    let validator = match jsonschema::validator_for(inlined.as_ref().unwrap_or(schema)) {
         Ok(v) => v,
         Err(e) => return vec![format!("the tool's input schema is invalid: {e}")],
     };
