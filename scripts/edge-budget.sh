@@ -193,8 +193,26 @@ if command -v cargo-bloat >/dev/null; then
   cargo bloat --profile edge --target "$bloat_target" -p incident-responder --no-default-features \
     --crates -n 25 2>/dev/null | tee -a "$report" || true
 else
-  echo "(cargo install cargo-bloat for a per-crate table; largest symbols instead)" | tee -a "$report"
-  "${ARCH}-linux-gnu-nm" --size-sort -S -C "$OUT/bin/incident-responder" 2>/dev/null | tail -15 | tee -a "$report" || true
+  # What `cargo bloat --crates` does, from the symbol table: a function's
+  # crate is the first path segment of its demangled name.
+  bin=$OUT/bin/incident-responder nm=${ARCH}-linux-gnu-nm
+  [ -n "$NATIVE_ONLY" ] && bin=$OUT/x86-rt/incident-responder nm=nm
+  echo "(cargo-bloat not installed: code bytes per crate from $nm)" | tee -a "$report"
+  "$nm" -S --size-sort -C "$bin" | python3 -c '
+import collections, re, sys
+sizes, total = collections.Counter(), 0
+for line in sys.stdin:
+    parts = line.split(None, 3)
+    if len(parts) < 4 or parts[2] not in "tTwW":
+        continue
+    size = int(parts[1], 16); total += size
+    m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)::", re.sub(r"^[_<]+", "", parts[3]))
+    crate = m.group(1) if m else "[C/other]"
+    sizes["std/core/alloc" if crate in ("std", "core", "alloc") else crate] += size
+for crate, size in sizes.most_common(25):
+    print(f"{crate:<28} {size / 1024:>8.0f} KiB {100 * size / total:>5.1f}%")
+label = "(all code)"
+print(f"{label:<28} {total / 1024:>8.0f} KiB")' | tee -a "$report"
 fi
 echo
 echo "written to $report"

@@ -125,5 +125,5 @@ pub use precompile::EngineId;
 #[cfg(feature = "compile")]
 pub use precompile::Precompiler;
 pub use sandbox::Sandbox;
-pub use schema::inline_refs;
+pub use schema::{inline_refs, validator_for};
 pub use state::Denial;
