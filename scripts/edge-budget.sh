@@ -39,7 +39,7 @@ stripped_size() { # binary, strip tool
   local tmp; tmp=$(mktemp); "$2" -o "$tmp" "$1"; stat -c %s "$tmp"; rm -f "$tmp"
 }
 
-echo "== builds for the size comparison (cargo profile edge: release at opt-level s)"
+echo "== builds for the size comparison (cargo profile edge: opt-level s, fat LTO, one codegen unit)"
 cargo build --profile edge -p incident-responder -p warden-cli --no-default-features
 mkdir -p "$OUT/x86-rt" && cp "$T"/edge/incident-responder "$T"/edge/warden "$OUT/x86-rt/"
 cargo build --profile edge -p incident-responder -p warden-cli
