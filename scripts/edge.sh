@@ -9,7 +9,7 @@
 #   scripts/edge.sh --env prod       # arguments go to the example agent
 #
 # Environment: EDGE_TARGET (aarch64-unknown-linux-gnu), EDGE_PROFILE (cargo
-# profile for the device binaries: edge = release at opt-level s, or dev for
+# profile for the device binaries: edge = opt-level s with fat LTO, or dev for
 # a faster build),
 # EDGE_OUT ($CARGO_TARGET_DIR/edge-box). On a real box, copy $EDGE_OUT/bin/* and the bundle
 # there and run the last two steps without qemu.

@@ -105,6 +105,16 @@ impl Agent {
         &self.manifests
     }
 
+    /// Load the code of every plugin whose loading was deferred to its
+    /// first call, so a broken one is reported now, by name (a
+    /// configuration check wants this; a running agent does not).
+    pub fn load_plugins(&self) -> Result<(), AgentError> {
+        for plugin in self.tools.values() {
+            plugin.load()?;
+        }
+        Ok(())
+    }
+
     /// The planner's name (`none` for an agent built only for calls).
     pub fn planner_name(&self) -> String {
         self.planner
@@ -195,7 +205,9 @@ impl AgentBuilder {
         self
     }
 
-    /// Load every `*.wasm` plugin in `dir`.
+    /// Load every `*.wasm` plugin in `dir`. A plugin the cache already
+    /// knows is only registered (its manifest); its code loads at its first
+    /// call ([`Sandbox::open_file`]). [`Agent::load_plugins`] loads them all.
     pub fn plugins(mut self, dir: impl Into<PathBuf>) -> Self {
         self.plugin_dirs.push(dir.into());
         self
@@ -413,7 +425,7 @@ fn load_dir(sandbox: &Sandbox, dir: &Path) -> Result<Vec<Plugin>, AgentError> {
     })?;
     let mut plugins = Vec::with_capacity(files.len());
     for file in files {
-        plugins.push(sandbox.load_file(&file)?);
+        plugins.push(sandbox.open_file(&file)?);
     }
     Ok(plugins)
 }

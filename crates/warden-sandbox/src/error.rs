@@ -245,6 +245,24 @@ pub enum SandboxError {
         /// What wasmtime said.
         message: String,
     },
+    /// A plugin's entry in the precompiled-code cache cannot be used: its
+    /// sidecar does not verify under this host's cache key, or its code no
+    /// longer matches the sidecar (altered, replaced, truncated), or it is
+    /// not owned by this user. Reported where the build cannot recompile
+    /// (runtime-only), or at the first call of a plugin opened lazily
+    /// ([`Sandbox::open_file`](crate::Sandbox::open_file)).
+    #[error(
+        "{plugin}: its precompiled code in {} cannot be used: {reason}; reinstall the plugins (`warden bundle install`) or rebuild them (`warden plugin build`)",
+        path.display()
+    )]
+    CacheEntry {
+        /// The plugin (its name, or the file it came from).
+        plugin: String,
+        /// The cache entry.
+        path: PathBuf,
+        /// Which check failed.
+        reason: String,
+    },
     /// The engine could not be set up with this configuration.
     #[error("sandbox configuration: {message}")]
     Config {

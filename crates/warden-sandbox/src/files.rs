@@ -76,7 +76,7 @@ pub(crate) fn read_plugin(path: &Path, limit: u64) -> Result<Vec<u8>, SandboxErr
 }
 
 #[cfg(unix)]
-fn open_nonblocking(path: &Path) -> std::io::Result<fs_err::File> {
+pub(crate) fn open_nonblocking(path: &Path) -> std::io::Result<fs_err::File> {
     use fs_err::os::unix::fs::OpenOptionsExt;
     fs_err::OpenOptions::new()
         .read(true)
@@ -85,7 +85,7 @@ fn open_nonblocking(path: &Path) -> std::io::Result<fs_err::File> {
 }
 
 #[cfg(not(unix))]
-fn open_nonblocking(path: &Path) -> std::io::Result<fs_err::File> {
+pub(crate) fn open_nonblocking(path: &Path) -> std::io::Result<fs_err::File> {
     fs_err::File::open(path)
 }
 

@@ -12,6 +12,10 @@
 //!   [`cache_key`](SandboxConfig::cache_key) (random per process unless
 //!   set); an entry that does not verify (planted, copied from another
 //!   plugin, altered, stale) is recompiled, never loaded;
+//! - registers a plugin the cache already knows from its entry's tagged
+//!   sidecar alone ([`Sandbox::open_file`]): its code is mapped from the
+//!   cache file, checked and pre-linked at its first call, so plugins that
+//!   are never called cost neither memory nor start-up time;
 //! - reads plugin files only when they are regular files within
 //!   [`max_plugin_size`](SandboxConfig::max_plugin_size);
 //! - pre-links each plugin once (`InstancePre`) and gives every call a fresh
@@ -104,6 +108,7 @@ mod outbox;
 mod plugin;
 mod precompile;
 mod sandbox;
+mod schema;
 mod scrub;
 mod secret;
 mod state;
@@ -120,4 +125,5 @@ pub use precompile::EngineId;
 #[cfg(feature = "compile")]
 pub use precompile::Precompiler;
 pub use sandbox::Sandbox;
+pub use schema::{inline_refs, validator_for};
 pub use state::Denial;

@@ -1,10 +1,11 @@
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use warden_types::{CallContext, CapabilityGate, ToolManifest};
 
 use crate::bindings::{self, warden::plugin::types as wit};
+use crate::cache::{Entry, Meta};
 use crate::sandbox::{SandboxInner, finish};
 use crate::state::{Denial, KvMap, State};
 use crate::{SandboxError, ToolErrorKind};
@@ -21,13 +22,64 @@ pub struct Plugin {
 
 pub(crate) struct PluginInner {
     pub sandbox: Arc<SandboxInner>,
-    pub pre: bindings::ToolPre<State>,
+    /// The pre-linked component: set at load, or at the first call of a
+    /// plugin opened lazily.
+    pub pre: OnceLock<bindings::ToolPre<State>>,
+    /// Where the code of a lazily opened plugin is, and what vouches for it.
+    pub lazy: Option<Lazy>,
+    /// Held while the code is being loaded, so it is loaded once.
+    pub loading: Mutex<()>,
     pub manifest: Arc<ToolManifest>,
-    pub validator: jsonschema::Validator,
+    /// Built at load, or at the first validation of a plugin opened lazily.
+    pub validator: OnceLock<jsonschema::Validator>,
     pub origin: String,
     pub path: Option<PathBuf>,
     pub kv: KvMap,
     pub cache_hit: bool,
+}
+
+/// The cache entry a lazily opened plugin loads its code from.
+pub(crate) struct Lazy {
+    pub entry: Entry,
+    pub meta: Meta,
+}
+
+impl PluginInner {
+    /// The pre-linked component, loading it first if the plugin was opened
+    /// lazily and this is its first use.
+    pub(crate) fn pre(&self) -> Result<&bindings::ToolPre<State>, SandboxError> {
+        if let Some(pre) = self.pre.get() {
+            return Ok(pre);
+        }
+        let _guard = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(pre) = self.pre.get() {
+            return Ok(pre);
+        }
+        let name = &self.manifest.name;
+        let Some(lazy) = &self.lazy else {
+            return Err(SandboxError::Config {
+                message: format!("{name}: plugin has no code to load"),
+            });
+        };
+        let started = Instant::now();
+        let component = lazy
+            .entry
+            .open_payload(&self.sandbox.engine, &lazy.meta)
+            .map_err(|reason| {
+                // The next start recompiles it, or says how to reinstall it.
+                lazy.entry.forget();
+                SandboxError::CacheEntry {
+                    plugin: name.clone(),
+                    path: lazy.entry.payload.clone(),
+                    reason,
+                }
+            })?;
+        let pre = self
+            .sandbox
+            .prepare(&component, &format!("{name} ({})", self.origin))?;
+        tracing::debug!(plugin = %name, elapsed = ?started.elapsed(), "plugin code loaded at first use");
+        Ok(self.pre.get_or_init(|| pre))
+    }
 }
 
 impl std::fmt::Debug for Plugin {
@@ -84,12 +136,36 @@ impl Plugin {
         self.inner.cache_hit
     }
 
+    /// Whether the plugin's code is loaded: always after
+    /// [`Sandbox::load_file`](crate::Sandbox::load_file); after
+    /// [`Sandbox::open_file`](crate::Sandbox::open_file) only once it was
+    /// called or [`load`](Self::load)ed.
+    pub fn is_loaded(&self) -> bool {
+        self.inner.pre.get().is_some()
+    }
+
+    /// Load the plugin's code now, if [`Sandbox::open_file`](crate::Sandbox::open_file)
+    /// deferred it, so a broken entry shows up here rather than at the
+    /// first call (what a configuration check wants). Does nothing for a
+    /// loaded plugin.
+    ///
+    /// # Errors
+    /// [`SandboxError::CacheEntry`] when the code no longer matches the
+    /// cache entry that vouched for it, naming the plugin; the checks of
+    /// [`Sandbox::load_file`](crate::Sandbox::load_file) otherwise.
+    pub fn load(&self) -> Result<(), SandboxError> {
+        self.inner.pre().map(|_| ())
+    }
+
     /// Names of the component's imports (what it may ask the host for).
+    /// Loads the code of a plugin opened lazily; empty if that fails (the
+    /// error shows at [`load`](Self::load) or the first call).
     pub fn imports(&self) -> Vec<String> {
         let engine = &self.inner.sandbox.engine;
-        self.inner
-            .pre
-            .instance_pre()
+        let Ok(pre) = self.inner.pre() else {
+            return Vec::new();
+        };
+        pre.instance_pre()
             .component()
             .component_type()
             .imports(engine)
@@ -99,12 +175,17 @@ impl Plugin {
 
     /// Check `input` against the tool's input schema without running it.
     pub fn validate_input(&self, input: &serde_json::Value) -> Result<(), SandboxError> {
-        if self.inner.validator.is_valid(input) {
+        let validator = match self.inner.validator.get() {
+            Some(v) => v,
+            None => {
+                let built = crate::schema::compile(&self.inner.manifest, &self.inner.origin)?;
+                self.inner.validator.get_or_init(|| built)
+            }
+        };
+        if validator.is_valid(input) {
             return Ok(());
         }
-        let errors: Vec<String> = self
-            .inner
-            .validator
+        let errors: Vec<String> = validator
             .iter_errors(input)
             .take(20)
             .map(|e| {
@@ -146,6 +227,7 @@ impl Plugin {
             errors: vec![e.to_string()],
         })?;
         let started = Instant::now();
+        let pre = inner.pre()?;
         // Declared before the store, so it is released after the store.
         let _slot = inner.sandbox.slot(name).await?;
         let mut store =
@@ -160,7 +242,7 @@ impl Plugin {
         // The epoch deadline stops a guest that computes; this timer stops
         // one that waits on the host (a slow HTTP response).
         let result = tokio::time::timeout(config.timeout + config.epoch_tick * 4, async {
-            let tool = inner.pre.instantiate_async(&mut store).await?;
+            let tool = pre.instantiate_async(&mut store).await?;
             tool.warden_plugin_handler()
                 .call_invoke(&mut store, &wit_ctx, &text)
                 .await

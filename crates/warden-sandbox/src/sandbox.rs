@@ -1,6 +1,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -16,7 +16,8 @@ use crate::engine;
 use crate::files;
 use crate::outbound;
 use crate::outbox::Outbox;
-use crate::plugin::{Plugin, PluginInner};
+use crate::plugin::{Lazy, Plugin, PluginInner};
+use crate::schema;
 use crate::scrub::Scrubber;
 use crate::state::{CallScope, KvMap, State};
 use crate::{EngineId, SandboxConfig, SandboxError};
@@ -63,7 +64,7 @@ pub(crate) struct SandboxInner {
     pub linker: Linker<State>,
     pub config: SandboxConfig,
     /// The configured cache key, or this process's random one.
-    cache_key: CacheKey,
+    pub cache_key: CacheKey,
     /// What precompiled code must have been built for.
     engine_id: EngineId,
     /// The engine fingerprint cache entries are filed and bound under.
@@ -157,7 +158,8 @@ impl Sandbox {
     }
 
     /// Load, validate and (through the cache, if configured) compile a
-    /// plugin file; calls its `describe()` to read the manifest.
+    /// plugin file; calls its `describe()` to read the manifest, unless the
+    /// cache entry it came from already holds it.
     ///
     /// The path must lead (through any symlinks) to a regular file of at
     /// most [`max_plugin_size`](SandboxConfig::max_plugin_size) bytes; a
@@ -167,6 +169,81 @@ impl Sandbox {
         let path = path.as_ref();
         let bytes = files::read_plugin(path, self.inner.config.max_plugin_size)?;
         let mut plugin = self.load_bytes(&bytes, &path.display().to_string())?;
+        if let Some(inner) = Arc::get_mut(&mut plugin.inner) {
+            inner.path = Some(path.to_path_buf());
+        }
+        Ok(plugin)
+    }
+
+    /// Like [`load_file`](Self::load_file), but when the
+    /// [`cache_dir`](SandboxConfig::cache_dir) holds a verified entry for
+    /// this exact file that already knows its manifest (any earlier load on
+    /// this host with the same key and engine wrote one), only the manifest
+    /// is read now: the code is mapped, checked and pre-linked at the first
+    /// call ([`Plugin::invoke`], [`Plugin::load`]). A plugin that is never
+    /// called then costs no memory for its code and no start-up time.
+    ///
+    /// Without such an entry the plugin is loaded at once, as by
+    /// [`load_file`](Self::load_file), which writes the entry for next
+    /// time. A sidecar that does not verify is never used: the plugin is
+    /// recompiled, or, in a runtime-only build, refused with
+    /// [`SandboxError::CacheEntry`]. Code that no longer matches its
+    /// sidecar is reported at the first call, naming the plugin
+    /// ([`SandboxError::CacheEntry`]).
+    ///
+    /// ```no_run
+    /// # fn demo() -> Result<(), warden_sandbox::SandboxError> {
+    /// use warden_sandbox::{Sandbox, SandboxConfig};
+    ///
+    /// let mut config = SandboxConfig::default();
+    /// config.cache_dir("plugins/.cache").cache_key([7; 32]);
+    /// let sandbox = Sandbox::new(&config)?;
+    /// let plugin = sandbox.open_file("plugins/log_templates.wasm")?;
+    /// println!("{} (code loaded: {})", plugin.manifest().name, plugin.is_loaded());
+    /// # Ok(()) }
+    /// ```
+    pub fn open_file(&self, path: impl AsRef<Path>) -> Result<Plugin, SandboxError> {
+        let path = path.as_ref();
+        let origin = path.display().to_string();
+        let bytes = files::read_plugin(path, self.inner.config.max_plugin_size)?;
+        check_header(&bytes, &origin)?;
+        if let Some(dir) = &self.inner.config.cache_dir {
+            let entry = cache::Entry::for_wasm(dir, &bytes, self.inner.compat);
+            match entry.read_meta(&self.inner.cache_key) {
+                Ok(Some(meta)) => {
+                    if let Some(manifest) = meta.manifest.clone() {
+                        // Its schema compiled when the sidecar was written;
+                        // the validator is built at the first validation.
+                        tracing::debug!(plugin = %manifest.name, origin, "plugin opened; code loads at first call");
+                        return Ok(Plugin {
+                            inner: Arc::new(PluginInner {
+                                sandbox: self.inner.clone(),
+                                pre: OnceLock::new(),
+                                lazy: Some(Lazy { entry, meta }),
+                                loading: Mutex::new(()),
+                                manifest: Arc::new(manifest),
+                                validator: OnceLock::new(),
+                                origin,
+                                path: Some(path.to_path_buf()),
+                                kv: KvMap::default(),
+                                cache_hit: true,
+                            }),
+                        });
+                    }
+                }
+                Ok(None) => {}
+                Err(reason) if !cfg!(feature = "compile") => {
+                    return Err(SandboxError::CacheEntry {
+                        plugin: origin,
+                        path: entry.sidecar,
+                        reason,
+                    });
+                }
+                // `load_bytes` meets it again, warns and recompiles.
+                Err(_) => {}
+            }
+        }
+        let mut plugin = self.load_bytes(&bytes, &origin)?;
         if let Some(inner) = Arc::get_mut(&mut plugin.inner) {
             inner.path = Some(path.to_path_buf());
         }
@@ -194,7 +271,7 @@ impl Sandbox {
             })
         };
         let started = Instant::now();
-        let (component, cache_hit) = match &self.inner.config.cache_dir {
+        let (component, cache_hit, cached) = match &self.inner.config.cache_dir {
             Some(dir) => {
                 let loaded = cache::load_cached(
                     engine,
@@ -203,28 +280,40 @@ impl Sandbox {
                     &self.inner.cache_key,
                     bytes,
                     origin,
+                    cfg!(feature = "compile"),
                     compile,
                 )?;
-                (loaded.component, loaded.cache_hit)
+                (
+                    loaded.component,
+                    loaded.cache_hit,
+                    loaded.meta.map(|m| (loaded.entry, m)),
+                )
             }
-            None => (compile(bytes)?, false),
+            None => (compile(bytes)?, false, None),
         };
-        check_exports(engine, &component, origin)?;
-        engine::check_shape(&component, &self.inner.config, origin)?;
-        let pre =
-            self.inner
-                .linker
-                .instantiate_pre(&component)
-                .map_err(|e| SandboxError::Link {
-                    origin: origin.to_string(),
-                    message: format!("{e:#}"),
-                })?;
-        let pre = bindings::ToolPre::new(pre).map_err(|e| SandboxError::NotAPlugin {
-            origin: origin.to_string(),
-            reason: format!("{e:#}"),
-        })?;
-        let manifest = self.describe(&pre, origin)?;
-        let validator = compile_schema(&manifest, origin)?;
+        let pre = self.inner.prepare(&component, origin)?;
+        drop(component);
+        let manifest = match cached {
+            Some((
+                _,
+                cache::Meta {
+                    manifest: Some(manifest),
+                    ..
+                },
+            )) => manifest,
+            cached => {
+                let manifest = self.describe(&pre, origin)?;
+                // Remembered, so the next start can open it lazily.
+                if let Some((entry, mut meta)) = cached {
+                    meta.manifest = Some(manifest.clone());
+                    if let Err(e) = entry.store_meta(&self.inner.cache_key, &meta) {
+                        tracing::warn!(path = %entry.sidecar.display(), error = %e, "could not write plugin cache sidecar");
+                    }
+                }
+                manifest
+            }
+        };
+        let validator = schema::compile(&manifest, origin)?;
         tracing::debug!(
             plugin = %manifest.name,
             origin,
@@ -235,9 +324,11 @@ impl Sandbox {
         Ok(Plugin {
             inner: Arc::new(PluginInner {
                 sandbox: self.inner.clone(),
-                pre,
+                pre: OnceLock::from(pre),
+                lazy: None,
+                loading: Mutex::new(()),
                 manifest: Arc::new(manifest),
-                validator,
+                validator: OnceLock::from(validator),
                 origin: origin.to_string(),
                 path: None,
                 kv: KvMap::default(),
@@ -305,17 +396,12 @@ impl Sandbox {
             })?;
         check_exports(&self.inner.engine, &component, origin)?;
         drop(component);
-        cache::store_entry(
-            dir,
-            &self.inner.cache_key,
-            wasm,
-            &self.inner.compat,
-            precompiled,
-        )
-        .map_err(|error| SandboxError::Io {
-            path: dir.clone(),
-            error,
-        })?;
+        cache::Entry::for_wasm(dir, wasm, self.inner.compat)
+            .store(&self.inner.cache_key, precompiled, None)
+            .map_err(|error| SandboxError::Io {
+                path: dir.clone(),
+                error,
+            })?;
         self.load_bytes(wasm, origin)
     }
 
@@ -366,6 +452,28 @@ impl Sandbox {
 }
 
 impl SandboxInner {
+    /// Check that `component` is a warden plugin this sandbox can run and
+    /// pre-link it.
+    pub(crate) fn prepare(
+        &self,
+        component: &Component,
+        origin: &str,
+    ) -> Result<bindings::ToolPre<State>, SandboxError> {
+        check_exports(&self.engine, component, origin)?;
+        engine::check_shape(component, &self.config, origin)?;
+        let pre = self
+            .linker
+            .instantiate_pre(component)
+            .map_err(|e| SandboxError::Link {
+                origin: origin.to_string(),
+                message: format!("{e:#}"),
+            })?;
+        bindings::ToolPre::new(pre).map_err(|e| SandboxError::NotAPlugin {
+            origin: origin.to_string(),
+            reason: format!("{e:#}"),
+        })
+    }
+
     /// Wait, within the call deadline, for one of the
     /// [`max_instances`](SandboxConfig::max_instances) slots; hold the
     /// permit until the instance's store is dropped.
@@ -630,15 +738,5 @@ fn manifest_from_wit(
                 WitCap::Kv => warden_types::Capability::Kv,
             })
             .collect(),
-    })
-}
-
-fn compile_schema(
-    manifest: &ToolManifest,
-    origin: &str,
-) -> Result<jsonschema::Validator, SandboxError> {
-    jsonschema::validator_for(&manifest.input_schema).map_err(|e| SandboxError::InvalidManifest {
-        origin: origin.to_string(),
-        message: format!("input schema is not a valid JSON Schema: {e}"),
     })
 }

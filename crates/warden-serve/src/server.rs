@@ -291,6 +291,8 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
         Arc::new(Metrics::new()),
         None,
     )?;
+    // The service defers plugin code to the first call; a check loads it all.
+    agent.load_plugins()?;
     let r = &config.receivers;
     let receivers = [
         ("alertmanager", r.alertmanager.is_some()),

@@ -105,17 +105,30 @@ async fn main() -> anyhow::Result<ExitCode> {
     )?;
 
     // The demo service lives on loopback, which the default bundle allows
-    // only in `dev`; allow it in the chosen environment for this run.
-    let env = PolicyEngine::load(&args.policy)
-        .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?
-        .environments()
-        .canonical(&args.env)?;
-    let overlay = serde_json::json!({"warden": {"config": {"network": {"allowed_private_cidrs": {
-        env: ["127.0.0.0/8", "::1/128"]}}}}});
-    let policy = PolicyEngine::builder(&args.policy)
-        .with_data(overlay)
-        .load()
-        .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?;
+    // only in `dev`; allow it in the chosen environment for this run. The
+    // overlay needs the bundle's name for it: one load when `--env` is
+    // that name already (compiling the bundle is most of a cold start), a
+    // second when it is an alias (`production` for `prod`).
+    let load = |env: &str| {
+        let overlay = serde_json::json!({"warden": {"config": {"network": {"allowed_private_cidrs": {
+            env: ["127.0.0.0/8", "::1/128"]}}}}});
+        PolicyEngine::builder(&args.policy)
+            .with_data(overlay)
+            .load()
+            .with_context(|| format!("loading the policy bundle {}", args.policy.display()))
+    };
+    let first = load(&args.env);
+    let env = match &first {
+        Ok(policy) => policy.environments().canonical(&args.env)?,
+        Err(_) => PolicyEngine::load(&args.policy)
+            .with_context(|| format!("loading the policy bundle {}", args.policy.display()))?
+            .environments()
+            .canonical(&args.env)?,
+    };
+    let policy = match first {
+        Ok(policy) if env == args.env => policy,
+        _ => load(&env)?,
+    };
 
     let key = HostKey::load_or_create(HostKey::default_path()?)?;
     let mut sandbox =

@@ -103,7 +103,8 @@ async fn altered_or_truncated_entry_is_recompiled() {
     let [entry] = <[PathBuf; 1]>::try_from(entries(dir.path())).unwrap();
     let good = fs_err::read(&entry).unwrap();
 
-    // A flipped byte in the payload (past the 32-byte tag), then in the tag.
+    // A flipped byte anywhere in the payload (its SHA-256 is in the tagged
+    // sidecar).
     for at in [good.len() / 2, good.len() - 1, 40, 0, 31] {
         let mut bytes = good.clone();
         bytes[at] ^= 0x01;
@@ -115,7 +116,7 @@ async fn altered_or_truncated_entry_is_recompiled() {
         assert_eq!(fs_err::read(&entry).unwrap(), good, "entry not rewritten");
     }
 
-    // Truncated: to nothing, to the tag alone, by one byte.
+    // Truncated: to nothing, to a few bytes, by one byte.
     for len in [0, 5, 32, good.len() - 1] {
         fs_err::write(&entry, &good[..len]).unwrap();
         assert!(

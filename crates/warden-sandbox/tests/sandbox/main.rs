@@ -21,6 +21,8 @@ mod guests;
 #[cfg(feature = "compile")]
 mod https;
 #[cfg(feature = "compile")]
+mod lazy;
+#[cfg(feature = "compile")]
 mod loading;
 #[cfg(feature = "compile")]
 mod notify;
