@@ -76,9 +76,9 @@ pub use error::AgentError;
 pub use executor::{Ledger, Resume, StepKey, StoredStep, ToolCall};
 pub use journal::{
     Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-    JournalEvent, JournalTap, JournalRecord, JournalTail, OutboxAttempted, OutcomeReached, PlanProposed,
-    Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted, VerifyReport, read_journal,
-    verify_journal,
+    JournalEvent, JournalRecord, JournalTail, JournalTap, OutboxAttempted, OutcomeReached,
+    PlanProposed, Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted, VerifyReport,
+    read_journal, verify_journal,
 };
 pub use limits::{Input, Limits};
 #[cfg(feature = "llm")]

@@ -65,9 +65,7 @@ pub async fn verify_journal(
                 continue;
             }
         };
-        let prev = chain
-            .last()
-            .map_or(JournalRecord::GENESIS, String::as_str);
+        let prev = chain.last().map_or(JournalRecord::GENESIS, String::as_str);
         if u64::try_from(seq).ok() != Some(expected) || rec.seq != expected {
             report.problems.push(format!(
                 "task `{task_id}`: record {} where record {expected} belongs (a gap or a duplicate)",

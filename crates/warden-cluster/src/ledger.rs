@@ -91,7 +91,9 @@ impl ClusterLedger {
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
         // A poisoned map only means a tap panicked mid-push; the data is
         // still a map of holds.
-        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.held
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Claim the oldest runnable task for `lease` and hold it.
@@ -188,13 +190,13 @@ impl ClusterLedger {
             .get(&key.task_id)
             .map(|h| h.fence.epoch)
             .unwrap_or_default();
-        let observation = obs
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| AgentError::Ledger {
-                task: key.task_id.clone(),
-                reason: e.to_string(),
-            })?;
+        let observation =
+            obs.map(serde_json::to_value)
+                .transpose()
+                .map_err(|e| AgentError::Ledger {
+                    task: key.task_id.clone(),
+                    reason: e.to_string(),
+                })?;
         Ok(StepRow {
             step_id: key.step_id.clone(),
             revision: key.revision,

@@ -421,7 +421,10 @@ impl Record {
     ) -> Result<(), ClusterError> {
         let mut client = self.client().await?;
         let pg = ClusterError::pg("fenced commit");
-        let tx = client.transaction().await.map_err(ClusterError::pg("begin"))?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(ClusterError::pg("begin"))?;
         let row = tx
             .query_opt(
                 "SELECT owner, epoch, lease_until > now(), commits, state
@@ -432,7 +435,8 @@ impl Record {
             .map_err(ClusterError::pg("fence"))?
             .ok_or_else(|| task_err(&fence.task, "no such task in the record"))?;
         let owner: Option<String> = row.get(0);
-        let mine = owner.as_deref() == Some(fence.owner.as_str()) && u64_of(row.get(1)) == fence.epoch;
+        let mine =
+            owner.as_deref() == Some(fence.owner.as_str()) && u64_of(row.get(1)) == fence.epoch;
         let commits = u64_of(row.get(3));
         if mine && commits == done + 1 {
             return Ok(()); // this commit went through before
@@ -448,7 +452,11 @@ impl Record {
         if let Some((revision, proposal)) = &commit.plan {
             tx.execute(
                 "INSERT INTO warden_plans (task_id, revision, proposal) VALUES ($1, $2, $3)",
-                &[&fence.task, &i32::try_from(*revision).unwrap_or(i32::MAX), proposal],
+                &[
+                    &fence.task,
+                    &i32::try_from(*revision).unwrap_or(i32::MAX),
+                    proposal,
+                ],
             )
             .await
             .map_err(ClusterError::pg("store plan"))?;
@@ -502,7 +510,10 @@ impl Record {
         Ok(self
             .client()
             .await?
-            .query("SELECT state, count(*) FROM warden_tasks GROUP BY state", &[])
+            .query(
+                "SELECT state, count(*) FROM warden_tasks GROUP BY state",
+                &[],
+            )
             .await
             .map_err(ClusterError::pg("count tasks"))?
             .into_iter()
@@ -518,14 +529,12 @@ impl Record {
     ) -> Result<(Vec<(String, i64, String)>, Vec<(i64, String)>), ClusterError> {
         let client = self.client().await?;
         let rows = match task {
-            Some(t) => {
-                client
-                    .query(
-                        "SELECT task_id, seq, line FROM warden_journal WHERE task_id = $1 ORDER BY seq",
-                        &[&t],
-                    )
-                    .await
-            }
+            Some(t) => client
+                .query(
+                    "SELECT task_id, seq, line FROM warden_journal WHERE task_id = $1 ORDER BY seq",
+                    &[&t],
+                )
+                .await,
             None => {
                 client
                     .query(
@@ -570,8 +579,8 @@ async fn append_journal(
         None => (0, JournalRecord::GENESIS.to_string()),
     };
     for (ts, event) in records {
-        let (line, rec) = JournalRecord::seal(key, seq, ts, task, event, &prev)
-            .map_err(|e| task_err(task, e))?;
+        let (line, rec) =
+            JournalRecord::seal(key, seq, ts, task, event, &prev).map_err(|e| task_err(task, e))?;
         tx.execute(
             "INSERT INTO warden_journal (task_id, seq, line, mac) VALUES ($1, $2, $3, $4)",
             &[&task, &i64_of(seq), &line, &rec.mac],
@@ -597,14 +606,17 @@ async fn append_journal(
         Some(r) => (u64_of(r.get::<_, i64>(0)) + 1, r.get::<_, String>(1)),
         None => (0, JournalRecord::GENESIS.to_string()),
     };
-    let ts = records.last().map(|(ts, _)| ts.as_str()).unwrap_or_default();
+    let ts = records
+        .last()
+        .map(|(ts, _)| ts.as_str())
+        .unwrap_or_default();
     let anchor = JournalEvent::Anchored {
         task: task.to_string(),
         records: seq,
         head: prev,
     };
-    let (line, rec) = JournalRecord::seal(key, aseq, ts, "-", &anchor, &aprev)
-        .map_err(|e| task_err(task, e))?;
+    let (line, rec) =
+        JournalRecord::seal(key, aseq, ts, "-", &anchor, &aprev).map_err(|e| task_err(task, e))?;
     tx.execute(
         "INSERT INTO warden_anchors (seq, line, mac) VALUES ($1, $2, $3)",
         &[&i64_of(aseq), &line, &rec.mac],

@@ -53,10 +53,12 @@ fn bad(reason: String) -> ServeError {
 }
 
 /// Read and describe the `[cluster]` settings (no connection).
-pub(crate) fn check(config: &Config, section: &ClusterSection) -> Result<ClusterSummary, ServeError> {
+pub(crate) fn check(
+    config: &Config,
+    section: &ClusterSection,
+) -> Result<ClusterSummary, ServeError> {
     let url = section.postgres.read(&config.base)?;
-    let postgres =
-        Record::describe(&url).map_err(|e| bad(format!("[cluster] postgres: {e}")))?;
+    let postgres = Record::describe(&url).map_err(|e| bad(format!("[cluster] postgres: {e}")))?;
     Ok(ClusterSummary {
         postgres,
         worker: section.worker_id(),
@@ -108,8 +110,8 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
         .as_ref()
         .map_or(Duration::from_secs(15), |c| c.lease);
     let worker = {
-        let state = state.clone();
-        Worker::with_agent(ledger.clone(), move || state.agent())
+        let current = state.clone();
+        Worker::with_agent(ledger.clone(), move || current.agent())
             .lease(lease)
             .parallel(state.config.limits.workers)
             .wake(wake.clone())
@@ -198,7 +200,9 @@ async fn forward_item(state: &Arc<State>, record: &Record, item: Item) {
                             format!("the cluster's record already holds it as task {other}"),
                         );
                     }
-                    Err(e @ ClusterError::Task { .. }) => break ("refused".to_string(), e.to_string()),
+                    Err(e @ ClusterError::Task { .. }) => {
+                        break ("refused".to_string(), e.to_string());
+                    }
                     Err(e) => {
                         tracing::warn!(task = %id, error = %e, "cannot forward to the record yet; retrying");
                         tokio::select! {

@@ -72,8 +72,8 @@ mod server;
 
 pub use approvals::Pending;
 pub use auth::{Identity, sign};
-pub use cluster::ClusterSummary;
 pub use chat::{ChatSection, ChatUser, SlackSection, TeamsSection};
+pub use cluster::ClusterSummary;
 pub use config::{
     AgentSection, AlertmanagerReceiver, ClusterSection, Config, LimitsSection, ListenSection,
     PostgresUrl, ReceiversSection, SecretRef, TokenConfig, TokenReceiver,

@@ -54,8 +54,8 @@
 pub use warden_agent::LlmPlanner;
 pub use warden_agent::{
     Agent, AgentBuilder, AgentError, Alert, Approval, ApprovalRequest, ApprovalRequests, Approver,
-    Budget, CancellationToken, Case, CasePlanner, ChannelApprover, Condition, Input, Ledger, Limits,
-    Match, Observation, Outcome, OutcomeStatus, Plan, PlanContext, Planner, PlannerChain,
+    Budget, CancellationToken, Case, CasePlanner, ChannelApprover, Condition, Input, Ledger,
+    Limits, Match, Observation, Outcome, OutcomeStatus, Plan, PlanContext, Planner, PlannerChain,
     PreApproved, Proposal, RejectAll, Resume, Runbook, RunbookPlanner, Runbooks, Step, StepKey,
     StepStatus, StoredStep, Task, TerminalApprover, ToolCall, os_user, terminal_safe,
 };
@@ -64,9 +64,10 @@ pub use warden_agent::{
 pub mod journal {
     pub use warden_agent::{
         Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
-        JournalEvent, JournalRecord, JournalTail, JournalTap, OutboxAttempted, OutcomeReached, PlanProposed,
-        Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted, TaskSummary,
-        VerifyReport, read_journal, render_record, render_timeline, task_list, verify_journal,
+        JournalEvent, JournalRecord, JournalTail, JournalTap, OutboxAttempted, OutcomeReached,
+        PlanProposed, Problem, ProblemKind, RecalledCase, RecentMutations, TaskStarted,
+        TaskSummary, VerifyReport, read_journal, render_record, render_timeline, task_list,
+        verify_journal,
     };
 }
 

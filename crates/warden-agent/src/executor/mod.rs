@@ -339,7 +339,10 @@ impl<'a> Run<'a> {
 
     /// The planner's next proposal: a stored one first (a re-claimed task
     /// keeps its plan, step ids and revisions), else `ask`'s, stored.
-    async fn propose<F>(&mut self, ask: F) -> Result<Result<Result<Proposal, AgentError>, Stop>, AgentError>
+    async fn propose<F>(
+        &mut self,
+        ask: F,
+    ) -> Result<Result<Result<Proposal, AgentError>, Stop>, AgentError>
     where
         F: std::future::Future<Output = Result<Proposal, AgentError>>,
     {
@@ -362,7 +365,11 @@ impl<'a> Run<'a> {
         StepKey {
             task_id: self.task.id.clone(),
             step_id: step_id.to_string(),
-            revision: self.step_revision.get(step_id).copied().unwrap_or(self.revision),
+            revision: self
+                .step_revision
+                .get(step_id)
+                .copied()
+                .unwrap_or(self.revision),
         }
     }
 
@@ -772,7 +779,9 @@ impl Run<'_> {
             for r in results {
                 let obs = r?;
                 if let Some(ledger) = &self.ledger {
-                    ledger.commit_step(&self.step_key(&obs.step_id), &obs).await?;
+                    ledger
+                        .commit_step(&self.step_key(&obs.step_id), &obs)
+                        .await?;
                 }
                 self.outputs
                     .insert(obs.step_id.clone(), (obs.status, obs.output.clone()));

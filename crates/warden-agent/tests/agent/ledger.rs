@@ -79,7 +79,9 @@ impl Ledger for MemLedger {
 }
 
 fn task(svc: &Service) -> Task {
-    Task::from_webhook("t-l", &svc.alert()).unwrap().in_env("dev")
+    Task::from_webhook("t-l", &svc.alert())
+        .unwrap()
+        .in_env("dev")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,7 +91,12 @@ async fn a_reclaimed_task_replays_committed_steps_without_calling_the_tool_again
     let first = Arc::new(MemLedger::default());
     let agent = s.builder().ledger(first.clone()).build().unwrap();
     let outcome = agent.run(task(&svc)).await.unwrap();
-    assert_eq!(outcome.status, OutcomeStatus::Resolved, "{}", outcome.reason);
+    assert_eq!(
+        outcome.status,
+        OutcomeStatus::Resolved,
+        "{}",
+        outcome.reason
+    );
     assert_eq!(svc.admin_calls(), 1);
     assert_eq!(
         *svc.state.keys.lock().unwrap(),
@@ -106,7 +113,11 @@ async fn a_reclaimed_task_replays_committed_steps_without_calling_the_tool_again
     assert_eq!(svc.admin_calls(), 1, "the restart was not sent again");
     assert_eq!(again.summary, outcome.summary, "outputs were replayed");
     let kinds = s.kinds("t-l");
-    assert_eq!(kinds.iter().filter(|k| *k == "replayed").count(), 3, "{kinds:?}");
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "replayed").count(),
+        3,
+        "{kinds:?}"
+    );
     assert_eq!(
         kinds.iter().filter(|k| *k == "plan").count(),
         2,
@@ -166,8 +177,15 @@ async fn a_fenced_out_worker_stops_the_task_before_any_further_effect() {
     let fenced = MemLedger::dying_at("probe");
     let agent = s.builder().ledger(fenced).build().unwrap();
     let err = agent.run(task(&svc)).await.unwrap_err();
-    assert!(matches!(err, AgentError::Fenced { ref task, epoch: 1 } if task == "t-l"), "{err}");
-    assert_eq!(svc.admin_calls(), 0, "the restart after the probe never ran");
+    assert!(
+        matches!(err, AgentError::Fenced { ref task, epoch: 1 } if task == "t-l"),
+        "{err}"
+    );
+    assert_eq!(
+        svc.admin_calls(),
+        0,
+        "the restart after the probe never ran"
+    );
     assert!(
         !s.kinds("t-l").contains(&"outcome".to_string()),
         "a fenced-out worker does not end the task"

@@ -128,8 +128,14 @@ fn agent(dir: &Path, ledger: Arc<ClusterLedger>) -> Agent {
     fs_err::write(runbooks.join("act.yaml"), RUNBOOK).unwrap();
     let journal = dir.join(format!("journal-{}.jsonl", ledger.owner()));
     Agent::builder()
-        .plugin(sb.load_file(test_plugins_artifacts::PLUGIN_HTTP_PROBE).unwrap())
-        .plugin(sb.load_file(test_plugins_artifacts::PLUGIN_HTTP_ACTION).unwrap())
+        .plugin(
+            sb.load_file(test_plugins_artifacts::PLUGIN_HTTP_PROBE)
+                .unwrap(),
+        )
+        .plugin(
+            sb.load_file(test_plugins_artifacts::PLUGIN_HTTP_ACTION)
+                .unwrap(),
+        )
         .policy_engine(policy)
         .runbooks(runbooks)
         .journal(journal)
@@ -207,9 +213,15 @@ async fn wait_until(
             if done(&counts) {
                 return counts;
             }
-            assert!(Instant::now() < end, "{what}: not within {within:?}: {counts:?}");
+            assert!(
+                Instant::now() < end,
+                "{what}: not within {within:?}: {counts:?}"
+            );
         } else {
-            assert!(Instant::now() < end, "{what}: the record did not answer within {within:?}");
+            assert!(
+                Instant::now() < end,
+                "{what}: the record did not answer within {within:?}"
+            );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -238,7 +250,11 @@ async fn check(record: &Record, svc: &Service, alerts: usize, label: &str) -> (u
         report.anchors,
         report.problems.len()
     );
-    assert_eq!(ended(&counts), alerts as u64, "every alert handled: {counts:?}");
+    assert_eq!(
+        ended(&counts),
+        alerts as u64,
+        "every alert handled: {counts:?}"
+    );
     assert_eq!(duplicates, 0, "no mutating call arrived twice");
     assert_eq!(unkeyed, 0, "every mutating call carried its key");
     // A done task's call arrived exactly once; an unknown task's at most once.
@@ -277,9 +293,12 @@ async fn three_workers_one_killed_and_one_restarted_handle_every_alert_once() {
             .map(|id| spawn_worker(&pg, id, dir.path()))
             .collect(),
     );
-    wait_until(&record, Duration::from_secs(120), "a quarter handled", |c| {
-        ended(c) >= ALERTS as u64 / 4
-    })
+    wait_until(
+        &record,
+        Duration::from_secs(120),
+        "a quarter handled",
+        |c| ended(c) >= ALERTS as u64 / 4,
+    )
     .await;
     // SIGKILL, mid-run: its tasks keep their leases until they run out.
     workers.0[0].kill().unwrap();
@@ -290,9 +309,12 @@ async fn three_workers_one_killed_and_one_restarted_handle_every_alert_once() {
     })
     .await;
     workers.0[0] = spawn_worker(&pg, "w1", dir.path());
-    wait_until(&record, Duration::from_secs(180), "every alert handled", |c| {
-        ended(c) == ALERTS as u64
-    })
+    wait_until(
+        &record,
+        Duration::from_secs(180),
+        "every alert handled",
+        |c| ended(c) == ALERTS as u64,
+    )
     .await;
     drop(workers);
     eprintln!("[kill] w1 was SIGKILLed after {killed_at} alerts had been handled");
@@ -332,9 +354,12 @@ async fn workers_pause_through_a_postgres_restart_and_lose_nothing() {
     pg.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     pg.start_again();
-    wait_until(&record, Duration::from_secs(180), "every alert handled", |c| {
-        ended(c) == ALERTS as u64
-    })
+    wait_until(
+        &record,
+        Duration::from_secs(180),
+        "every alert handled",
+        |c| ended(c) == ALERTS as u64,
+    )
     .await;
     stop.cancel();
     for r in running {
@@ -346,6 +371,9 @@ async fn workers_pause_through_a_postgres_restart_and_lose_nothing() {
         .sum();
     eprintln!("[pg-restart] record errors the workers waited out: {errors}");
     let (keys, unknown) = check(&record, &svc, ALERTS, "pg-restart").await;
-    assert_eq!(unknown, 0, "a restart loses nothing and leaves nothing unknown");
+    assert_eq!(
+        unknown, 0,
+        "a restart loses nothing and leaves nothing unknown"
+    );
     assert_eq!(keys, ALERTS as u64);
 }

@@ -40,9 +40,12 @@ async fn a_worker_whose_lease_was_taken_over_cannot_commit_and_writes_nothing() 
     let a = Record::connect(&pg.url()).await.unwrap();
     let b = Record::connect(&pg.url()).await.unwrap();
     a.migrate().await.unwrap();
-    a.enqueue("gen:1", &Task::goal("t-1", "restart the pool").in_env("dev"))
-        .await
-        .unwrap();
+    a.enqueue(
+        "gen:1",
+        &Task::goal("t-1", "restart the pool").in_env("dev"),
+    )
+    .await
+    .unwrap();
 
     // A claims with a short lease and commits once.
     let first = a
@@ -55,7 +58,12 @@ async fn a_worker_whose_lease_was_taken_over_cannot_commit_and_writes_nothing() 
         .await
         .unwrap();
     // While A's lease runs, B finds nothing to claim.
-    assert!(b.claim("worker-b", Duration::from_secs(30)).await.unwrap().is_none());
+    assert!(
+        b.claim("worker-b", Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // A stalls past its lease; B takes the task over at the next epoch.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -91,7 +99,9 @@ async fn a_worker_whose_lease_was_taken_over_cannot_commit_and_writes_nothing() 
     b.commit(&second.fence, 1, &key(), &step("remediate", 2))
         .await
         .unwrap();
-    b.renew(&second.fence, Duration::from_secs(30)).await.unwrap();
+    b.renew(&second.fence, Duration::from_secs(30))
+        .await
+        .unwrap();
     let report = verify_journal(&b, &key(), None).await.unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert_eq!((report.tasks, report.records, report.anchors), (1, 2, 2));
@@ -157,7 +167,10 @@ async fn an_edited_journal_record_in_postgres_fails_verification() {
     let report = verify_journal(&record, &key(), None).await.unwrap();
     assert!(!report.is_ok());
     assert!(
-        report.problems.iter().any(|p| p.contains("does not match its MAC")),
+        report
+            .problems
+            .iter()
+            .any(|p| p.contains("does not match its MAC")),
         "{:?}",
         report.problems
     );

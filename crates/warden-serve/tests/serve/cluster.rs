@@ -36,7 +36,9 @@ async fn a_clustered_service_forwards_an_alert_to_postgres_and_its_worker_resolv
     // The inbox says where the alert went; the record holds the task.
     let v = h.done(&task).await;
     assert_eq!(v["task"]["status"], "forwarded", "{v}");
-    let report = verify_journal(&record, &host_key(), Some(&task)).await.unwrap();
+    let report = verify_journal(&record, &host_key(), Some(&task))
+        .await
+        .unwrap();
     assert!(report.is_ok(), "{:?}", report.problems);
     assert!(report.records >= 5, "{report:?}");
     // The same alert again (a retried webhook after the task ended) is not
@@ -69,6 +71,12 @@ async fn a_postgres_that_cannot_be_reached_stops_the_start_naming_the_cluster_se
         summary.contains("cluster: record warden@127.0.0.1:") && summary.contains("worker serve-1"),
         "{summary}"
     );
-    let err = warden_serve::Server::bind(config).await.unwrap_err().to_string();
-    assert!(err.contains("[cluster] postgres: cannot use PostgreSQL at warden@127.0.0.1:"), "{err}");
+    let err = warden_serve::Server::bind(config)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[cluster] postgres: cannot use PostgreSQL at warden@127.0.0.1:"),
+        "{err}"
+    );
 }

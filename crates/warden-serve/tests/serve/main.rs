@@ -14,11 +14,11 @@ mod browser;
 mod chat;
 mod cluster;
 mod intake;
+mod lifecycle;
+mod mcp;
+mod page;
 /// The cluster crate's real-PostgreSQL harness.
 #[allow(dead_code, reason = "only PostgreSQL is used here, not NATS")]
 #[path = "../../../warden-cluster/tests/cluster/support.rs"]
 mod pg;
-mod lifecycle;
-mod mcp;
-mod page;
 mod support;
