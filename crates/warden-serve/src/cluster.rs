@@ -110,8 +110,8 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
         .as_ref()
         .map_or(Duration::from_secs(15), |c| c.lease);
     let worker = {
-        let state = state.clone();
-        Worker::with_agent(ledger.clone(), move || state.agent())
+        let current = state.clone();
+        Worker::with_agent(ledger.clone(), move || current.agent())
             .lease(lease)
             .parallel(state.config.limits.workers)
             .wake(wake.clone())

@@ -273,7 +273,7 @@ async fn three_workers_one_killed_and_one_restarted_handle_every_alert_once() {
     let svc = Service::start();
     const ALERTS: usize = 500;
     for n in 0..ALERTS {
-        let task = Task::from_webhook(&format!("a-{n:03}"), &svc.alert(n))
+        let task = Task::from_webhook(format!("a-{n:03}"), &svc.alert(n))
             .unwrap()
             .in_env("dev");
         record.enqueue(&format!("am:fp-{n}"), &task).await.unwrap();
@@ -333,7 +333,7 @@ async fn workers_pause_through_a_postgres_restart_and_lose_nothing() {
     let svc = Service::start();
     const ALERTS: usize = 150;
     for n in 0..ALERTS {
-        let task = Task::from_webhook(&format!("p-{n:03}"), &svc.alert(n))
+        let task = Task::from_webhook(format!("p-{n:03}"), &svc.alert(n))
             .unwrap()
             .in_env("dev");
         record.enqueue(&format!("am:fp-{n}"), &task).await.unwrap();

@@ -19,6 +19,7 @@ mod mcp;
 mod page;
 /// The cluster crate's real-PostgreSQL harness.
 #[allow(dead_code, reason = "only PostgreSQL is used here, not NATS")]
+#[allow(clippy::print_stderr, reason = "it says loudly what it skips")]
 #[path = "../../../warden-cluster/tests/cluster/support.rs"]
 mod pg;
 mod support;
