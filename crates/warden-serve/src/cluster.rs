@@ -15,7 +15,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use warden::journal::HostKey;
-use warden_cluster::{ClusterError, ClusterLedger, Enqueued, Record, Worker};
+use warden_cluster::{
+    Bus, BusError, ClusterError, ClusterLedger, Enqueued, Published, Record, Worker,
+};
 
 use crate::config::{ClusterSection, Config};
 use crate::error::ServeError;
@@ -104,6 +106,28 @@ pub(crate) async fn connect(
 /// to their leases.
 pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
     let wake = Arc::new(Notify::new());
+    let bus = match state.config.cluster.as_ref().and_then(|c| c.nats.clone()) {
+        Some(url) => connect_bus(&url).await,
+        None => None,
+    };
+    // With the bus: wake-ups from every worker, and this worker's intake
+    // pump from the shared stream into the record.
+    let _wakeups = match &bus {
+        Some(bus) => match bus.wake_into(wake.clone()).await {
+            Ok(guard) => Some(guard),
+            Err(e) => {
+                tracing::warn!(error = %e, "no wake-ups from NATS; polling the record");
+                None
+            }
+        },
+        None => None,
+    };
+    let pump = bus.clone().map(|bus| {
+        let record = ledger.record().clone();
+        let wake = wake.clone();
+        let stop = state.stop_claiming.clone();
+        tokio::spawn(async move { pump_intake(&bus, record, wake, stop).await })
+    });
     let lease = state
         .config
         .cluster
@@ -129,23 +153,60 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
     };
     let stop = state.stop_claiming.clone();
     let (_, result) = tokio::join!(
-        forward(&state, ledger.record(), &wake),
+        forward(&state, ledger.record(), bus.as_deref(), &wake),
         worker.run_until(stop, abort)
     );
     deadline.abort();
+    if let Some(pump) = pump {
+        pump.abort();
+    }
     if let Err(e) = result {
         tracing::error!(error = %e, "the cluster worker stopped");
     }
 }
 
-async fn forward(state: &Arc<State>, record: &Record, wake: &Notify) {
+/// NATS for intake and wake-ups; a bus that cannot be reached at start is
+/// logged and the worker runs without it (webhooks go straight into the
+/// record, workers poll), as it does whenever the bus is down.
+async fn connect_bus(url: &str) -> Option<Arc<Bus>> {
+    match Bus::connect(url).await {
+        Ok(bus) => {
+            tracing::info!(nats = %url, "cluster intake and wake-ups on NATS JetStream");
+            Some(Arc::new(bus))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "[cluster] nats: not reachable; alerts go straight into the record");
+            None
+        }
+    }
+}
+
+/// Run the intake pump until the service stops, starting it again (after a
+/// pause) when its record connection or the bus fails.
+async fn pump_intake(bus: &Bus, record: Arc<Record>, wake: Arc<Notify>, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        match bus
+            .run_intake(record.clone(), wake.clone(), stop.clone())
+            .await
+        {
+            Ok(stats) => tracing::debug!(?stats, "intake pump stopped"),
+            Err(e) => tracing::warn!(error = %e, "intake pump failed; starting it again"),
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn forward(state: &Arc<State>, record: &Record, bus: Option<&Bus>, wake: &Notify) {
     loop {
         if state.stop_claiming.is_cancelled() {
             return;
         }
         match state.inbox(|inbox| inbox.claim()).await {
             Ok(Some(item)) => {
-                forward_item(state, record, item).await;
+                forward_item(state, record, bus, item).await;
                 wake.notify_one();
             }
             Ok(None) => {
@@ -179,12 +240,43 @@ fn intake_key(item: &Item) -> String {
     }
 }
 
-async fn forward_item(state: &Arc<State>, record: &Record, item: Item) {
+async fn forward_item(state: &Arc<State>, record: &Record, bus: Option<&Bus>, item: Item) {
     let id = item.id.clone();
     let (status, reason) = match crate::server::task_of(&item) {
         Err(why) => ("refused".to_string(), why),
-        Ok(task) => {
+        Ok(task) => 'done: {
             let key = intake_key(&item);
+            // Through the bus when there is one: JetStream drops a retried
+            // webhook (same intake key) and any worker's pump stores it.
+            // When the bus fails, straight into the record below: the
+            // record stores a key once either way.
+            if let Some(bus) = bus {
+                match bus.publish_alert(&key, &task).await {
+                    Ok(Published::Stored(_)) => {
+                        break 'done (
+                            "forwarded".to_string(),
+                            "published to the cluster's intake; a worker stores and runs it"
+                                .to_string(),
+                        );
+                    }
+                    Ok(Published::Duplicate) => {
+                        break 'done (
+                            "duplicate".to_string(),
+                            "the cluster's intake already holds it".to_string(),
+                        );
+                    }
+                    Err(
+                        e @ (BusError::TooBig { .. }
+                        | BusError::Malformed { .. }
+                        | BusError::IntakeKey { .. }),
+                    ) => {
+                        break 'done ("refused".to_string(), e.to_string());
+                    }
+                    Err(e) => {
+                        tracing::warn!(task = %id, error = %e, "NATS intake failed; storing in the record directly");
+                    }
+                }
+            }
             let mut pause = Duration::from_millis(100);
             loop {
                 match record.enqueue(&key, &task).await {

@@ -1,12 +1,13 @@
 //! `warden serve` with `[cluster]`: an alert accepted by the webhook is
 //! forwarded to PostgreSQL and run by the cluster's worker on the agent's
-//! one path; a PostgreSQL that cannot be reached stops the start.
+//! one path (with `nats`, through the JetStream intake); a PostgreSQL that
+//! cannot be reached stops the start.
 
 use std::time::Duration;
 
 use warden_cluster::{Record, verify_journal};
 
-use crate::pg::{Postgres, free_port};
+use crate::pg::{Nats, Postgres, free_port};
 use crate::support::{Harness, Options, host_key, task_of};
 
 fn cluster_toml(url: &str) -> String {
@@ -47,6 +48,38 @@ async fn a_clustered_service_forwards_an_alert_to_postgres_and_its_worker_resolv
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(record.counts().await.unwrap().get("done"), Some(&1));
     assert_eq!(h.checkout.admin_calls(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_nats_an_alert_goes_through_the_jetstream_intake_and_a_worker_resolves_it() {
+    let Some(pg) = Postgres::start() else { return };
+    let Some(nats) = Nats::start() else { return };
+    let h = Harness::start(Options {
+        extra_toml: format!("{}nats = \"{}\"\n", cluster_toml(&pg.url()), nats.url()),
+        ..Options::default()
+    })
+    .await;
+    let (status, answer) = h.alert(&h.checkout.alert("c-9", "firing")).await;
+    assert_eq!(status, 202, "{answer}");
+    let task = task_of(&answer);
+    let record = Record::connect(&pg.url()).await.unwrap();
+    h.wait("the task done in the record", || async {
+        let c = record.counts().await.ok()?;
+        (c.get("done") == Some(&1)).then_some(c)
+    })
+    .await;
+    assert_eq!(h.checkout.admin_calls(), 1);
+    // The inbox forwarded it to the bus, not to the record: a pump stored it.
+    let v = h.done(&task).await;
+    assert_eq!(v["task"]["status"], "forwarded", "{v}");
+    assert!(
+        v["task"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("published to the cluster's intake")),
+        "{v}"
+    );
+    let bus = warden_cluster::Bus::connect(&nats.url()).await.unwrap();
+    assert_eq!(bus.intake_backlog().await.unwrap(), 0, "the pump acked it");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -18,7 +18,7 @@ mod lifecycle;
 mod mcp;
 mod page;
 /// The cluster crate's real-PostgreSQL harness.
-#[allow(dead_code, reason = "only PostgreSQL is used here, not NATS")]
+#[allow(dead_code, reason = "not every helper of the harness is used here")]
 #[allow(clippy::print_stderr, reason = "it says loudly what it skips")]
 #[path = "../../../warden-cluster/tests/cluster/support.rs"]
 mod pg;
