@@ -184,6 +184,24 @@ impl ClusterLedger {
         Ok(())
     }
 
+    /// Commit a step's row: in flight (`obs` none) or its outcome.
+    async fn commit_step_row(
+        &self,
+        key: &StepKey,
+        obs: Option<&Observation>,
+    ) -> Result<(), AgentError> {
+        let step = self.step_row(key, obs)?;
+        self.commit(
+            &key.task_id,
+            Commit {
+                step: Some(step),
+                ..Commit::default()
+            },
+        )
+        .await
+        .map_err(agent_err)
+    }
+
     fn step_row(&self, key: &StepKey, obs: Option<&Observation>) -> Result<StepRow, AgentError> {
         let epoch = self
             .held()
@@ -266,28 +284,10 @@ impl Ledger for ClusterLedger {
     }
 
     async fn begin_step(&self, key: &StepKey) -> Result<(), AgentError> {
-        let step = self.step_row(key, None)?;
-        self.commit(
-            &key.task_id,
-            Commit {
-                step: Some(step),
-                ..Commit::default()
-            },
-        )
-        .await
-        .map_err(agent_err)
+        self.commit_step_row(key, None).await
     }
 
     async fn commit_step(&self, key: &StepKey, obs: &Observation) -> Result<(), AgentError> {
-        let step = self.step_row(key, Some(obs))?;
-        self.commit(
-            &key.task_id,
-            Commit {
-                step: Some(step),
-                ..Commit::default()
-            },
-        )
-        .await
-        .map_err(agent_err)
+        self.commit_step_row(key, Some(obs)).await
     }
 }

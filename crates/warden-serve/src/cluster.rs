@@ -200,30 +200,9 @@ async fn pump_intake(bus: &Bus, record: Arc<Record>, wake: Arc<Notify>, stop: Ca
 }
 
 async fn forward(state: &Arc<State>, record: &Record, bus: Option<&Bus>, wake: &Notify) {
-    loop {
-        if state.stop_claiming.is_cancelled() {
-            return;
-        }
-        match state.inbox(|inbox| inbox.claim()).await {
-            Ok(Some(item)) => {
-                forward_item(state, record, bus, item).await;
-                wake.notify_one();
-            }
-            Ok(None) => {
-                tokio::select! {
-                    () = state.wake.notified() => {}
-                    () = state.stop_claiming.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "claiming from the inbox failed");
-                tokio::select! {
-                    () = state.stop_claiming.cancelled() => return,
-                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                }
-            }
-        }
+    while let Some(item) = crate::server::next_item(state).await {
+        forward_item(state, record, bus, item).await;
+        wake.notify_one();
     }
 }
 

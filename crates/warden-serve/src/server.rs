@@ -573,28 +573,35 @@ async fn prune(state: &Arc<State>) {
 }
 
 async fn worker(state: Arc<State>) {
+    while let Some(item) = next_item(&state).await {
+        if let Ok(n) = state.inbox(|inbox| inbox.pending()).await {
+            state.metrics.queue_depth(n);
+        }
+        run_item(&state, item).await;
+    }
+}
+
+/// The next inbox item to handle, waiting for one (a wake-up, or a poll
+/// each second); `None` once the service stops claiming. Shared by the
+/// local workers and the cluster's forwarder.
+pub(crate) async fn next_item(state: &State) -> Option<Item> {
     loop {
         if state.stop_claiming.is_cancelled() {
-            return;
+            return None;
         }
         match state.inbox(|inbox| inbox.claim()).await {
-            Ok(Some(item)) => {
-                if let Ok(n) = state.inbox(|inbox| inbox.pending()).await {
-                    state.metrics.queue_depth(n);
-                }
-                run_item(&state, item).await;
-            }
+            Ok(Some(item)) => return Some(item),
             Ok(None) => {
                 tokio::select! {
                     () = state.wake.notified() => {}
-                    () = state.stop_claiming.cancelled() => return,
+                    () = state.stop_claiming.cancelled() => return None,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
             Err(e) => {
                 tracing::error!(error = %e, "claiming from the inbox failed");
                 tokio::select! {
-                    () = state.stop_claiming.cancelled() => return,
+                    () = state.stop_claiming.cancelled() => return None,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}
                 }
             }
