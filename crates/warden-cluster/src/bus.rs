@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use warden::Task;
 
 use crate::bus_error::{BusError, boxed};
+use crate::security::Security;
 use crate::{ClusterError, Enqueued, MAX_TASK_BYTES, Record};
 
 /// The stream that holds alerts until a worker stored them in the record.
@@ -53,6 +54,7 @@ pub struct BusConfig {
     ack_wait: Duration,
     max_deliver: i64,
     batch: usize,
+    security: Security,
 }
 
 impl Default for BusConfig {
@@ -65,6 +67,7 @@ impl Default for BusConfig {
             ack_wait: Duration::from_secs(30),
             max_deliver: 10,
             batch: 64,
+            security: Security::default(),
         }
     }
 }
@@ -108,6 +111,13 @@ impl BusConfig {
     /// How many alerts one fetch asks for. Default 64.
     pub fn with_batch(mut self, batch: usize) -> Self {
         self.batch = batch.max(1);
+        self
+    }
+
+    /// TLS and credentials for the connection (default: plaintext, to
+    /// loopback only).
+    pub fn with_security(mut self, security: Security) -> Self {
+        self.security = security;
         self
     }
 
@@ -172,14 +182,13 @@ pub(crate) async fn connect_client(
     url: &str,
     timeout: Duration,
     name: &str,
+    security: &Security,
 ) -> Result<async_nats::Client, BusError> {
     let fail = |why: String| BusError::Connect {
         url: url.to_string(),
         why,
     };
-    let opts = async_nats::ConnectOptions::new()
-        .name(name)
-        .connection_timeout(timeout);
+    let opts = security.nats_options(url, name, timeout).map_err(fail)?;
     match tokio::time::timeout(timeout, opts.connect(url)).await {
         Ok(Ok(client)) => Ok(client),
         Ok(Err(e)) => Err(fail(e.to_string())),
@@ -199,7 +208,8 @@ impl Bus {
     /// idempotent: every worker does it at start, and a changed setting
     /// updates them.
     pub async fn connect_with(url: &str, config: BusConfig) -> Result<Bus, BusError> {
-        let client = connect_client(url, config.connect_timeout, "warden-bus").await?;
+        let client =
+            connect_client(url, config.connect_timeout, "warden-bus", &config.security).await?;
         let js = jetstream::new(client.clone());
         let bus = Bus {
             client,

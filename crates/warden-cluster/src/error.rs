@@ -22,6 +22,13 @@ pub enum ClusterError {
         /// The epoch this worker held.
         epoch: u64,
     },
+    /// The connection's TLS or credentials cannot be set up, or would
+    /// send plaintext where it must not.
+    #[error("cluster connection: {why}")]
+    Security {
+        /// What is wrong.
+        why: String,
+    },
     /// A task could not be written to or read from the record.
     #[error("task `{task}`: {why}")]
     Task {

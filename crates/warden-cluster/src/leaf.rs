@@ -19,6 +19,7 @@ use async_nats::jetstream::{self, stream};
 use crate::MAX_TASK_BYTES;
 use crate::bus::{Published, connect_client, publish_acked};
 use crate::bus_error::BusError;
+use crate::security::Security;
 
 /// The stream on an edge box that buffers its records.
 pub const EDGE_STREAM: &str = "WARDEN_EDGE";
@@ -88,7 +89,7 @@ impl EdgeLink {
     pub async fn connect(url: &str, domain: &str, max_bytes: i64) -> Result<EdgeLink, BusError> {
         check_domain(domain)?;
         let timeout = Duration::from_secs(5);
-        let client = connect_client(url, timeout, "warden-edge").await?;
+        let client = connect_client(url, timeout, "warden-edge", &Security::default()).await?;
         // `$JS.API` on a leaf with its own domain is the leaf's JetStream.
         let js = jetstream::new(client.clone());
         let config = stream::Config {
@@ -266,7 +267,13 @@ impl std::fmt::Debug for EdgeHub {
 impl EdgeHub {
     /// Connect to the central nats-server at `url`.
     pub async fn connect(url: &str) -> Result<EdgeHub, BusError> {
-        let client = connect_client(url, Duration::from_secs(5), "warden-edge-hub").await?;
+        EdgeHub::connect_with(url, &Security::default()).await
+    }
+
+    /// Connect to the hub's NATS server with TLS and credentials.
+    pub async fn connect_with(url: &str, security: &Security) -> Result<EdgeHub, BusError> {
+        let client =
+            connect_client(url, Duration::from_secs(5), "warden-edge-hub", security).await?;
         Ok(EdgeHub {
             js: jetstream::new(client),
         })

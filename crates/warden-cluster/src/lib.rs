@@ -31,6 +31,7 @@ mod journal;
 mod leaf;
 mod ledger;
 mod record;
+mod security;
 mod worker;
 
 pub use bus::{
@@ -43,4 +44,5 @@ pub use journal::{ClusterVerify, verify_journal};
 pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
 pub use ledger::ClusterLedger;
 pub use record::{Claim, Commit, Enqueued, Fence, Finish, MAX_TASK_BYTES, Record, StepRow};
+pub use security::{NatsAuth, Security};
 pub use worker::{Worker, WorkerStats};

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use serde_json::Value;
 use tokio::sync::{Mutex, MutexGuard};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::Client;
 use warden::Task;
 use warden::journal::{HostKey, JournalEvent, JournalRecord};
 
 use crate::error::ClusterError;
+use crate::security::Security;
 
 /// The schema, applied by [`Record::migrate`] under an advisory lock so
 /// workers that start together do not race. Each statement is idempotent.
@@ -170,19 +171,8 @@ pub struct StepRow {
 #[derive(Debug)]
 pub struct Record {
     url: String,
+    security: Security,
     client: Mutex<Client>,
-}
-
-async fn open(url: &str) -> Result<Client, ClusterError> {
-    let (client, connection) = tokio_postgres::connect(url, NoTls)
-        .await
-        .map_err(ClusterError::pg("connect"))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!(error = %e, "PostgreSQL connection ended");
-        }
-    });
-    Ok(client)
 }
 
 fn task_err(task: &str, why: impl std::fmt::Display) -> ClusterError {
@@ -204,10 +194,20 @@ impl Record {
     /// Connect with a libpq-style string (`host=… port=… user=… dbname=…`)
     /// or a `postgresql://` URL. The connection runs on the current tokio
     /// runtime until the `Record` is dropped.
+    ///
+    /// Plaintext, so only to loopback or a Unix socket unless the string
+    /// says `sslmode=…`; see [`Record::connect_with`].
     pub async fn connect(url: &str) -> Result<Record, ClusterError> {
+        Record::connect_with(url, &Security::default()).await
+    }
+
+    /// Connect with TLS and the plaintext rule of `security` (see
+    /// [`Security`]); reconnects use the same settings.
+    pub async fn connect_with(url: &str, security: &Security) -> Result<Record, ClusterError> {
         Ok(Record {
             url: url.to_string(),
-            client: Mutex::new(open(url).await?),
+            security: security.clone(),
+            client: Mutex::new(security.connect_postgres(url).await?),
         })
     }
 
@@ -246,7 +246,7 @@ impl Record {
     async fn client(&self) -> Result<MutexGuard<'_, Client>, ClusterError> {
         let mut client = self.client.lock().await;
         if client.is_closed() {
-            *client = open(&self.url).await?;
+            *client = self.security.connect_postgres(&self.url).await?;
             tracing::info!("reconnected to PostgreSQL");
         }
         Ok(client)

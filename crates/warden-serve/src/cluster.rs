@@ -35,17 +35,24 @@ pub struct ClusterSummary {
     pub lease_secs: f64,
     /// NATS, when configured.
     pub nats: Option<String>,
+    /// Whether TLS to both servers is configured (`[cluster.tls]`).
+    pub tls: bool,
 }
 
 impl std::fmt::Display for ClusterSummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "cluster: record {}, worker {}, lease {}s, nats {}",
+            "cluster: record {}, worker {}, lease {}s, nats {}, tls {}",
             self.postgres,
             self.worker,
             self.lease_secs,
-            self.nats.as_deref().unwrap_or("none (polling)")
+            self.nats.as_deref().unwrap_or("none (polling)"),
+            if self.tls {
+                "on"
+            } else {
+                "off (loopback only)"
+            }
         )
     }
 }
@@ -61,11 +68,21 @@ pub(crate) fn check(
 ) -> Result<ClusterSummary, ServeError> {
     let url = section.postgres.read(&config.base)?;
     let postgres = Record::describe(&url).map_err(|e| bad(format!("[cluster] postgres: {e}")))?;
+    let security = section.security(&config.base)?;
+    security
+        .check_postgres(&url)
+        .map_err(|e| bad(format!("[cluster] postgres: {e}")))?;
+    if let Some(nats) = &section.nats {
+        security
+            .check_nats(nats)
+            .map_err(|e| bad(format!("[cluster] nats: {e}")))?;
+    }
     Ok(ClusterSummary {
         postgres,
         worker: section.worker_id(),
         lease_secs: section.lease.as_secs_f64(),
         nats: section.nats.clone(),
+        tls: security.has_tls(),
     })
 }
 
@@ -84,7 +101,10 @@ pub(crate) async fn connect(
             summary.postgres
         ))
     };
-    let record = Record::connect(&url).await.map_err(unreachable)?;
+    let security = section.security(&config.base)?;
+    let record = Record::connect_with(&url, &security)
+        .await
+        .map_err(unreachable)?;
     record.migrate().await.map_err(unreachable)?;
     let a = &config.agent;
     // Every worker seals the shared journal with the same key: give each
@@ -106,8 +126,15 @@ pub(crate) async fn connect(
 /// to their leases.
 pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
     let wake = Arc::new(Notify::new());
-    let bus = match state.config.cluster.as_ref().and_then(|c| c.nats.clone()) {
-        Some(url) => connect_bus(&url).await,
+    let bus = match state.config.cluster.as_ref() {
+        Some(section) => match (&section.nats, section.security(&state.config.base)) {
+            (Some(url), Ok(security)) => connect_bus(url, security).await,
+            (Some(_), Err(e)) => {
+                tracing::error!(error = %e, "[cluster] nats: not used");
+                None
+            }
+            (None, _) => None,
+        },
         None => None,
     };
     // With the bus: wake-ups from every worker, and this worker's intake
@@ -168,8 +195,13 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
 /// NATS for intake and wake-ups; a bus that cannot be reached at start is
 /// logged and the worker runs without it (webhooks go straight into the
 /// record, workers poll), as it does whenever the bus is down.
-async fn connect_bus(url: &str) -> Option<Arc<Bus>> {
-    match Bus::connect(url).await {
+async fn connect_bus(url: &str, security: warden_cluster::Security) -> Option<Arc<Bus>> {
+    match Bus::connect_with(
+        url,
+        warden_cluster::BusConfig::default().with_security(security),
+    )
+    .await
+    {
         Ok(bus) => {
             tracing::info!(nats = %url, "cluster intake and wake-ups on NATS JetStream");
             Some(Arc::new(bus))

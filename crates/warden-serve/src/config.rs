@@ -292,6 +292,99 @@ pub struct ClusterSection {
     /// over [default: 15s].
     #[serde(default = "default_lease", with = "humantime_serde")]
     pub lease: Duration,
+    /// `[cluster.tls]`: TLS to PostgreSQL and NATS.
+    #[serde(default)]
+    pub tls: Option<ClusterTls>,
+    /// `[cluster.nats_auth]`: how this worker authenticates to NATS.
+    #[serde(default)]
+    pub nats_auth: Option<NatsAuthConfig>,
+    /// Allow plaintext to PostgreSQL or NATS hosts that are not loopback
+    /// (a private network you trust) [default: false: such a connection
+    /// without TLS is refused at start].
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+/// `[cluster.tls]`: certificates for the links to PostgreSQL and NATS.
+/// Paths are relative to the configuration file. With this section TLS is
+/// required to both servers (a PostgreSQL string saying `sslmode=disable`
+/// is an error); their certificates are checked against the Mozilla roots
+/// plus `ca`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterTls {
+    /// A PEM bundle of extra CAs (your private CA).
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// This worker's certificate chain (PEM), for servers that require
+    /// client certificates; needs `key`.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+}
+
+/// `[cluster.nats_auth]`: an nkey seed, or a user and password; the secret
+/// parts are `{ env = … }` / `{ file = … }`, never inline.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatsAuthConfig {
+    /// An nkey seed (`SU…`).
+    #[serde(default)]
+    pub nkey: Option<SecretRef>,
+    /// A user name (with `password`).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The user's password.
+    #[serde(default)]
+    pub password: Option<SecretRef>,
+}
+
+impl ClusterSection {
+    /// TLS and NATS credentials as the cluster crate takes them; `base`
+    /// resolves relative paths and secret files.
+    pub(crate) fn security(&self, base: &Path) -> Result<warden_cluster::Security, ServeError> {
+        let bad = |reason: String| ServeError::Config { reason };
+        let mut security =
+            warden_cluster::Security::default().allow_plaintext(self.allow_plaintext);
+        if let Some(tls) = &self.tls {
+            let ca = tls.ca.as_ref().map(|p| base.join(p));
+            let identity = match (&tls.cert, &tls.key) {
+                (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+                (None, None) => None,
+                _ => {
+                    return Err(bad(
+                        "[cluster.tls] give both `cert` and `key`, or neither".into()
+                    ));
+                }
+            };
+            security = security
+                .with_tls(
+                    ca.as_deref(),
+                    identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+                )
+                .map_err(|e| bad(format!("[cluster.tls]: {e}")))?;
+        }
+        if let Some(auth) = &self.nats_auth {
+            let auth = match (&auth.nkey, &auth.user, &auth.password) {
+                (Some(seed), None, None) => warden_cluster::NatsAuth::Nkey {
+                    seed: seed.read(base, "[cluster.nats_auth] nkey")?,
+                },
+                (None, Some(user), Some(password)) => warden_cluster::NatsAuth::UserPassword {
+                    user: user.clone(),
+                    password: password.read(base, "[cluster.nats_auth] password")?,
+                },
+                _ => {
+                    return Err(bad(
+                        "[cluster.nats_auth] give either `nkey`, or `user` and `password`".into(),
+                    ));
+                }
+            };
+            security = security.with_nats_auth(auth);
+        }
+        Ok(security)
+    }
 }
 
 fn default_lease() -> Duration {
@@ -340,6 +433,17 @@ impl ClusterSection {
                 .is_some_and(|(user, _)| user.contains(':'));
             if lower.contains("password=") || in_url {
                 return Err("[cluster] postgres holds a password: put the connection string in a secret, `postgres = { env = \"WARDEN_POSTGRES\" }` or `{ file = … }`".into());
+            }
+        }
+        if let Some(nats) = &self.nats {
+            let in_url = nats.split(',').any(|server| {
+                server
+                    .split_once("://")
+                    .map_or(server, |(_, rest)| rest)
+                    .contains('@')
+            });
+            if in_url {
+                return Err("[cluster] nats holds credentials: put them in `[cluster.nats_auth]` (a secret), not in the URL".into());
             }
         }
         if self.lease < Duration::from_secs(1) {

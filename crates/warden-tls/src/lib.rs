@@ -31,7 +31,8 @@ pub enum TlsError {
         /// What is wrong with it.
         message: String,
     },
-    /// The server's certificate chain or key cannot be used.
+    /// A certificate chain or key (the server's, or a client's for mutual
+    /// TLS) cannot be used.
     #[error("TLS {what} file {}: {message}", path.display())]
     ServerFile {
         /// `certificate` or `key`.
@@ -85,35 +86,88 @@ pub fn client_config(extra_ca: Option<&Path>) -> Result<rustls::ClientConfig, Tl
         .with_no_client_auth())
 }
 
-/// A server configuration on ring from a PEM certificate chain (leaf first)
-/// and its PEM private key, speaking HTTP/1.1 over ALPN.
-pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
-    use rustls::pki_types::PrivateKeyDer;
+/// A client configuration on ring that trusts [`root_store`]`(extra_ca)`
+/// and, given `identity` (a PEM certificate chain, leaf first, and its PEM
+/// private key), presents that certificate to servers that ask for one
+/// (mutual TLS to PostgreSQL or NATS).
+///
+/// ```
+/// let err = warden_tls::client_config_with_identity(
+///     None,
+///     Some((std::path::Path::new("/nonexistent.pem"), std::path::Path::new("/nonexistent.key"))),
+/// )
+/// .unwrap_err();
+/// assert!(err.to_string().contains("TLS certificate file /nonexistent.pem"), "{err}");
+/// ```
+pub fn client_config_with_identity(
+    extra_ca: Option<&Path>,
+    identity: Option<(&Path, &Path)>,
+) -> Result<rustls::ClientConfig, TlsError> {
+    let Some((cert, key)) = identity else {
+        return client_config(extra_ca);
+    };
     install_crypto_provider();
-    let fail = |what: &'static str, path: &Path, message: String| TlsError::ServerFile {
+    let roots = root_store(extra_ca)?;
+    let (chain, private) = load_identity(cert, key)?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config {
+            message: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, private)
+        .map_err(|e| identity_error("key", key, format!("does not match the certificate: {e}")))
+}
+
+fn identity_error(what: &'static str, path: &Path, message: String) -> TlsError {
+    TlsError::ServerFile {
         what,
         path: path.to_path_buf(),
         message,
-    };
-    let bytes = fs_err::read(cert).map_err(|e| fail("certificate", cert, e.to_string()))?;
+    }
+}
+
+/// A PEM certificate chain (leaf first) and its PEM private key.
+fn load_identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    TlsError,
+> {
+    use rustls::pki_types::PrivateKeyDer;
+    let bytes =
+        fs_err::read(cert).map_err(|e| identity_error("certificate", cert, e.to_string()))?;
     let chain = CertificateDer::pem_slice_iter(&bytes)
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| fail("certificate", cert, format!("not PEM: {}", pem_error(&e))))?;
+        .map_err(|e| identity_error("certificate", cert, format!("not PEM: {}", pem_error(&e))))?;
     if chain.is_empty() {
-        return Err(fail(
+        return Err(identity_error(
             "certificate",
             cert,
             "contains no PEM `CERTIFICATE` block".into(),
         ));
     }
-    let bytes = fs_err::read(key).map_err(|e| fail("key", key, e.to_string()))?;
+    let bytes = fs_err::read(key).map_err(|e| identity_error("key", key, e.to_string()))?;
     let private = PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-        fail(
+        identity_error(
             "key",
             key,
             format!("no usable private key: {}", pem_error(&e)),
         )
     })?;
+    Ok((chain, private))
+}
+
+/// A server configuration on ring from a PEM certificate chain (leaf first)
+/// and its PEM private key, speaking HTTP/1.1 over ALPN.
+pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, TlsError> {
+    install_crypto_provider();
+    let (chain, private) = load_identity(cert, key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -122,7 +176,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<rustls::ServerConfig, Tl
         })?
         .with_no_client_auth()
         .with_single_cert(chain, private)
-        .map_err(|e| fail("key", key, format!("does not match the certificate: {e}")))?;
+        .map_err(|e| identity_error("key", key, format!("does not match the certificate: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -122,6 +122,30 @@ impl TestCa {
         fs_err::write(&key_path, key.serialize_pem()).expect("write the server key");
         (cert_path, key_path)
     }
+
+    /// A client certificate (for mutual TLS) with common name `name`,
+    /// signed by this CA, written as PEM files `dir/<name>.pem` and
+    /// `dir/<name>.key`. Returns both paths.
+    #[allow(
+        clippy::expect_used,
+        reason = "test fixture: rcgen only fails on invalid names, and a test that cannot write its temp dir cannot run"
+    )]
+    pub fn write_client_pem(&self, dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("empty parameters");
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().expect("generate a client key");
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("sign the client certificate");
+        let (cert_path, key_path) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
+        fs_err::write(&cert_path, cert.pem()).expect("write the client certificate");
+        fs_err::write(&key_path, key.serialize_pem()).expect("write the client key");
+        (cert_path, key_path)
+    }
 }
 
 /// A self-signed server certificate for `names`, which no CA vouches for.

@@ -13,3 +13,4 @@ mod fencing;
 mod leaf;
 mod record;
 mod support;
+mod tls;

@@ -61,6 +61,7 @@ pub struct Postgres {
     dir: tempfile::TempDir,
     bin: PathBuf,
     port: u16,
+    extra_opts: String,
 }
 
 impl Postgres {
@@ -81,6 +82,7 @@ impl Postgres {
             dir,
             bin,
             port: free_port(),
+            extra_opts: String::new(),
         };
         let out = pg
             .command("initdb")
@@ -112,6 +114,67 @@ impl Postgres {
             "createdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        Some(pg)
+    }
+
+    /// A server that takes only TLS over TCP, with a certificate for
+    /// `127.0.0.1` and `localhost` signed by `ca`: user `warden` must give
+    /// `password` and a client certificate `ca` signed for CN `warden`
+    /// (`hostssl … scram-sha-256 clientcert=verify-full`); plaintext over
+    /// TCP has no `pg_hba.conf` line at all.
+    #[allow(dead_code, reason = "for the tests that need it")]
+    pub fn start_tls(ca: &warden_fakes::tls::TestCa, password: &str) -> Option<Postgres> {
+        let mut pg = Postgres::start()?;
+        let data = pg.data();
+        let (cert, key) = ca.write_server_pem(&data, &["127.0.0.1", "localhost"]);
+        let ca_file = data.join("ca.pem");
+        fs_err::write(&ca_file, ca.pem()).expect("write the CA for client certificates");
+        fs_err::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all warden 127.0.0.1/32 scram-sha-256 clientcert=verify-full\n",
+        )
+        .expect("write pg_hba.conf");
+        let mode = |path: &Path, bits: u32| {
+            use std::os::unix::fs::PermissionsExt as _;
+            fs_err::set_permissions(path, std::fs::Permissions::from_mode(bits)).expect("chmod");
+        };
+        mode(&key, 0o600);
+        if as_root() {
+            let ok = Command::new("chown")
+                .args(["-R", "nobody:nogroup"])
+                .arg(&data)
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "chown the certificate files to nobody");
+        }
+        let out = Command::new(pg.bin.join("psql"))
+            .args(["-h"])
+            .arg(pg.dir.path())
+            .args([
+                "-p",
+                &pg.port.to_string(),
+                "-U",
+                "warden",
+                "-d",
+                "warden",
+                "-c",
+            ])
+            .arg(format!("ALTER USER warden PASSWORD '{password}'"))
+            .output()
+            .expect("run psql");
+        assert!(
+            out.status.success(),
+            "psql failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        pg.stop();
+        pg.extra_opts = format!(
+            "-c ssl=on -c ssl_cert_file={} -c ssl_key_file={} -c ssl_ca_file={}",
+            cert.display(),
+            key.display(),
+            ca_file.display()
+        );
+        pg.start_again();
         Some(pg)
     }
 
@@ -150,9 +213,10 @@ impl Postgres {
     /// Start the server (again, after [`Postgres::stop`]) and wait for it.
     pub fn start_again(&self) {
         let opts = format!(
-            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200",
+            "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c max_connections=200 {}",
             self.port,
-            self.dir.path().display()
+            self.dir.path().display(),
+            self.extra_opts
         );
         let out = self
             .command("pg_ctl")

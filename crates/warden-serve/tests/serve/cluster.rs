@@ -113,3 +113,59 @@ async fn a_postgres_that_cannot_be_reached_stops_the_start_naming_the_cluster_se
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_check_refuses_plaintext_to_remote_servers_and_credentials_in_the_nats_url() {
+    let h = Harness::start(Options::default()).await;
+    let base = fs_err::read_to_string(&h.config).unwrap();
+    let path = h.dir.path().join("cluster.toml");
+    let check = |extra: &str| {
+        fs_err::write(&path, format!("{base}{extra}")).unwrap();
+        warden_serve::Config::load(&path)
+            .and_then(|c| warden_serve::check(&c).map(|s| s.to_string()))
+    };
+    let remote = "\n[cluster]\npostgres = \"host=192.0.2.7 user=warden dbname=warden\"\n";
+    let err = check(remote).unwrap_err().to_string();
+    assert!(
+        err.contains("[cluster] postgres")
+            && err.contains("refusing plaintext to PostgreSQL at 192.0.2.7"),
+        "{err}"
+    );
+    // Written consent to plaintext on a trusted network passes the check.
+    let consent = remote.replace("dbname=warden", "dbname=warden sslmode=disable");
+    assert!(check(&consent).unwrap().contains("tls off"));
+    let err = check(&format!("{consent}nats = \"nats://nats.internal:4222\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("refusing plaintext to NATS at nats.internal"),
+        "{err}"
+    );
+    let err = check(&format!(
+        "{consent}nats = \"nats://w1:hunter2hunter2@127.0.0.1:4222\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("[cluster] nats holds credentials"), "{err}");
+    assert!(!err.contains("hunter2"), "{err}");
+    // A client certificate without its key, and a missing CA file, are named.
+    let err = check(&format!("{consent}[cluster.tls]\ncert = \"w.pem\"\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("[cluster.tls] give both `cert` and `key`"),
+        "{err}"
+    );
+    let err = check(&format!(
+        "{consent}[cluster.tls]\nca = \"missing-ca.pem\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("[cluster.tls]") && err.contains("missing-ca.pem"),
+        "{err}"
+    );
+    // TLS with the Mozilla roots only is enough for a remote host.
+    let tls = format!("{remote}[cluster.tls]\n");
+    assert!(check(&tls).unwrap().contains("tls on"));
+}
