@@ -137,7 +137,8 @@ impl Timed {
     fn wrote(&self, task: &str, started: Instant) -> Option<Instant> {
         let now = Instant::now();
         let mut s = self.samples.lock().unwrap();
-        s.commit.push(now.duration_since(started).as_micros() as u64);
+        s.commit
+            .push(now.duration_since(started).as_micros() as u64);
         s.last.insert(task.to_string(), now)
     }
 }
@@ -373,7 +374,11 @@ async fn main() {
         .await
         .unwrap()
         .get(0);
-    let cpu_before = (cpu_secs("self"), cpu_secs("postgres"), cpu_secs("nats-server"));
+    let cpu_before = (
+        cpu_secs("self"),
+        cpu_secs("postgres"),
+        cpu_secs("nats-server"),
+    );
 
     let started = Instant::now();
     let mut running = Vec::new();
@@ -394,8 +399,8 @@ async fn main() {
     let mut counts;
     loop {
         counts = setup.counts().await.unwrap();
-        let ended = counts.get("done").copied().unwrap_or(0)
-            + counts.get("unknown").copied().unwrap_or(0);
+        let ended =
+            counts.get("done").copied().unwrap_or(0) + counts.get("unknown").copied().unwrap_or(0);
         if ended >= a.tasks as u64 {
             break;
         }
@@ -423,7 +428,10 @@ async fn main() {
     drop(guards);
 
     let fenced: i64 = pg
-        .query_one("SELECT coalesce(sum(commits), 0)::bigint FROM warden_tasks", &[])
+        .query_one(
+            "SELECT coalesce(sum(commits), 0)::bigint FROM warden_tasks",
+            &[],
+        )
         .await
         .unwrap()
         .get(0);
@@ -474,7 +482,11 @@ async fn main() {
         }
         (lock, commit, top)
     } else {
-        (f64::NAN, f64::NAN, "  (pg_stat_statements not loaded)\n".into())
+        (
+            f64::NAN,
+            f64::NAN,
+            "  (pg_stat_statements not loaded)\n".into(),
+        )
     };
     let unknown = counts.get("unknown").copied().unwrap_or(0);
     println!(

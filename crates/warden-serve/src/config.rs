@@ -292,6 +292,14 @@ pub struct ClusterSection {
     /// over [default: 15s].
     #[serde(default = "default_lease", with = "humantime_serde")]
     pub lease: Duration,
+    /// Claims of a task before it ends `failed` with its last error (a run
+    /// that fails, or whose worker dies, counts) [default: 5].
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_max_attempts() -> u32 {
+    5
 }
 
 fn default_lease() -> Duration {
@@ -344,6 +352,9 @@ impl ClusterSection {
         }
         if self.lease < Duration::from_secs(1) {
             return Err("[cluster] lease must be at least 1s".into());
+        }
+        if self.max_attempts == 0 {
+            return Err("[cluster] max_attempts must be at least 1".into());
         }
         if self.worker.as_deref().is_some_and(|w| w.trim().is_empty()) {
             return Err("[cluster] worker is empty".into());
