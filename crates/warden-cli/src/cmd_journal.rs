@@ -19,15 +19,34 @@ pub enum JournalCmd {
     /// truncated record, a rewrite without the host key, a missing or forged
     /// head, and a torn last line left by a crash (and any recovered one).
     ///
+    /// With --cluster, the journal a cluster of `warden serve --cluster`
+    /// workers keeps in PostgreSQL: every task's chain, and the global
+    /// anchor chain that fixes each chain's head after every commit.
+    ///
     /// Example: warden journal verify --anchor "$(cat anchor.json)"
+    /// Example: warden journal verify --cluster --config warden.toml
     Verify {
         /// Journal file.
         #[arg(default_value = ".warden/journal.jsonl", env = "WARDEN_JOURNAL")]
         path: PathBuf,
         /// Also check against an anchor printed earlier by `warden journal
         /// anchor`: its JSON text, or a file holding it.
-        #[arg(long, value_name = "JSON|FILE")]
+        #[arg(long, value_name = "JSON|FILE", conflicts_with = "cluster")]
         anchor: Option<String>,
+        /// Verify the cluster's journal in PostgreSQL instead of a file.
+        #[arg(long)]
+        cluster: bool,
+        /// PostgreSQL for --cluster: a libpq string or `postgresql://` URL
+        /// [default: `[cluster] postgres` of --config].
+        #[arg(long, env = "WARDEN_POSTGRES", hide_env_values = true)]
+        postgres: Option<String>,
+        /// The service's `warden.toml`: --cluster reads its `[cluster]
+        /// postgres` and its `[agent] key_file`.
+        #[arg(long, requires = "cluster")]
+        config: Option<PathBuf>,
+        /// With --cluster: only this task's chain (and the anchors).
+        #[arg(long, requires = "cluster")]
+        task: Option<String>,
     },
     /// Verify, then print the head of the chain (record count, last MAC,
     /// time) as one JSON line, for an outside system to keep. `verify
@@ -128,10 +147,99 @@ fn parse_anchor(text: &str) -> anyhow::Result<Anchor> {
     serde_json::from_str(&text).context("the anchor is not what `warden journal anchor` prints")
 }
 
+/// `warden journal verify --cluster`: connect, verify, report; failure
+/// when a chain is broken.
+fn verify_cluster(
+    postgres: Option<String>,
+    config: Option<PathBuf>,
+    task: Option<String>,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let loaded = config
+        .as_deref()
+        .map(warden_serve::Config::load)
+        .transpose()?;
+    let url = match (postgres, &loaded) {
+        (Some(url), _) => url,
+        (None, Some(c)) => match &c.cluster {
+            Some(section) => section.postgres_url(c)?,
+            None => anyhow::bail!(
+                "{} has no [cluster] section\nhint: pass --postgres or set WARDEN_POSTGRES",
+                config.as_deref().unwrap_or(c.base.as_path()).display()
+            ),
+        },
+        (None, None) => anyhow::bail!(
+            "--cluster needs PostgreSQL: --postgres, $WARDEN_POSTGRES, or --config with a [cluster] section"
+        ),
+    };
+    // Never the password: `user@host:port/db`.
+    let shown = warden_cluster::Record::describe(&url)?;
+    // TLS and the plaintext rule from the config's [cluster] section.
+    let security = match loaded.as_ref().and_then(|c| Some((c, c.cluster.as_ref()?))) {
+        Some((c, section)) => section.security(&c.base)?,
+        None => warden_cluster::Security::default(),
+    };
+    let key = match loaded.as_ref().and_then(|c| c.agent.key_file.as_ref()) {
+        Some(path) if path.exists() => warden::journal::HostKey::load_or_create(path)?,
+        Some(path) => anyhow::bail!(
+            "no host key at {}: the cluster's journal can only be verified with the key its workers share",
+            path.display()
+        ),
+        None => crate::agent_args::existing_host_key()?,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(async {
+        let record = warden_cluster::Record::connect_with(&url, &security)
+            .await
+            .with_context(|| format!("cannot reach PostgreSQL at {shown}"))?;
+        warden_cluster::verify_journal(&record, &key, task.as_deref())
+            .await
+            .with_context(|| format!("reading the journal from {shown}"))
+    })?;
+    if json {
+        output::json(&serde_json::json!({
+            "postgres": shown,
+            "task": task,
+            "ok": report.is_ok(),
+            "tasks": report.tasks,
+            "records": report.records,
+            "anchors": report.anchors,
+            "problems": report.problems,
+        }))?;
+    } else if report.is_ok() {
+        println!(
+            "{shown}: OK, {} task chains, {} records, {} anchors, keyed chains intact",
+            report.tasks, report.records, report.anchors
+        );
+    } else {
+        println!("{shown}: {} problem(s)", report.problems.len());
+        for p in &report.problems {
+            println!("  {}", terminal_safe(p));
+        }
+    }
+    Ok(if report.is_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 pub fn run(cmd: JournalCmd, json: bool) -> anyhow::Result<ExitCode> {
+    if let JournalCmd::Verify {
+        cluster: true,
+        postgres,
+        config,
+        task,
+        ..
+    } = cmd
+    {
+        return verify_cluster(postgres, config, task, json);
+    }
     let key = crate::agent_args::existing_host_key()?;
     match cmd {
-        JournalCmd::Verify { path, anchor } => {
+        JournalCmd::Verify { path, anchor, .. } => {
             let anchor = anchor.as_deref().map(parse_anchor).transpose()?;
             let report = verify_journal(&path, &key, anchor.as_ref())?;
             if json {

@@ -29,6 +29,48 @@ impl ClusterVerify {
     }
 }
 
+/// Check `line`, stored as record `seq` of `task`'s chain (called `label`
+/// in problems), against the chain so far (its MACs, in order); push its
+/// MAC (empty when it does not open) and any problem.
+pub(crate) fn check_line(
+    key: &HostKey,
+    label: &str,
+    task: &str,
+    seq: i64,
+    line: &str,
+    chain: &mut Vec<String>,
+    problems: &mut Vec<String>,
+) {
+    let expected = chain.len() as u64;
+    let rec = match JournalRecord::open(key, line) {
+        Ok(r) => r,
+        Err(why) => {
+            problems.push(format!("{label} record {seq}: {why}"));
+            chain.push(String::new());
+            return;
+        }
+    };
+    let prev = chain.last().map_or(JournalRecord::GENESIS, String::as_str);
+    if u64::try_from(seq).ok() != Some(expected) || rec.seq != expected {
+        problems.push(format!(
+            "{label}: record {} where record {expected} belongs (a gap or a duplicate)",
+            rec.seq
+        ));
+    }
+    if rec.task_id != task {
+        problems.push(format!(
+            "{label} record {seq} belongs to task `{}`",
+            rec.task_id
+        ));
+    }
+    if rec.prev != prev {
+        problems.push(format!(
+            "{label} record {seq} does not follow the record before it (the chain is broken)"
+        ));
+    }
+    chain.push(rec.mac);
+}
+
 /// Verify the journal in `record` under `key`: every task's chain (or only
 /// `task`'s) record by record (MAC, sequence, link to the previous record),
 /// and the global anchor chain, whose anchors must each name a record that
@@ -53,37 +95,17 @@ pub async fn verify_journal(
     let mut chains: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for (task_id, seq, line) in lines {
         let chain = chains.entry(task_id.clone()).or_default();
-        let expected = chain.len() as u64;
         report.records += 1;
-        let rec = match JournalRecord::open(key, &line) {
-            Ok(r) => r,
-            Err(why) => {
-                report
-                    .problems
-                    .push(format!("task `{task_id}` record {seq}: {why}"));
-                chain.push(String::new());
-                continue;
-            }
-        };
-        let prev = chain.last().map_or(JournalRecord::GENESIS, String::as_str);
-        if u64::try_from(seq).ok() != Some(expected) || rec.seq != expected {
-            report.problems.push(format!(
-                "task `{task_id}`: record {} where record {expected} belongs (a gap or a duplicate)",
-                rec.seq
-            ));
-        }
-        if rec.task_id != task_id {
-            report.problems.push(format!(
-                "task `{task_id}` record {seq} belongs to task `{}`",
-                rec.task_id
-            ));
-        }
-        if rec.prev != prev {
-            report.problems.push(format!(
-                "task `{task_id}` record {seq} does not follow the record before it (the chain is broken)"
-            ));
-        }
-        chain.push(rec.mac);
+        let label = format!("task `{task_id}`");
+        check_line(
+            key,
+            &label,
+            &task_id,
+            seq,
+            &line,
+            chain,
+            &mut report.problems,
+        );
     }
     report.tasks = chains.len() as u64;
 

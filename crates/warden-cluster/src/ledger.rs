@@ -151,6 +151,43 @@ impl ClusterLedger {
         result.map(|()| finish)
     }
 
+    /// Record that a run of a held task failed with `error` (an agent
+    /// error, not a fence). With `last` (the task used its last attempt)
+    /// the task ends `failed`, its outcome `{"error", "attempts"}`, in one
+    /// fenced commit with its pending journal records; otherwise the error
+    /// is kept as the task's `last_error` and the task runs again once its
+    /// lease runs out. The task is released either way.
+    pub async fn fail(
+        &self,
+        task: &str,
+        error: &str,
+        attempts: u32,
+        last: bool,
+    ) -> Result<(), ClusterError> {
+        let result = if last {
+            let outcome = serde_json::json!({ "error": error, "attempts": attempts });
+            self.commit(
+                task,
+                Commit {
+                    finish: Some((Finish::Failed, outcome)),
+                    ..Commit::default()
+                },
+            )
+            .await
+        } else {
+            let fence = self.held().get(task).map(|h| h.fence.clone());
+            match fence {
+                Some(fence) => self.record.note_failure(&fence, error).await,
+                None => Err(ClusterError::Task {
+                    task: task.to_string(),
+                    why: "this worker does not hold the task".into(),
+                }),
+            }
+        };
+        self.release(task);
+        result
+    }
+
     /// One fenced commit with the task's pending journal records, retried
     /// (for up to a minute) while PostgreSQL cannot be reached; a fenced-out
     /// or unknown task is not retried.

@@ -26,6 +26,7 @@
 
 mod bus;
 mod bus_error;
+mod edge_sink;
 mod error;
 mod journal;
 mod leaf;
@@ -39,10 +40,14 @@ pub use bus::{
     WAKE_SUBJECT, WakeGuard,
 };
 pub use bus_error::BusError;
+pub use edge_sink::{
+    EDGE_SINK_CONSUMER, EdgeSink, SinkStats, edge_journal_id, edge_journal_payload,
+    seal_edge_record, verify_edge_journal,
+};
 pub use error::ClusterError;
 pub use journal::{ClusterVerify, verify_journal};
 pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
 pub use ledger::ClusterLedger;
 pub use record::{Claim, Commit, Enqueued, Fence, Finish, MAX_TASK_BYTES, Record, StepRow};
 pub use security::{NatsAuth, Security};
-pub use worker::{Worker, WorkerStats};
+pub use worker::{DEFAULT_MAX_ATTEMPTS, Worker, WorkerStats};

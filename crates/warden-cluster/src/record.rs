@@ -62,6 +62,29 @@ CREATE TABLE IF NOT EXISTS warden_anchors (
     line  text NOT NULL,
     mac   text NOT NULL
 );
+-- Attempt limit: claims of a task so far, and the last run's error.
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE warden_tasks ADD COLUMN IF NOT EXISTS last_error text;
+-- Edge records stored by the hub's edge sink: journal lines per (edge, task, seq), other records per (edge, id).
+CREATE TABLE IF NOT EXISTS warden_edge_journal (
+    domain      text NOT NULL,
+    task_id     text NOT NULL,
+    seq         bigint NOT NULL,
+    line        text NOT NULL,
+    mac         text NOT NULL,
+    record_id   text NOT NULL,
+    stream_seq  bigint NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (domain, task_id, seq)
+);
+CREATE TABLE IF NOT EXISTS warden_edge_records (
+    domain      text NOT NULL,
+    record_id   text NOT NULL,
+    payload     jsonb NOT NULL,
+    stream_seq  bigint NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (domain, record_id)
+);
 ";
 
 /// Key of the advisory lock that serialises migrations.
@@ -103,6 +126,11 @@ pub struct Claim {
     pub task: Task,
     /// Fenced commits made for the task so far (by every worker).
     pub commits: u64,
+    /// Claims of the task so far, this one included: 1 on its first run.
+    pub attempts: u32,
+    /// Why the previous run failed, when it did (an agent error; a run
+    /// whose worker died leaves none).
+    pub last_error: Option<String>,
 }
 
 /// How a task ended, as the record keeps it.
@@ -112,14 +140,18 @@ pub enum Finish {
     Done,
     /// A mutating call's outcome is unknown: a human or a verify step decides.
     Unknown,
+    /// Its runs failed (agent errors, or workers that died) as many times
+    /// as the attempt limit allows; the outcome holds the last error.
+    Failed,
 }
 
 impl Finish {
-    /// `done` or `unknown`, the task's state in the record.
+    /// `done`, `unknown` or `failed`, the task's state in the record.
     pub fn as_str(self) -> &'static str {
         match self {
             Finish::Done => "done",
             Finish::Unknown => "unknown",
+            Finish::Failed => "failed",
         }
     }
 }
@@ -243,7 +275,7 @@ impl Record {
     }
 
     /// The connection, opened again if PostgreSQL dropped it.
-    async fn client(&self) -> Result<MutexGuard<'_, Client>, ClusterError> {
+    pub(crate) async fn client(&self) -> Result<MutexGuard<'_, Client>, ClusterError> {
         let mut client = self.client.lock().await;
         if client.is_closed() {
             *client = self.security.connect_postgres(&self.url).await?;
@@ -314,9 +346,10 @@ impl Record {
                      FOR UPDATE SKIP LOCKED)
                  UPDATE warden_tasks t
                  SET state = 'running', owner = $1, epoch = t.epoch + 1,
-                     lease_until = now() + make_interval(secs => $2)
+                     lease_until = now() + make_interval(secs => $2),
+                     attempts = t.attempts + 1
                  FROM c WHERE t.id = c.id
-                 RETURNING t.id, t.task, t.epoch, t.commits",
+                 RETURNING t.id, t.task, t.epoch, t.commits, t.attempts, t.last_error",
                 &[&owner, &lease.as_secs_f64()],
             )
             .await
@@ -334,7 +367,33 @@ impl Record {
             },
             task,
             commits: u64_of(row.get(3)),
+            attempts: u32::try_from(row.get::<_, i32>(4)).unwrap_or(0),
+            last_error: row.get(5),
         }))
+    }
+
+    /// Keep why a run of the task `fence` holds failed (fenced; the task
+    /// stays claimed until its lease runs out, then runs again).
+    /// [`ClusterError::Fenced`] when the worker no longer holds it.
+    pub async fn note_failure(&self, fence: &Fence, error: &str) -> Result<(), ClusterError> {
+        let n = self
+            .client()
+            .await?
+            .execute(
+                "UPDATE warden_tasks SET last_error = $4
+                 WHERE id = $1 AND owner = $2 AND epoch = $3 AND state = 'running'",
+                &[&fence.task, &fence.owner, &i64_of(fence.epoch), &error],
+            )
+            .await
+            .map_err(ClusterError::pg("note failure"))?;
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(ClusterError::Fenced {
+                task: fence.task.clone(),
+                epoch: fence.epoch,
+            })
+        }
     }
 
     /// Extend the lease of a task this worker holds; [`ClusterError::Fenced`]
@@ -487,7 +546,9 @@ impl Record {
             Some((finish, outcome)) => {
                 tx.execute(
                     "UPDATE warden_tasks SET commits = commits + 1, state = $2, outcome = $3,
-                            lease_until = NULL, finished_at = now() WHERE id = $1",
+                            lease_until = NULL, finished_at = now(),
+                            last_error = CASE WHEN $2::text = 'failed' THEN $3::jsonb->>'error' ELSE last_error END
+                     WHERE id = $1",
                     &[&fence.task, &finish.as_str(), outcome],
                 )
                 .await
@@ -505,7 +566,7 @@ impl Record {
     }
 
     /// How many tasks are in each state (`queued`, `running`, `done`,
-    /// `unknown`).
+    /// `unknown`, `failed`).
     pub async fn counts(&self) -> Result<std::collections::BTreeMap<String, u64>, ClusterError> {
         Ok(self
             .client()

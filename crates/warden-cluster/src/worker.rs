@@ -16,6 +16,10 @@ use crate::record::{Claim, Finish};
 /// wake-up or not: the bus only makes it sooner.
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
+/// Claims of a task before it ends `failed`, unless [`Worker::max_attempts`]
+/// says otherwise.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+
 /// What a worker did, counted as it went.
 #[derive(Debug, Default)]
 pub struct WorkerStats {
@@ -25,6 +29,8 @@ pub struct WorkerStats {
     pub done: AtomicU64,
     /// Tasks ended `unknown` (a mutating call's outcome is unknown).
     pub unknown: AtomicU64,
+    /// Tasks ended `failed`: their last attempt failed too.
+    pub failed: AtomicU64,
     /// Tasks this worker lost to another (fenced out).
     pub fenced: AtomicU64,
     /// Record errors it waited out (PostgreSQL unreachable, say).
@@ -64,6 +70,7 @@ pub struct Worker {
     agent: AgentSource,
     lease: Duration,
     parallel: usize,
+    max_attempts: u32,
     wake: Arc<Notify>,
     stats: Arc<WorkerStats>,
 }
@@ -74,6 +81,7 @@ impl std::fmt::Debug for Worker {
             .field("ledger", &self.ledger)
             .field("lease", &self.lease)
             .field("parallel", &self.parallel)
+            .field("max_attempts", &self.max_attempts)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +105,7 @@ impl Worker {
             agent: Arc::new(current),
             lease: Duration::from_secs(15),
             parallel: 1,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
             wake: Arc::new(Notify::new()),
             stats: Arc::new(WorkerStats::default()),
         }
@@ -112,6 +121,17 @@ impl Worker {
     /// Tasks run at once (default 1).
     pub fn parallel(mut self, n: usize) -> Worker {
         self.parallel = n.max(1);
+        self
+    }
+
+    /// How many times a task is claimed before it ends `failed` (default
+    /// 5, at least 1). Every claim counts: a run that failed with an agent
+    /// error, and one whose worker died or was stopped. The run that uses
+    /// the last attempt ends the task `failed` when it fails; a task
+    /// claimed with no attempt left (its last worker died) ends `failed`
+    /// without running.
+    pub fn max_attempts(mut self, n: u32) -> Worker {
+        self.max_attempts = n.max(1);
         self
     }
 
@@ -180,6 +200,23 @@ impl Worker {
     async fn handle(&self, claim: Claim, abort: &CancellationToken) {
         let fence = claim.fence.clone();
         let task_id = fence.task.clone();
+        let attempts = claim.attempts;
+        if attempts > self.max_attempts {
+            // The last attempt's worker died (or was stopped) before it
+            // could record an error: give up without running it again.
+            let why = match &claim.last_error {
+                Some(e) => format!(
+                    "no attempt left after {} runs; the last error: {e}",
+                    attempts - 1
+                ),
+                None => format!(
+                    "no attempt left after {} runs, which ended without a result (their workers died or were stopped)",
+                    attempts - 1
+                ),
+            };
+            self.give_up(&task_id, &why, attempts - 1).await;
+            return;
+        }
         let cancel = abort.child_token();
         let renewing = {
             let ledger = self.ledger.clone();
@@ -220,6 +257,9 @@ impl Worker {
                 Ok(Finish::Unknown) => {
                     self.stats.unknown.fetch_add(1, Ordering::Relaxed);
                 }
+                Ok(Finish::Failed) => {
+                    self.stats.failed.fetch_add(1, Ordering::Relaxed);
+                }
                 Err(ClusterError::Fenced { .. }) => {
                     self.stats.fenced.fetch_add(1, Ordering::Relaxed);
                 }
@@ -233,10 +273,35 @@ impl Worker {
                 tracing::warn!(task = %task_id, epoch, "fenced out: another worker holds the task");
                 self.ledger.release(&task_id);
             }
+            Err(e) if attempts >= self.max_attempts => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                let why = e.to_string();
+                tracing::warn!(task = %task_id, error = %why, attempts, "the task failed on its last attempt");
+                self.give_up(&task_id, &why, attempts).await;
+            }
             Err(e) => {
                 self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(task = %task_id, error = %e, "the task failed; its lease will run out and another worker resumes it");
-                self.ledger.release(&task_id);
+                let why = e.to_string();
+                tracing::warn!(task = %task_id, error = %why, attempts, max = self.max_attempts, "the task failed; its lease will run out and another worker runs it again");
+                if let Err(e) = self.ledger.fail(&task_id, &why, attempts, false).await {
+                    tracing::warn!(task = %task_id, error = %e, "could not keep the task's error");
+                }
+            }
+        }
+    }
+
+    /// End a task `failed` with `why`.
+    async fn give_up(&self, task_id: &str, why: &str, attempts: u32) {
+        match self.ledger.fail(task_id, why, attempts, true).await {
+            Ok(()) => {
+                self.stats.failed.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(ClusterError::Fenced { .. }) => {
+                self.stats.fenced.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                self.stats.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(task = %task_id, error = %e, "could not end the task as failed; its lease will run out");
             }
         }
     }

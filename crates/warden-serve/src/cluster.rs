@@ -61,6 +61,26 @@ fn bad(reason: String) -> ServeError {
     ServeError::Config { reason }
 }
 
+impl ClusterSection {
+    /// The PostgreSQL connection string, a secret read from the
+    /// environment or its file when configured so (`config` resolves a
+    /// relative file). It may hold a password: show it with
+    /// `warden_cluster::Record::describe`, never as it is.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("warden.toml");
+    /// std::fs::write(&path, "[agent]\n[cluster]\npostgres = \"host=db user=warden dbname=w\"\n")?;
+    /// let config = warden_serve::Config::load(&path)?;
+    /// let url = config.cluster.as_ref().unwrap().postgres_url(&config)?;
+    /// assert_eq!(url, "host=db user=warden dbname=w");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn postgres_url(&self, config: &Config) -> Result<String, ServeError> {
+        self.postgres.read(&config.base)
+    }
+}
+
 /// Read and describe the `[cluster]` settings (no connection).
 pub(crate) fn check(
     config: &Config,
@@ -94,7 +114,7 @@ pub(crate) async fn connect(
     section: &ClusterSection,
 ) -> Result<Arc<ClusterLedger>, ServeError> {
     let summary = check(config, section)?;
-    let url = section.postgres.read(&config.base)?;
+    let url = section.postgres_url(config)?;
     let unreachable = |e: ClusterError| {
         bad(format!(
             "[cluster] postgres: cannot use PostgreSQL at {}: {e}",
@@ -160,10 +180,16 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
         .cluster
         .as_ref()
         .map_or(Duration::from_secs(15), |c| c.lease);
+    let max_attempts = state
+        .config
+        .cluster
+        .as_ref()
+        .map_or(warden_cluster::DEFAULT_MAX_ATTEMPTS, |c| c.max_attempts);
     let worker = {
         let current = state.clone();
         Worker::with_agent(ledger.clone(), move || current.agent())
             .lease(lease)
+            .max_attempts(max_attempts)
             .parallel(state.config.limits.workers)
             .wake(wake.clone())
     };

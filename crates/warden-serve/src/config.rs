@@ -303,6 +303,14 @@ pub struct ClusterSection {
     /// without TLS is refused at start].
     #[serde(default)]
     pub allow_plaintext: bool,
+    /// Claims of a task before it ends `failed` with its last error (a run
+    /// that fails, or whose worker dies, counts) [default: 5].
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_max_attempts() -> u32 {
+    5
 }
 
 /// `[cluster.tls]`: certificates for the links to PostgreSQL and NATS.
@@ -343,8 +351,19 @@ pub struct NatsAuthConfig {
 
 impl ClusterSection {
     /// TLS and NATS credentials as the cluster crate takes them; `base`
-    /// resolves relative paths and secret files.
-    pub(crate) fn security(&self, base: &Path) -> Result<warden_cluster::Security, ServeError> {
+    /// (the configuration's directory) resolves relative paths and secret
+    /// files.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("warden.toml");
+    /// std::fs::write(&path, "[agent]\n[cluster]\npostgres = \"host=db user=w\"\n[cluster.tls]\n")?;
+    /// let config = warden_serve::Config::load(&path)?;
+    /// let security = config.cluster.as_ref().unwrap().security(&config.base)?;
+    /// assert!(security.has_tls());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn security(&self, base: &Path) -> Result<warden_cluster::Security, ServeError> {
         let bad = |reason: String| ServeError::Config { reason };
         let mut security =
             warden_cluster::Security::default().allow_plaintext(self.allow_plaintext);
@@ -448,6 +467,9 @@ impl ClusterSection {
         }
         if self.lease < Duration::from_secs(1) {
             return Err("[cluster] lease must be at least 1s".into());
+        }
+        if self.max_attempts == 0 {
+            return Err("[cluster] max_attempts must be at least 1".into());
         }
         if self.worker.as_deref().is_some_and(|w| w.trim().is_empty()) {
             return Err("[cluster] worker is empty".into());

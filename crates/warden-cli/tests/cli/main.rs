@@ -9,6 +9,7 @@
 mod azure;
 mod hostile;
 mod incidents;
+mod journal_cluster;
 mod logs;
 mod mcp;
 mod otel;

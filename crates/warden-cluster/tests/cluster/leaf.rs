@@ -2,12 +2,17 @@
 //! away, forwarded once each when it is back.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use warden_cluster::{BusError, EdgeHub, EdgeLink, Published};
+use warden::journal::{HostKey, JournalEvent, JournalRecord};
+use warden_cluster::{
+    BusError, EDGE_IN_STREAM, EDGE_SINK_CONSUMER, EdgeHub, EdgeLink, EdgeSink, Published, Record,
+    SinkStats, seal_edge_record, verify_edge_journal,
+};
 
-use crate::support::{Nats, free_port};
+use crate::support::{Nats, Postgres, free_port};
 
 /// A hub (JetStream domain `hub`, accepting leaf nodes) and an edge leaf
 /// node (domain `edge1`), each with a store the test owns (the harness's
@@ -160,4 +165,197 @@ async fn a_full_edge_buffer_refuses_a_record_with_a_clear_error_and_drops_nothin
             .unwrap(),
         Published::Stored(_)
     ));
+}
+
+/// Rows the hub's sink stored: journal records, distinct (domain, task,
+/// seq) among them, other records.
+async fn stored(pg: &tokio_postgres::Client) -> (i64, i64, i64) {
+    let row = pg
+        .query_one(
+            "SELECT (SELECT count(*) FROM warden_edge_journal),
+                    (SELECT count(DISTINCT (domain, task_id, seq)) FROM warden_edge_journal),
+                    (SELECT count(*) FROM warden_edge_records)",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2))
+}
+
+async fn wait_stored(pg: &tokio_postgres::Client, journal: i64, other: i64, within: Duration) {
+    let end = Instant::now() + within;
+    loop {
+        let (j, _, o) = stored(pg).await;
+        if (j, o) == (journal, other) {
+            return;
+        }
+        assert!(
+            j <= journal && o <= other,
+            "stored {j} + {o}, more than {journal} + {other}"
+        );
+        assert!(
+            Instant::now() < end,
+            "after {within:?} PostgreSQL holds {j} of {journal} journal records and {o} of {other} others"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Run a sink until the returned token fires; the handle gives its stats.
+fn start_sink(
+    sink: &EdgeSink,
+    record: &Arc<Record>,
+) -> (
+    warden::CancellationToken,
+    tokio::task::JoinHandle<Result<SinkStats, BusError>>,
+) {
+    let stop = warden::CancellationToken::new();
+    let (sink, record, s) = (sink.clone(), record.clone(), stop.clone());
+    (stop, tokio::spawn(async move { sink.run(record, s).await }))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn edge_records_published_while_disconnected_land_in_postgres_once_each_across_restarts() {
+    let Some(mut p) = pair() else { return };
+    let Some(pg) = Postgres::start() else { return };
+    let record = Arc::new(Record::connect(&pg.url()).await.unwrap());
+    record.migrate().await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let key = HostKey::from_bytes([9; 32]);
+
+    let hub = EdgeHub::connect(&p.hub.url()).await.unwrap();
+    let edge = EdgeLink::connect(&p.leaf.url(), "edge1", 8 << 20)
+        .await
+        .unwrap();
+    source_edge1(&hub).await;
+    let sink = EdgeSink::connect(&p.hub.url())
+        .await
+        .unwrap()
+        .with_ack_wait(Duration::from_secs(2));
+    let (stop, first) = start_sink(&sink, &record);
+
+    // Three tasks' journals, sealed on the edge as chains of their own.
+    let mut chains: Vec<String> = vec![JournalRecord::GENESIS.to_string(); 3];
+    let mut publish = |from: u64, to: u64| {
+        let mut out = Vec::new();
+        for seq in from..to {
+            for (t, prev) in chains.iter_mut().enumerate() {
+                let event = JournalEvent::Skip {
+                    step_id: format!("s{seq}"),
+                    tool: "probe".into(),
+                    reason: format!("edge record {seq} of task {t}"),
+                };
+                out.push(
+                    seal_edge_record(
+                        &key,
+                        &format!("e-{t}"),
+                        seq,
+                        "2026-12-05T14:00:00Z",
+                        &event,
+                        prev,
+                    )
+                    .unwrap(),
+                );
+            }
+        }
+        out
+    };
+    for (id, payload) in publish(0, 4) {
+        edge.publish_record(&id, &payload).await.unwrap();
+    }
+    edge.publish_record("incident-1", &json!({ "incident": 1 }))
+        .await
+        .unwrap();
+    wait_stored(&client, 12, 1, Duration::from_secs(60)).await;
+
+    // The hub goes away: the edge keeps publishing into its buffer.
+    p.hub.kill();
+    for (id, payload) in publish(4, 10) {
+        let out = edge.publish_record(&id, &payload).await.unwrap();
+        assert!(matches!(out, Published::Stored(_)), "{id}: {out:?}");
+    }
+    edge.publish_record("incident-2", &json!({ "incident": 2 }))
+        .await
+        .unwrap();
+    // The sink is restarted while the hub is down.
+    stop.cancel();
+    let before = first.await.unwrap().unwrap();
+    assert_eq!(before.stored, 13);
+    let (stop, second) = start_sink(&sink, &record);
+
+    p.hub.start_again();
+    let t = Instant::now();
+    wait_stored(&client, 30, 2, Duration::from_secs(150)).await;
+    eprintln!(
+        "30 journal records and 2 others in PostgreSQL {:?} after the hub's restart",
+        t.elapsed()
+    );
+    stop.cancel();
+    let after = second.await.unwrap().unwrap();
+    assert_eq!(after.stored, 19, "{after:?}");
+    assert_eq!((after.conflicts, after.terminated), (0, 0));
+
+    // A consumer that starts over (its durable state lost) is handed every
+    // record again: each is found stored and acked, none stored twice.
+    let js = async_nats::jetstream::new(async_nats::connect(p.hub.url()).await.unwrap());
+    js.get_stream(EDGE_IN_STREAM)
+        .await
+        .unwrap()
+        .delete_consumer(EDGE_SINK_CONSUMER)
+        .await
+        .unwrap();
+    let (stop, third) = start_sink(&sink, &record);
+    let end = Instant::now() + Duration::from_secs(30);
+    let replay = loop {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let info = js
+            .get_stream(EDGE_IN_STREAM)
+            .await
+            .unwrap()
+            .consumer_info(EDGE_SINK_CONSUMER)
+            .await;
+        if info.is_ok_and(|i| {
+            i.num_ack_pending == 0 && i.num_pending == 0 && i.ack_floor.stream_sequence >= 32
+        }) {
+            stop.cancel();
+            break third.await.unwrap().unwrap();
+        }
+        assert!(
+            Instant::now() < end,
+            "the replay did not finish within 30 s"
+        );
+    };
+    assert_eq!((replay.stored, replay.duplicates), (0, 32), "{replay:?}");
+    let (journal, distinct, other) = stored(&client).await;
+    assert_eq!((journal, distinct, other), (30, 30, 2));
+
+    // Each edge task's chain verifies under the edge's key…
+    let report = verify_edge_journal(&record, &key, Some("edge1"))
+        .await
+        .unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems);
+    assert_eq!((report.tasks, report.records), (3, 30));
+    // …and a record edited in PostgreSQL is named.
+    client
+        .execute(
+            "UPDATE warden_edge_journal SET line = replace(line, 'edge record 5', 'edge record five')
+             WHERE task_id = 'e-1' AND seq = 5",
+            &[],
+        )
+        .await
+        .unwrap();
+    let report = verify_edge_journal(&record, &key, None).await.unwrap();
+    assert!(
+        report.problems[0].contains("edge `edge1` task `e-1` record 5:"),
+        "{:?}",
+        report.problems
+    );
+    assert!(
+        report.problems.iter().all(|p| p.contains("task `e-1`")),
+        "the other chains still verify: {:?}",
+        report.problems
+    );
 }

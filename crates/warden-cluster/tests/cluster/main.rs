@@ -7,6 +7,7 @@
     reason = "tests, which say loudly what they skip"
 )]
 
+mod attempts;
 mod bus;
 mod failures;
 mod fencing;
