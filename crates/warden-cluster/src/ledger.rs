@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use warden::journal::{HostKey, JournalEvent, JournalTap};
-use warden::{AgentError, Ledger, Observation, Outcome, Proposal, Resume, StepKey, StoredStep};
+use warden::{
+    AgentError, Decide, Ledger, Observation, Outcome, Proposal, Resume, StepKey, StoredStep,
+};
 
 use crate::error::ClusterError;
 use crate::record::{Claim, Commit, Fence, Finish, Record, StepRow};
@@ -289,5 +291,34 @@ impl Ledger for ClusterLedger {
 
     async fn commit_step(&self, key: &StepKey, obs: &Observation) -> Result<(), AgentError> {
         self.commit_step_row(key, Some(obs)).await
+    }
+
+    /// The rate-limit history every worker shares ([`Record::decide`]),
+    /// fenced: a worker that lost the task cannot count a change. Retried
+    /// like a commit while PostgreSQL cannot be reached; a retry after a
+    /// lost reply may count one change twice (the limit errs on the safe
+    /// side).
+    async fn decide(
+        &self,
+        task_id: &str,
+        who: (&str, &str, &str),
+        decide: &mut Decide<'_>,
+    ) -> Result<Option<JournalEvent>, AgentError> {
+        let Some(fence) = self.held().get(task_id).map(|h| h.fence.clone()) else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.record.decide(&fence, who, &mut *decide).await {
+                Ok(event) => return Ok(Some(event)),
+                Err(e @ ClusterError::Postgres { .. }) if started.elapsed() < RETRY_FOR => {
+                    tracing::warn!(task = task_id, error = %e, "shared decision failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(agent_err(e)),
+            }
+        }
     }
 }

@@ -27,6 +27,7 @@
 mod bus;
 mod bus_error;
 mod error;
+mod history;
 mod journal;
 mod leaf;
 mod ledger;

@@ -61,6 +61,15 @@ CREATE TABLE IF NOT EXISTS warden_anchors (
     line  text NOT NULL,
     mac   text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS warden_mutations (
+    id         bigserial PRIMARY KEY,
+    agent      text NOT NULL,
+    principal  text NOT NULL,
+    env        text NOT NULL,
+    task_id    text NOT NULL,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS warden_mutations_at ON warden_mutations (at);
 ";
 
 /// Key of the advisory lock that serialises migrations.
@@ -243,7 +252,7 @@ impl Record {
     }
 
     /// The connection, opened again if PostgreSQL dropped it.
-    async fn client(&self) -> Result<MutexGuard<'_, Client>, ClusterError> {
+    pub(crate) async fn client(&self) -> Result<MutexGuard<'_, Client>, ClusterError> {
         let mut client = self.client.lock().await;
         if client.is_closed() {
             *client = open(&self.url).await?;

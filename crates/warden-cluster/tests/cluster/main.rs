@@ -10,6 +10,7 @@
 mod bus;
 mod failures;
 mod fencing;
+mod history;
 mod leaf;
 mod record;
 mod support;
