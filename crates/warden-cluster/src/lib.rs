@@ -3,7 +3,9 @@
 //!
 //! - **PostgreSQL is the record** ([`Record`]): every task with its intake
 //!   key (a retried webhook is stored once), the leases workers hold on
-//!   tasks, the fenced outcome of every step, and the journal.
+//!   tasks, the fenced outcome of every step, the journal, the history the
+//!   policy's rate limits read ([`Record::decide`]), and approvals any
+//!   worker can answer ([`Record::answer_approval`]).
 //! - **NATS JetStream carries the traffic**: alert intake, wake-ups for idle
 //!   workers, and edge boxes as leaf nodes.
 //!
@@ -24,9 +26,11 @@
 //! ```
 #![deny(missing_docs)]
 
+mod approvals;
 mod bus;
 mod bus_error;
 mod error;
+mod feed;
 mod history;
 mod journal;
 mod leaf;
@@ -34,12 +38,14 @@ mod ledger;
 mod record;
 mod worker;
 
+pub use approvals::{AskedApproval, StoredApproval};
 pub use bus::{
     Bus, BusConfig, INTAKE_CONSUMER, INTAKE_STREAM, INTAKE_SUBJECTS, IntakeStats, Published,
     WAKE_SUBJECT, WakeGuard,
 };
 pub use bus_error::BusError;
 pub use error::ClusterError;
+pub use feed::{APPROVALS_CHANNEL, Feed, FeedEvent};
 pub use journal::{ClusterVerify, verify_journal};
 pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
 pub use ledger::ClusterLedger;

@@ -70,6 +70,18 @@ CREATE TABLE IF NOT EXISTS warden_mutations (
     at         timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS warden_mutations_at ON warden_mutations (at);
+CREATE TABLE IF NOT EXISTS warden_approvals (
+    id           text PRIMARY KEY,
+    task_id      text NOT NULL,
+    worker       text NOT NULL,
+    request      jsonb NOT NULL,
+    asked_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,
+    answer       jsonb,
+    answered_by  text,
+    answered_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS warden_approvals_open ON warden_approvals (asked_at) WHERE answer IS NULL;
 ";
 
 /// Key of the advisory lock that serialises migrations.
@@ -249,6 +261,11 @@ impl Record {
             },
             config.get_dbname().unwrap_or("?")
         ))
+    }
+
+    /// The connection string it was opened with.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     /// The connection, opened again if PostgreSQL dropped it.

@@ -101,6 +101,12 @@ pub(crate) async fn connect(
     )))
 }
 
+/// Keep the service's approvals in the record too, so any worker lists and
+/// answers them while another runs the task.
+pub(crate) fn share_approvals(approvals: &crate::approvals::Approvals, ledger: &ClusterLedger) {
+    approvals.share(ledger.record().clone(), ledger.owner());
+}
+
 /// Forward the inbox into the record and run the cluster's worker until
 /// the service stops; running tasks get the drain deadline, then are left
 /// to their leases.
