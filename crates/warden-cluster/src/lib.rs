@@ -4,8 +4,9 @@
 //! - **PostgreSQL is the record** ([`Record`]): every task with its intake
 //!   key (a retried webhook is stored once), the leases workers hold on
 //!   tasks, the fenced outcome of every step, the journal, the history the
-//!   policy's rate limits read ([`Record::decide`]), and approvals any
-//!   worker can answer ([`Record::answer_approval`]).
+//!   policy's rate limits read ([`Record::decide`]), approvals any worker
+//!   can answer ([`Record::answer_approval`]), and resolved incidents each
+//!   worker's memory follows ([`IncidentFollower`]).
 //! - **NATS JetStream carries the traffic**: alert intake, wake-ups for idle
 //!   workers, and edge boxes as leaf nodes.
 //!
@@ -32,6 +33,7 @@ mod bus_error;
 mod error;
 mod feed;
 mod history;
+mod incidents;
 mod journal;
 mod leaf;
 mod ledger;
@@ -46,6 +48,7 @@ pub use bus::{
 pub use bus_error::BusError;
 pub use error::ClusterError;
 pub use feed::{APPROVALS_CHANNEL, Feed, FeedEvent};
+pub use incidents::{INCIDENTS_CHANNEL, IncidentFollower};
 pub use journal::{ClusterVerify, verify_journal};
 pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
 pub use ledger::ClusterLedger;

@@ -82,6 +82,15 @@ CREATE TABLE IF NOT EXISTS warden_approvals (
     answered_at  timestamptz
 );
 CREATE INDEX IF NOT EXISTS warden_approvals_open ON warden_approvals (asked_at) WHERE answer IS NULL;
+CREATE SEQUENCE IF NOT EXISTS warden_incidents_seq;
+CREATE TABLE IF NOT EXISTS warden_incidents (
+    id         text PRIMARY KEY,
+    task_id    text NOT NULL,
+    incident   jsonb NOT NULL,
+    seq        bigint NOT NULL DEFAULT nextval('warden_incidents_seq'),
+    stored_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS warden_incidents_by_seq ON warden_incidents (seq);
 ";
 
 /// Key of the advisory lock that serialises migrations.

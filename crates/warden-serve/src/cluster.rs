@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use warden::journal::HostKey;
 use warden_cluster::{
-    Bus, BusError, ClusterError, ClusterLedger, Enqueued, Published, Record, Worker,
+    Bus, BusError, ClusterError, ClusterLedger, Enqueued, IncidentFollower, Published, Record,
+    Worker,
 };
 
 use crate::config::{ClusterSection, Config};
@@ -134,6 +135,21 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
         let stop = state.stop_claiming.clone();
         tokio::spawn(async move { pump_intake(&bus, record, wake, stop).await })
     });
+    // With incident memory: this worker's index follows every worker's
+    // resolved incidents in the record (rebuilt from it at start).
+    let follower = state.config.agent.memory.is_some().then(|| {
+        let record = ledger.record().clone();
+        let stop = state.stop_claiming.clone();
+        let current = state.clone();
+        tokio::spawn(async move {
+            let remember = move |batch| {
+                if let Err(e) = current.agent().remember(batch) {
+                    tracing::warn!(error = %e, "could not remember incidents from the record");
+                }
+            };
+            IncidentFollower::new(record).follow(remember, stop).await;
+        })
+    });
     let lease = state
         .config
         .cluster
@@ -165,6 +181,9 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
     deadline.abort();
     if let Some(pump) = pump {
         pump.abort();
+    }
+    if let Some(follower) = follower {
+        follower.abort();
     }
     if let Err(e) = result {
         tracing::error!(error = %e, "the cluster worker stopped");

@@ -163,4 +163,10 @@ pub trait Ledger: JournalTap {
         Ok(None)
     }
 
+    /// The task resolved and the agent remembers it as `incident` in its
+    /// incident memory: a ledger shared by workers keeps it for the others
+    /// (the default keeps nothing).
+    fn learned(&self, task_id: &str, incident: &warden_memory::Incident) {
+        let _ = (task_id, incident);
+    }
 }

@@ -40,6 +40,7 @@ async fn two_workers_racing_for_the_last_changes_under_a_limit_take_exactly_the_
     let fb = held_task(&b, "t-b", "worker-b", lease).await;
     const LIMIT: u64 = 10;
     // 2 × 50 decisions at once, each "allowed while fewer than 10 changes".
+    let started = Instant::now();
     let mut racing = Vec::new();
     for (record, fence) in [(a.clone(), fa), (b.clone(), fb)] {
         for _ in 0..50 {
@@ -60,6 +61,10 @@ async fn two_workers_racing_for_the_last_changes_under_a_limit_take_exactly_the_
     for r in racing {
         allowed += u64::from(r.await.unwrap());
     }
+    eprintln!(
+        "\n[race] 100 decisions from two workers (one connection each) in {:?}; {allowed} allowed\n",
+        started.elapsed()
+    );
     assert_eq!(allowed, LIMIT);
     let recent = b
         .recent_mutations(("warden", "alice", "dev"))

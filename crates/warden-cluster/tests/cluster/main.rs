@@ -11,6 +11,7 @@ mod bus;
 mod failures;
 mod fencing;
 mod history;
+mod incidents;
 mod leaf;
 mod record;
 mod support;
