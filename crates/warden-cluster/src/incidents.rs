@@ -20,7 +20,7 @@ pub const INCIDENTS_CHANNEL: &str = "warden_incidents";
 /// Key of the advisory lock that serialises incident writes, so their
 /// sequence numbers commit in order and a follower reading "after n"
 /// misses none.
-const INCIDENTS_LOCK: i64 = 0x7761_7264_656e_69; // "wardeni"
+const INCIDENTS_LOCK: i64 = 0x0077_6172_6465_6e69; // "wardeni"
 
 /// Incidents read per query while catching up.
 const PAGE: i64 = 500;
