@@ -145,6 +145,27 @@ impl Agent {
         })
     }
 
+    /// Add incidents resolved elsewhere (another worker of a cluster) to
+    /// the incident memory; an incident it holds already is updated, or left
+    /// as it is when unchanged. `None` without incident memory.
+    pub fn remember(
+        &self,
+        incidents: Vec<warden_memory::Incident>,
+    ) -> Result<Option<warden_memory::IngestReport>, AgentError> {
+        let Some(memory) = &self.memory else {
+            return Ok(None);
+        };
+        let mut memory = memory.lock().map_err(|_| AgentError::Config {
+            reason: "the incident memory lock is poisoned".into(),
+        })?;
+        memory
+            .ingest(incidents)
+            .map(Some)
+            .map_err(|e| AgentError::Config {
+                reason: format!("remembering incidents: {e}"),
+            })
+    }
+
     /// The incident clusters in memory, largest first: `None` without
     /// incident memory.
     pub fn clusters(&self) -> Result<Option<Vec<warden_memory::Cluster>>, AgentError> {

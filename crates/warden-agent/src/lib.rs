@@ -73,7 +73,7 @@ pub use approve::{
 };
 pub use case::CasePlanner;
 pub use error::AgentError;
-pub use executor::{Ledger, Resume, StepKey, StoredStep, ToolCall};
+pub use executor::{Decide, Ledger, Resume, StepKey, StoredStep, ToolCall};
 pub use journal::{
     Anchor, ApprovalGiven, CallDecided, CallEnded, CapabilityDecided, Digest, HostKey, Journal,
     JournalEvent, JournalRecord, JournalTail, JournalTap, OutboxAttempted, OutcomeReached,

@@ -7,7 +7,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use warden::journal::{HostKey, JournalEvent, JournalTap};
-use warden::{AgentError, Ledger, Observation, Outcome, Proposal, Resume, StepKey, StoredStep};
+use warden::memory::Incident;
+use warden::{
+    AgentError, Decide, Ledger, Observation, Outcome, Proposal, Resume, StepKey, StoredStep,
+};
 
 use crate::error::ClusterError;
 use crate::record::{Claim, Commit, Fence, Finish, Record, StepRow};
@@ -53,6 +56,9 @@ struct Held {
     commits: u64,
     /// Journal records not committed yet.
     records: Vec<(String, JournalEvent)>,
+    /// The incident the agent remembered when the task resolved, stored
+    /// for the other workers once the task's end is committed.
+    incident: Option<Incident>,
 }
 
 fn agent_err(e: ClusterError) -> AgentError {
@@ -106,6 +112,7 @@ impl ClusterLedger {
                     fence: c.fence.clone(),
                     commits: c.commits,
                     records: Vec::new(),
+                    incident: None,
                 },
             );
         }
@@ -147,8 +154,38 @@ impl ClusterLedger {
                 },
             )
             .await;
+        let incident = self
+            .held()
+            .get_mut(&outcome.task_id)
+            .and_then(|h| h.incident.take());
         self.release(&outcome.task_id);
-        result.map(|()| finish)
+        result?;
+        if let Some(incident) = incident {
+            self.share_incident(&outcome.task_id, &incident).await;
+        }
+        Ok(finish)
+    }
+
+    /// Store a resolved incident for the other workers' memories, retried
+    /// for a while; one that cannot be stored is logged (this worker's own
+    /// memory has it, and the task's end is committed either way).
+    async fn share_incident(&self, task: &str, incident: &Incident) {
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.record.put_incident(task, incident).await {
+                Ok(()) => return,
+                Err(e @ ClusterError::Postgres { .. }) if started.elapsed() < RETRY_FOR => {
+                    tracing::warn!(task, error = %e, "storing the incident failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => {
+                    tracing::warn!(task, error = %e, "the other workers will not recall this incident");
+                    return;
+                }
+            }
+        }
     }
 
     /// Record that a run of a held task failed with `error` (an agent
@@ -326,5 +363,40 @@ impl Ledger for ClusterLedger {
 
     async fn commit_step(&self, key: &StepKey, obs: &Observation) -> Result<(), AgentError> {
         self.commit_step_row(key, Some(obs)).await
+    }
+
+    fn learned(&self, task_id: &str, incident: &Incident) {
+        if let Some(h) = self.held().get_mut(task_id) {
+            h.incident = Some(incident.clone());
+        }
+    }
+
+    /// The rate-limit history every worker shares ([`Record::decide`]),
+    /// fenced: a worker that lost the task cannot count a change. Retried
+    /// like a commit while PostgreSQL cannot be reached; a retry after a
+    /// lost reply may count one change twice (the limit errs on the safe
+    /// side).
+    async fn decide(
+        &self,
+        task_id: &str,
+        who: (&str, &str, &str),
+        decide: &mut Decide<'_>,
+    ) -> Result<Option<JournalEvent>, AgentError> {
+        let Some(fence) = self.held().get(task_id).map(|h| h.fence.clone()) else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match self.record.decide(&fence, who, &mut *decide).await {
+                Ok(event) => return Ok(Some(event)),
+                Err(e @ ClusterError::Postgres { .. }) if started.elapsed() < RETRY_FOR => {
+                    tracing::warn!(task = task_id, error = %e, "shared decision failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(1));
+                }
+                Err(e) => return Err(agent_err(e)),
+            }
+        }
     }
 }

@@ -3,7 +3,10 @@
 //!
 //! - **PostgreSQL is the record** ([`Record`]): every task with its intake
 //!   key (a retried webhook is stored once), the leases workers hold on
-//!   tasks, the fenced outcome of every step, and the journal.
+//!   tasks, the fenced outcome of every step, the journal, the history the
+//!   policy's rate limits read ([`Record::decide`]), approvals any worker
+//!   can answer ([`Record::answer_approval`]), and resolved incidents each
+//!   worker's memory follows ([`IncidentFollower`]).
 //! - **NATS JetStream carries the traffic**: alert intake, wake-ups for idle
 //!   workers, and edge boxes as leaf nodes.
 //!
@@ -24,10 +27,14 @@
 //! ```
 #![deny(missing_docs)]
 
+mod approvals;
 mod bus;
 mod bus_error;
 mod edge_sink;
 mod error;
+mod feed;
+mod history;
+mod incidents;
 mod journal;
 mod leaf;
 mod ledger;
@@ -35,6 +42,7 @@ mod record;
 mod security;
 mod worker;
 
+pub use approvals::{AskedApproval, StoredApproval};
 pub use bus::{
     Bus, BusConfig, INTAKE_CONSUMER, INTAKE_STREAM, INTAKE_SUBJECTS, IntakeStats, Published,
     WAKE_SUBJECT, WakeGuard,
@@ -45,6 +53,8 @@ pub use edge_sink::{
     seal_edge_record, verify_edge_journal,
 };
 pub use error::ClusterError;
+pub use feed::{APPROVALS_CHANNEL, Feed, FeedEvent};
+pub use incidents::{INCIDENTS_CHANNEL, IncidentFollower};
 pub use journal::{ClusterVerify, verify_journal};
 pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
 pub use ledger::ClusterLedger;

@@ -85,6 +85,36 @@ CREATE TABLE IF NOT EXISTS warden_edge_records (
     received_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (domain, record_id)
 );
+CREATE TABLE IF NOT EXISTS warden_mutations (
+    id         bigserial PRIMARY KEY,
+    agent      text NOT NULL,
+    principal  text NOT NULL,
+    env        text NOT NULL,
+    task_id    text NOT NULL,
+    at         timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS warden_mutations_at ON warden_mutations (at);
+CREATE TABLE IF NOT EXISTS warden_approvals (
+    id           text PRIMARY KEY,
+    task_id      text NOT NULL,
+    worker       text NOT NULL,
+    request      jsonb NOT NULL,
+    asked_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at   timestamptz NOT NULL,
+    answer       jsonb,
+    answered_by  text,
+    answered_at  timestamptz
+);
+CREATE INDEX IF NOT EXISTS warden_approvals_open ON warden_approvals (asked_at) WHERE answer IS NULL;
+CREATE SEQUENCE IF NOT EXISTS warden_incidents_seq;
+CREATE TABLE IF NOT EXISTS warden_incidents (
+    id         text PRIMARY KEY,
+    task_id    text NOT NULL,
+    incident   jsonb NOT NULL,
+    seq        bigint NOT NULL DEFAULT nextval('warden_incidents_seq'),
+    stored_at  timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS warden_incidents_by_seq ON warden_incidents (seq);
 ";
 
 /// Key of the advisory lock that serialises migrations.
@@ -272,6 +302,16 @@ impl Record {
             },
             config.get_dbname().unwrap_or("?")
         ))
+    }
+
+    /// The connection string it was opened with.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The TLS and plaintext settings it was opened with.
+    pub(crate) fn security(&self) -> &Security {
+        &self.security
     }
 
     /// The connection, opened again if PostgreSQL dropped it.

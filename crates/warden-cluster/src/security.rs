@@ -14,6 +14,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::StreamExt as _;
+use tokio::sync::mpsc;
 use tokio_postgres::config::{Host, SslMode};
 
 use crate::ClusterError;
@@ -214,6 +216,17 @@ impl Security {
         &self,
         url: &str,
     ) -> Result<tokio_postgres::Client, ClusterError> {
+        self.connect_postgres_feeding(url, None).await
+    }
+
+    /// As [`Security::connect_postgres`]; with `notices`, the payload of
+    /// every `NOTIFY` the connection receives is sent there (the sender is
+    /// dropped when the connection ends).
+    pub(crate) async fn connect_postgres_feeding(
+        &self,
+        url: &str,
+        notices: Option<mpsc::UnboundedSender<String>>,
+    ) -> Result<tokio_postgres::Client, ClusterError> {
         let refuse = |why: String| ClusterError::Security { why };
         let (config, tls) = self.postgres_config(url)?;
         let client = if tls {
@@ -224,14 +237,14 @@ impl Security {
                 .connect(connector)
                 .await
                 .map_err(ClusterError::pg("connect"))?;
-            tokio::spawn(watch(connection));
+            tokio::spawn(drive(connection, notices));
             client
         } else {
             let (client, connection) = config
                 .connect(tokio_postgres::NoTls)
                 .await
                 .map_err(ClusterError::pg("connect"))?;
-            tokio::spawn(watch(connection));
+            tokio::spawn(drive(connection, notices));
             client
         };
         Ok(client)
@@ -290,9 +303,35 @@ impl Security {
 }
 
 /// Drive a PostgreSQL connection until it ends, saying why it did.
-async fn watch(connection: impl std::future::Future<Output = Result<(), tokio_postgres::Error>>) {
-    if let Err(e) = connection.await {
-        tracing::warn!(error = %e, "PostgreSQL connection ended");
+/// Run a PostgreSQL connection until it ends, handing `NOTIFY` payloads to
+/// `notices` when given.
+async fn drive<S, T>(
+    mut connection: tokio_postgres::Connection<S, T>,
+    notices: Option<mpsc::UnboundedSender<String>>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Some(notices) = notices else {
+        if let Err(e) = connection.await {
+            tracing::warn!(error = %e, "PostgreSQL connection ended");
+        }
+        return;
+    };
+    let mut messages = futures::stream::poll_fn(move |cx| connection.poll_message(cx));
+    while let Some(message) = messages.next().await {
+        match message {
+            Ok(tokio_postgres::AsyncMessage::Notification(n)) => {
+                if notices.send(n.payload().to_string()).is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "PostgreSQL feed connection ended");
+                return;
+            }
+        }
     }
 }
 

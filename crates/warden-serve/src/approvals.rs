@@ -1,19 +1,25 @@
 //! Approvals waiting for a human: the agent's [`ChannelApprover`] hands each
 //! request here; the API (and chat) answers it with the caller's
 //! authenticated identity; nobody answering within the timeout is a no.
+//!
+//! With `--cluster` ([`Approvals::share`]) every request is also stored in
+//! the record, so any worker lists and answers it: an answer is taken there
+//! first (the first answer wins across workers, an expired one is refused),
+//! and the worker that waits learns it from the record's change feed.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use warden::{Approval, ApprovalRequest, ApprovalRequests};
+use warden_cluster::{APPROVALS_CHANNEL, AskedApproval, FeedEvent, Record};
 
 use crate::auth::Identity;
 
 /// One request as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
     /// Approval id (random; what `POST /v1/approvals/{id}` takes).
     pub id: String,
@@ -94,7 +100,30 @@ pub(crate) struct Approvals {
     observers: Arc<Mutex<Vec<Observer>>>,
     /// Told the number waiting after each change (the gauge).
     on_change: Arc<Mutex<Option<Gauge>>>,
+    /// With `--cluster`: the record every worker's approvals are in.
+    shared: Arc<OnceLock<Arc<Shared>>>,
 }
+
+/// The record's side of the approvals, with `--cluster`.
+struct Shared {
+    record: Arc<Record>,
+    worker: String,
+    /// Requests other workers wait for, as the record's feed last showed them.
+    elsewhere: Mutex<BTreeMap<String, Pending>>,
+}
+
+impl Shared {
+    fn elsewhere(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Pending>> {
+        self.elsewhere.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// How often the record is read again even without a notification (one
+/// lost while the feed reconnected, say).
+const RESYNC: Duration = Duration::from_secs(5);
+
+/// Where the answer came from, for an answer given on another worker.
+const ELSEWHERE: &str = "another worker";
 
 /// Why an answer was not taken.
 #[derive(Debug, PartialEq, Eq)]
@@ -169,17 +198,34 @@ impl Approvals {
             reply,
         });
         self.changed();
+        if let Some(shared) = self.shared() {
+            tokio::spawn(store(shared, pending.clone(), timeout));
+        }
         let expiry = self.clone();
         tokio::spawn(async move {
             tokio::time::sleep(timeout).await;
-            let answer = Approval::no(
+            let no = Approval::no(
                 "timeout",
                 format!(
                     "nobody answered within {}",
                     humantime::format_duration(timeout)
                 ),
             );
-            if expiry.answer_as(&id, answer, Closing::Expired).is_ok() {
+            // In a cluster, the record says whether someone answered first.
+            let (answer, how) = match expiry.shared() {
+                Some(shared) => match shared.record.expire_approval(&id, &no).await {
+                    Ok(Some(standing)) if standing != no => {
+                        (standing, Closing::Answered { via: ELSEWHERE })
+                    }
+                    Ok(_) => (no, Closing::Expired),
+                    Err(e) => {
+                        tracing::warn!(approval = %id, error = %e, "cannot close the approval in the record; it expires here (the record refuses later answers too)");
+                        (no, Closing::Expired)
+                    }
+                },
+                None => (no, Closing::Expired),
+            };
+            if expiry.answer_as(&id, answer, how).is_ok() {
                 expiry.changed();
             }
             // An answered ticket is good until the question would have
@@ -251,41 +297,169 @@ impl Approvals {
         map.len()
     }
 
-    /// How many wait.
+    /// How many wait (in a cluster: on every worker).
     pub(crate) fn len(&self) -> usize {
-        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.list().len()
     }
 
-    /// Every waiting request, oldest first.
+    /// Every waiting request, oldest first (in a cluster: every worker's).
     pub(crate) fn list(&self) -> Vec<Pending> {
-        let map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<Pending> = map.values().map(|w| w.pending.clone()).collect();
+        let mut out: Vec<Pending> = {
+            let map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            map.values().map(|w| w.pending.clone()).collect()
+        };
+        if let Some(shared) = self.shared() {
+            let elsewhere = shared.elsewhere();
+            out.extend(
+                elsewhere
+                    .values()
+                    .filter(|p| !out.iter().any(|o| o.id == p.id))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        }
         out.sort_by(|a, b| a.asked_at.cmp(&b.asked_at));
         out
     }
 
-    /// The waiting request `id`.
+    /// The waiting request `id` (in a cluster: on any worker).
     pub(crate) fn get(&self, id: &str) -> Option<Pending> {
+        self.get_here(id).or_else(|| {
+            self.shared()
+                .and_then(|shared| shared.elsewhere().get(id).cloned())
+        })
+    }
+
+    /// The request `id` waiting on this worker.
+    fn get_here(&self, id: &str) -> Option<Pending> {
         let map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
         map.get(id).map(|w| w.pending.clone())
+    }
+
+    fn shared(&self) -> Option<Arc<Shared>> {
+        self.shared.get().cloned()
+    }
+
+    /// Keep every request in the record too, so any worker of the cluster
+    /// lists and answers it, and learn from the record's feed about the
+    /// requests of the other workers and the answers they took. Once, at
+    /// start; a second call is ignored.
+    pub(crate) fn share(&self, record: Arc<Record>, worker: &str) {
+        let shared = Arc::new(Shared {
+            record,
+            worker: worker.to_string(),
+            elsewhere: Mutex::new(BTreeMap::new()),
+        });
+        if self.shared.set(shared.clone()).is_err() {
+            return;
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut feed = shared.record.feed(APPROVALS_CHANNEL);
+            loop {
+                let event = tokio::select! {
+                    e = feed.next() => e,
+                    () = tokio::time::sleep(RESYNC) => Some(FeedEvent::Resync),
+                };
+                match event {
+                    Some(FeedEvent::Notified(id)) => this.refresh(&shared, &id).await,
+                    Some(FeedEvent::Resync) => this.resync(&shared).await,
+                    None => return,
+                }
+            }
+        });
+    }
+
+    /// Read approval `id` from the record: a request elsewhere is listed, an
+    /// answer taken elsewhere is handed to the call waiting here.
+    async fn refresh(&self, shared: &Shared, id: &str) {
+        let stored = match shared.record.approval(id).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(approval = %id, error = %e, "cannot read the approval from the record");
+                return;
+            }
+        };
+        let here = self.get_here(id).is_some();
+        match stored.answer {
+            Some(answer) => {
+                shared.elsewhere().remove(id);
+                if here
+                    && self
+                        .answer_as(id, answer, Closing::Answered { via: ELSEWHERE })
+                        .is_ok()
+                {
+                    self.changed();
+                }
+            }
+            None if stored.open && !here => {
+                if let Ok(p) = serde_json::from_value::<Pending>(stored.request) {
+                    shared.elsewhere().insert(p.id.clone(), p);
+                    self.changed();
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// Read every open approval again, and the state of those waiting here.
+    async fn resync(&self, shared: &Shared) {
+        let open = match shared.record.open_approvals().await {
+            Ok(open) => open,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read the approvals from the record");
+                return;
+            }
+        };
+        let here: Vec<String> = {
+            let map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            map.keys().cloned().collect()
+        };
+        let fresh: BTreeMap<String, Pending> = open
+            .iter()
+            .filter(|s| !here.contains(&s.id))
+            .filter_map(|s| serde_json::from_value::<Pending>(s.request.clone()).ok())
+            .map(|p| (p.id.clone(), p))
+            .collect();
+        let changed = {
+            let mut elsewhere = shared.elsewhere();
+            let changed = elsewhere.len() != fresh.len()
+                || elsewhere.keys().zip(fresh.keys()).any(|(a, b)| a != b);
+            *elsewhere = fresh;
+            changed
+        };
+        if changed {
+            self.changed();
+        }
+        // A request of ours no longer open was answered (or expired)
+        // while the feed did not say so.
+        for id in here {
+            if !open.iter().any(|s| s.id == id) {
+                self.refresh(shared, &id).await;
+            }
+        }
     }
 
     /// Answer `id` as `who`: the identity comes from authentication, never
     /// from the request body. The agent then asks the approval policy
     /// whether `who` may approve this call.
-    pub(crate) fn answer(
+    pub(crate) async fn answer(
         &self,
         id: &str,
         who: &Identity,
         approved: bool,
         note: Option<String>,
     ) -> Result<Pending, AnswerError> {
-        self.answer_via(id, who, approved, note, "the API")
+        self.answer_via(id, who, approved, note, "the API").await
     }
 
     /// [`Approvals::answer`], saying where the answer came from (`Slack`,
     /// `Teams`) to those who observe.
-    pub(crate) fn answer_via(
+    ///
+    /// In a cluster the record takes the answer first: the first answer on
+    /// any worker wins, and one after the request expired is refused.
+    pub(crate) async fn answer_via(
         &self,
         id: &str,
         who: &Identity,
@@ -299,7 +473,47 @@ impl Approvals {
             roles: who.roles.clone(),
             note,
         };
-        self.answer_as(id, answer, Closing::Answered { via })
+        let Some(shared) = self.shared() else {
+            return self.answer_as(id, answer, Closing::Answered { via });
+        };
+        let here = self.get_here(id);
+        let request = here.as_ref().map(serde_json::to_value).transpose();
+        let request = request.map_err(|_| AnswerError::Unknown)?;
+        let asked = here
+            .as_ref()
+            .zip(request.as_ref())
+            .map(|(p, r)| AskedApproval {
+                id,
+                task_id: &p.request.task_id,
+                worker: &shared.worker,
+                request: r,
+                expires_at: &p.expires_at,
+            });
+        let taken = match shared
+            .record
+            .answer_approval(id, &answer, asked.as_ref())
+            .await
+        {
+            Ok(Some(request)) => request,
+            Ok(None) => return Err(AnswerError::Unknown),
+            Err(e) => {
+                tracing::warn!(approval = %id, error = %e, "cannot answer in the record");
+                return Err(AnswerError::Unknown);
+            }
+        };
+        shared.elsewhere().remove(id);
+        match here {
+            Some(pending) => {
+                // The feed may have handed it over already; taken either way.
+                let _ = self.answer_as(id, answer, Closing::Answered { via });
+                Ok(pending)
+            }
+            // The worker that waits learns it from the feed.
+            None => {
+                self.changed();
+                serde_json::from_value(taken).map_err(|_| AnswerError::Unknown)
+            }
+        }
     }
 
     fn answer_as(&self, id: &str, answer: Approval, how: Closing) -> Result<Pending, AnswerError> {
@@ -340,9 +554,44 @@ impl Approvals {
             let map = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             map.keys().cloned().collect()
         };
+        let shared = self.shared();
         for id in ids {
-            let _ = self.answer_as(&id, Approval::no("shutdown", why), Closing::Shutdown);
+            let no = Approval::no("shutdown", why);
+            let _ = self.answer_as(&id, no.clone(), Closing::Shutdown);
+            // Best effort: the other workers stop listing it; if this does
+            // not reach the record before the process ends, it still expires
+            // there.
+            if let Some(shared) = shared.clone() {
+                tokio::spawn(async move {
+                    let _ = shared.record.expire_approval(&id, &no).await;
+                });
+            }
         }
+    }
+}
+
+/// Put a request into the record, retrying until it expires while the
+/// record cannot be reached (until then only this worker can answer it).
+async fn store(shared: Arc<Shared>, pending: Pending, timeout: Duration) {
+    let Ok(request) = serde_json::to_value(&pending) else {
+        return;
+    };
+    let asked = AskedApproval {
+        id: &pending.id,
+        task_id: &pending.request.task_id,
+        worker: &shared.worker,
+        request: &request,
+        expires_at: &pending.expires_at,
+    };
+    let end = tokio::time::Instant::now() + timeout;
+    let mut pause = Duration::from_millis(100);
+    while let Err(e) = shared.record.ask_approval(&asked).await {
+        if tokio::time::Instant::now() + pause > end {
+            tracing::warn!(approval = %pending.id, error = %e, "the approval never reached the record; only this worker could answer it");
+            return;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(2));
     }
 }
 

@@ -16,7 +16,8 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use warden::journal::HostKey;
 use warden_cluster::{
-    Bus, BusError, ClusterError, ClusterLedger, Enqueued, Published, Record, Worker,
+    Bus, BusError, ClusterError, ClusterLedger, Enqueued, IncidentFollower, Published, Record,
+    Worker,
 };
 
 use crate::config::{ClusterSection, Config};
@@ -141,6 +142,12 @@ pub(crate) async fn connect(
     )))
 }
 
+/// Keep the service's approvals in the record too, so any worker lists and
+/// answers them while another runs the task.
+pub(crate) fn share_approvals(approvals: &crate::approvals::Approvals, ledger: &ClusterLedger) {
+    approvals.share(ledger.record().clone(), ledger.owner());
+}
+
 /// Forward the inbox into the record and run the cluster's worker until
 /// the service stops; running tasks get the drain deadline, then are left
 /// to their leases.
@@ -174,6 +181,21 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
         let wake = wake.clone();
         let stop = state.stop_claiming.clone();
         tokio::spawn(async move { pump_intake(&bus, record, wake, stop).await })
+    });
+    // With incident memory: this worker's index follows every worker's
+    // resolved incidents in the record (rebuilt from it at start).
+    let follower = state.config.agent.memory.is_some().then(|| {
+        let record = ledger.record().clone();
+        let stop = state.stop_claiming.clone();
+        let current = state.clone();
+        tokio::spawn(async move {
+            let remember = move |batch| {
+                if let Err(e) = current.agent().remember(batch) {
+                    tracing::warn!(error = %e, "could not remember incidents from the record");
+                }
+            };
+            IncidentFollower::new(record).follow(remember, stop).await;
+        })
     });
     let lease = state
         .config
@@ -212,6 +234,9 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
     deadline.abort();
     if let Some(pump) = pump {
         pump.abort();
+    }
+    if let Some(follower) = follower {
+        follower.abort();
     }
     if let Err(e) = result {
         tracing::error!(error = %e, "the cluster worker stopped");

@@ -608,7 +608,11 @@ async fn answer_approval(
     let reason = answer
         .reason
         .map(|r| r.chars().take(1000).collect::<String>());
-    match state.approvals.answer(&id, &who, answer.approve, reason) {
+    match state
+        .approvals
+        .answer(&id, &who, answer.approve, reason)
+        .await
+    {
         Ok(p) => {
             state.metrics.approvals_pending(state.approvals.len());
             Ok(axum::Json(json!({

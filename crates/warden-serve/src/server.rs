@@ -397,6 +397,9 @@ impl Server {
             cluster.clone(),
         )?)));
         let approvals = Approvals::default();
+        if let Some(ledger) = &cluster {
+            crate::cluster::share_approvals(&approvals, ledger);
+        }
         let mcp = match &config.mcp {
             Some(section) => {
                 let current = agent.read().unwrap_or_else(|p| p.into_inner()).clone();

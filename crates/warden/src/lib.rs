@@ -54,10 +54,11 @@
 pub use warden_agent::LlmPlanner;
 pub use warden_agent::{
     Agent, AgentBuilder, AgentError, Alert, Approval, ApprovalRequest, ApprovalRequests, Approver,
-    Budget, CancellationToken, Case, CasePlanner, ChannelApprover, Condition, Input, Ledger,
-    Limits, Match, Observation, Outcome, OutcomeStatus, Plan, PlanContext, Planner, PlannerChain,
-    PreApproved, Proposal, RejectAll, Resume, Runbook, RunbookPlanner, Runbooks, Step, StepKey,
-    StepStatus, StoredStep, Task, TerminalApprover, ToolCall, os_user, terminal_safe,
+    Budget, CancellationToken, Case, CasePlanner, ChannelApprover, Condition, Decide, Input,
+    Ledger, Limits, Match, Observation, Outcome, OutcomeStatus, Plan, PlanContext, Planner,
+    PlannerChain, PreApproved, Proposal, RejectAll, Resume, Runbook, RunbookPlanner, Runbooks,
+    Step, StepKey, StepStatus, StoredStep, Task, TerminalApprover, ToolCall, os_user,
+    terminal_safe,
 };
 
 /// The keyed, chained journal: what happened, verifiably.

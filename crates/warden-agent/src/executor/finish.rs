@@ -179,6 +179,9 @@ impl Run<'_> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         incident.plan = serde_json::to_value(&plan).ok();
+        if let Some(ledger) = &self.ledger {
+            ledger.learned(&self.task.id, &incident);
+        }
         let result = match memory.lock() {
             Ok(mut m) => m.ingest(vec![incident]).map(|_| ()),
             Err(_) => return,

@@ -24,7 +24,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::error::AgentError;
-use crate::journal::JournalTap;
+use crate::journal::{JournalEvent, JournalTap, RecentMutations};
 use crate::planner::Proposal;
 use crate::task::Observation;
 
@@ -52,6 +52,12 @@ impl StepKey {
         format!("{}/{}/{}", self.task_id, self.step_id, self.revision)
     }
 }
+
+/// A decision made against the shared history (see [`Ledger::decide`]):
+/// given the changes of the last hour, it returns the event to journal and
+/// whether that event counts as a change (an allowed mutating call that is
+/// not a dry run, or an approval of one).
+pub type Decide<'a> = dyn FnMut(RecentMutations) -> (JournalEvent, bool) + Send + 'a;
 
 /// What a ledger remembers of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -134,4 +140,33 @@ pub trait Ledger: JournalTap {
     /// Commit a step's outcome, with the task's journal records so far
     /// (fenced).
     async fn commit_step(&self, key: &StepKey, obs: &Observation) -> Result<(), AgentError>;
+
+    /// Decide against the history every worker shares, for a task this
+    /// ledger holds: read the changes made in the last hour by `agent`, by
+    /// `principal` and in `env` (`who`), let `decide` make the event, and
+    /// count it when `decide` says it is a change, atomically across
+    /// workers, so two workers cannot both take the last change under a
+    /// rate limit. Returns the event, which the agent then journals.
+    ///
+    /// `decide` may run more than once (a retry after a lost connection);
+    /// only its last result counts. The default returns `None` without
+    /// calling it: the agent decides on its local journal's history
+    /// ([`Journal::decide`](crate::Journal::decide)), which holds across the
+    /// processes of one machine.
+    async fn decide(
+        &self,
+        task_id: &str,
+        who: (&str, &str, &str),
+        decide: &mut Decide<'_>,
+    ) -> Result<Option<JournalEvent>, AgentError> {
+        let _ = (task_id, who, decide);
+        Ok(None)
+    }
+
+    /// The task resolved and the agent remembers it as `incident` in its
+    /// incident memory: a ledger shared by workers keeps it for the others
+    /// (the default keeps nothing).
+    fn learned(&self, task_id: &str, incident: &warden_memory::Incident) {
+        let _ = (task_id, incident);
+    }
 }

@@ -7,7 +7,7 @@ mod ledger;
 mod retry;
 mod step;
 
-pub use ledger::{Ledger, Resume, StepKey, StoredStep};
+pub use ledger::{Decide, Ledger, Resume, StepKey, StoredStep};
 
 pub(crate) use step::JournaledGate;
 

@@ -267,14 +267,16 @@ impl Agent {
             return end(obs, effect);
         }
         obs.dry_run = dry_run;
-        // The history is read and the decision recorded under one journal
-        // lock, so a change limit holds across concurrent processes.
+        // The history is read and the decision recorded under one lock, so a
+        // change limit holds across concurrent processes: the ledger's,
+        // across every worker of a cluster; else the journal's, across the
+        // processes of this machine.
         let who = (
             self.name.as_str(),
             task.principal.as_str(),
             task.env.as_str(),
         );
-        let (ctx, verdict, reasons) = self.journal.decide(&task.id, who, |recent| {
+        let decide_call = |recent: RecentMutations| {
             let ctx = self.context_with(task, scope.calls_in_task, recent);
             let record = self.policy.decide(
                 Entry::Call,
@@ -282,15 +284,43 @@ impl Agent {
             );
             let verdict = record.decision.verdict;
             let reasons = record.decision.reasons.clone();
-            let event = JournalEvent::Decision(CallDecided {
+            let decided = CallDecided {
                 step_id: call.step_id.to_string(),
                 tool: manifest.name.clone(),
                 effect: manifest.effect,
                 dry_run,
                 policy: record,
-            });
-            (event, (ctx, verdict, reasons))
-        })?;
+            };
+            let change = decided.is_allowed_change();
+            (
+                JournalEvent::Decision(decided),
+                (ctx, verdict, reasons),
+                change,
+            )
+        };
+        let mut shared = None;
+        let event = match scope.ledger {
+            Some(ledger) => {
+                ledger
+                    .decide(&task.id, who, &mut |recent| {
+                        let (event, out, change) = decide_call(recent);
+                        shared = Some(out);
+                        (event, change)
+                    })
+                    .await?
+            }
+            None => None,
+        };
+        let (ctx, verdict, reasons) = match (event, shared) {
+            (Some(event), Some(out)) => {
+                self.journal.append(&task.id, &event)?;
+                out
+            }
+            _ => self.journal.decide(&task.id, who, |recent| {
+                let (event, out, _) = decide_call(recent);
+                (event, out)
+            })?,
+        };
         match verdict {
             Verdict::Allow => {}
             Verdict::Deny => {
@@ -316,9 +346,12 @@ impl Agent {
                 };
                 let (approved, note, policy) =
                     self.check_approval(&ctx, manifest, &request, &answer);
-                self.journal.append(
-                    &task.id,
-                    &JournalEvent::Approval(ApprovalGiven {
+                let change = approved && !dry_run && mutates;
+                self.journal_counted(
+                    scope,
+                    who,
+                    change,
+                    JournalEvent::Approval(ApprovalGiven {
                         step_id: call.step_id.to_string(),
                         tool: manifest.name.clone(),
                         effect: manifest.effect,
@@ -331,7 +364,8 @@ impl Agent {
                         reasons,
                         policy,
                     }),
-                )?;
+                )
+                .await?;
                 self.journal.checkpoint()?;
                 if !approved {
                     obs.status = StepStatus::Rejected;
@@ -417,6 +451,28 @@ impl Agent {
             return Err(e);
         }
         end(obs, effect)
+    }
+
+    /// Journal `event`; when it is a `change` and a ledger holds the task,
+    /// count it in the history every worker shares first.
+    async fn journal_counted(
+        &self,
+        scope: &Scope<'_>,
+        who: (&str, &str, &str),
+        change: bool,
+        event: JournalEvent,
+    ) -> Result<(), AgentError> {
+        if change && let Some(ledger) = scope.ledger {
+            let counted = ledger
+                .decide(&scope.task.id, who, &mut |_| (event.clone(), true))
+                .await?;
+            if let Some(event) = counted {
+                self.journal.append(&scope.task.id, &event)?;
+                return Ok(());
+            }
+        }
+        self.journal.append(&scope.task.id, &event)?;
+        Ok(())
     }
 
     /// A human said yes or no; the approval policy (`data.warden.approve`)

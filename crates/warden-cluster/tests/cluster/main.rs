@@ -11,6 +11,8 @@ mod attempts;
 mod bus;
 mod failures;
 mod fencing;
+mod history;
+mod incidents;
 mod leaf;
 mod record;
 mod support;

@@ -302,7 +302,11 @@ pub(crate) async fn interactions(
         }
     };
     let note = Some(format!("via Slack (user {user})"));
-    match state.approvals.answer_via(id, &who, approve, note, "Slack") {
+    match state
+        .approvals
+        .answer_via(id, &who, approve, note, "Slack")
+        .await
+    {
         Ok(p) => {
             state.metrics.approvals_pending(state.approvals.len());
             let by = format!("{} (slack:{user})", who.name);

@@ -359,8 +359,8 @@ pub(crate) async fn actions(
     };
     let by = format!("{} ({sender})", who.name);
     match command {
-        Command::Approve(id, note) => answer(&state, &who, &by, id, note, true),
-        Command::Reject(id, note) => answer(&state, &who, &by, id, note, false),
+        Command::Approve(id, note) => answer(&state, &who, &by, id, note, true).await,
+        Command::Reject(id, note) => answer(&state, &who, &by, id, note, false).await,
         Command::Status => {
             copilot::journal(&state, &copilot::query_id("teams"), "teams", "", "status", "answered", &by);
             match copilot::status(&state).await {
@@ -412,7 +412,7 @@ pub(crate) async fn actions(
     }
 }
 
-fn answer(
+async fn answer(
     state: &Arc<State>,
     who: &Identity,
     by: &str,
@@ -449,6 +449,7 @@ fn answer(
     match state
         .approvals
         .answer_via(&pending.id, who, approve, Some(note), "Teams")
+        .await
     {
         Ok(p) => {
             state.metrics.approvals_pending(state.approvals.len());

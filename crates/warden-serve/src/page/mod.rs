@@ -455,6 +455,7 @@ async fn answer(
         .state
         .approvals
         .answer(&id, &session.identity, approve, reason)
+        .await
     {
         Ok(p) => {
             page.state

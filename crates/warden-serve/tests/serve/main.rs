@@ -13,6 +13,7 @@ mod approvals;
 mod browser;
 mod chat;
 mod cluster;
+mod cluster_approvals;
 mod intake;
 mod lifecycle;
 mod mcp;
