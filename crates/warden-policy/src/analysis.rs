@@ -64,8 +64,8 @@ pub(crate) fn analyze(engine: &mut regorus::Engine) -> Result<Vec<ModuleInfo>, S
         .iter()
         .map(|module| {
             let source = &module.package.span.source;
-            let ast = serde_json::to_value(&**module)
-                .map_err(|e| format!("cannot read the AST: {e}"))?;
+            let ast =
+                serde_json::to_value(&**module).map_err(|e| format!("cannot read the AST: {e}"))?;
             module_info(source.get_path(), source.get_contents(), &ast)
         })
         .collect()
