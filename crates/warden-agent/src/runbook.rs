@@ -318,7 +318,7 @@ pub(crate) fn schema_errors(schema: &serde_json::Value, args: &serde_json::Value
     validator
         .iter_errors(args)
         .filter_map(|e| {
-            let path = e.instance_path.to_string();
+            let path = e.instance_path().to_string();
             let templated = (0..=path.len())
                 .rev()
                 .filter(|&i| i == path.len() || path.as_bytes().get(i) == Some(&b'/'))

@@ -53,25 +53,27 @@ pub(crate) struct ModuleInfo {
 }
 
 /// Read the modules an engine holds.
-pub(crate) fn analyze(engine: &regorus::Engine) -> Result<Vec<ModuleInfo>, String> {
-    let text = engine.get_ast_as_json().map_err(|e| e.to_string())?;
-    let doc: Json = serde_json::from_str(&text).map_err(|e| format!("cannot read the AST: {e}"))?;
-    let Json::Array(entries) = doc else {
-        return Err("the AST is not a list of modules".into());
-    };
-    entries.iter().map(module_info).collect()
+///
+/// Each module's AST is serialized straight to a JSON value (the same
+/// document `Engine::get_ast_as_json` prints, one module at a time): the
+/// pretty-printed text and parsing it back were most of a bundle's load
+/// time (`perf`: 60% of `warden policy check` on the default bundle).
+pub(crate) fn analyze(engine: &mut regorus::Engine) -> Result<Vec<ModuleInfo>, String> {
+    engine
+        .get_modules()
+        .iter()
+        .map(|module| {
+            let source = &module.package.span.source;
+            let ast =
+                serde_json::to_value(&**module).map_err(|e| format!("cannot read the AST: {e}"))?;
+            module_info(source.get_path(), source.get_contents(), &ast)
+        })
+        .collect()
 }
 
-fn module_info(entry: &Json) -> Result<ModuleInfo, String> {
-    let file = entry["source"]["file"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let source = entry["source"]["contents"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let ast = &entry["ast"];
+fn module_info(file: &str, source: &str, ast: &Json) -> Result<ModuleInfo, String> {
+    let file = file.to_string();
+    let source = source.to_string();
     let package =
         ref_path(&ast["package"]["refr"]).ok_or_else(|| format!("{file}: unreadable package"))?;
     let mut imports = BTreeMap::new();

@@ -236,7 +236,7 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
             message: format!("{e:#}"),
         })?;
 
-    let modules = analysis::analyze(&engine).map_err(|message| PolicyError::Bundle {
+    let modules = analysis::analyze(&mut engine).map_err(|message| PolicyError::Bundle {
         dir: dir.to_path_buf(),
         message,
     })?;

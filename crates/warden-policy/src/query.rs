@@ -109,7 +109,7 @@ impl RegoQuery {
                 .add_policy(format!("module{n}.rego"), module.clone())
                 .map_err(|e| fail(&e))?;
         }
-        let modules = analysis::analyze(&engine).map_err(|e| fail(&e))?;
+        let modules = analysis::analyze(&mut engine).map_err(|e| fail(&e))?;
         analysis::check_recursion(&modules)?;
         engine.set_strict_builtin_errors(self.strict_builtin_errors);
         let (results, exceeded) =

@@ -189,7 +189,7 @@ impl Plugin {
             .iter_errors(input)
             .take(20)
             .map(|e| {
-                let at = e.instance_path.to_string();
+                let at = e.instance_path().to_string();
                 if at.is_empty() {
                     e.to_string()
                 } else {

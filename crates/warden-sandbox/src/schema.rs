@@ -1,10 +1,12 @@
 //! Input schemas, compiled to validators with their local `$ref`s inlined.
 //!
 //! Plugins built with schemars describe their input with `$defs` and
-//! `{"$ref": "#/$defs/Name"}`. jsonschema 0.33 treats a `$ref` it has met
-//! before as possibly recursive and keeps a deep copy of the target for each
-//! one: the nine shipped plugins' validators held about 40 MB of copies,
-//! most of an edge agent's heap. A schema whose references all point into
+//! `{"$ref": "#/$defs/Name"}`. jsonschema 0.33 (used until warden moved to
+//! regorus's 0.60) treated a `$ref` it had met before as possibly recursive
+//! and kept a deep copy of the target for each one: the nine shipped
+//! plugins' validators held about 40 MB of copies, most of an edge agent's
+//! heap. 0.60 compiles each reference target once; the inlining stays
+//! because it is cheap and validates the same documents. A schema whose references all point into
 //! its own `$defs` (or `definitions`) and form no cycle is therefore
 //! compiled from a copy with every reference replaced by its target, which
 //! validates exactly the same documents. Anything else (a cycle, a
@@ -69,11 +71,12 @@ pub(crate) fn compile(
 /// with formats as annotations, as 2020-12 has them. The documents it
 /// accepts are the same; what changes is that jsonschema checks the schema
 /// against the draft-7 meta-schema instead of the 2020-12 one. jsonschema
-/// keeps one validator per meta-schema for the life of the process and
-/// compiles more of it for every new shape of schema it checks: for the
+/// 0.33 kept one validator per meta-schema for the life of the process and
+/// compiled more of it for every new shape of schema it checked: for the
 /// nine shipped plugins' schemas the 2020-12 one grew by about 70 MB, the
-/// draft-7 one by about 40 MB (`VmRSS` before and after; the validators
-/// themselves are ~50 KB each).
+/// draft-7 one by about 40 MB, still 31.7 MB of an edge agent's 36.9 MB
+/// heap peak (heaptrack). jsonschema 0.60 compiles its meta-schema
+/// validators once, whatever they check (docs/edge.md has the figures).
 ///
 /// ```
 /// use serde_json::json;
@@ -141,8 +144,8 @@ fn reads_as_draft7(value: &Value) -> bool {
 /// not validate exactly the same documents (a cycle, a reference elsewhere,
 /// `$id`, anchors, dynamic references) or would grow too large.
 ///
-/// jsonschema 0.33 keeps a deep copy of a reference's target for every
-/// `$ref` it has met before; compiling the inlined copy instead keeps a
+/// jsonschema 0.33 kept a deep copy of a reference's target for every
+/// `$ref` it had met before; compiling the inlined copy instead kept a
 /// validator for a schemars-generated schema small (a few hundred KiB
 /// rather than several MiB).
 ///
