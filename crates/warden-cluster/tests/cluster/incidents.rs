@@ -143,7 +143,12 @@ async fn an_incident_resolved_on_one_worker_is_recalled_by_another() {
         let record = Arc::new(Record::connect(&pg.url()).await.unwrap());
         tokio::spawn(async move {
             IncidentFollower::new(record)
-                .follow(move |batch| drop(b.remember(batch).unwrap()), stop)
+                .follow(
+                    move |batch| {
+                        b.remember(batch).unwrap();
+                    },
+                    stop,
+                )
                 .await;
         })
     };
@@ -183,7 +188,9 @@ async fn an_incident_resolved_on_one_worker_is_recalled_by_another() {
     assert!(!recalls(&c, summary, "warden:inc-1"));
     let mut follower = IncidentFollower::new(record.clone());
     let n = follower
-        .catch_up(&mut |batch| drop(c.remember(batch).unwrap()))
+        .catch_up(&mut |batch| {
+            c.remember(batch).unwrap();
+        })
         .await
         .unwrap();
     assert_eq!(n, 1);
