@@ -116,21 +116,6 @@ input_errors contains msg if {
 	msg := "The agent does not say which environment it acts on (agent.env), so the policy denies everything."
 }
 
-input_errors contains msg if {
-	not is_number(max_mutations_per_hour)
-	msg := "The setting warden.config.max_mutations_per_hour is not a number, so the policy denies everything until it is fixed."
-}
-
-input_errors contains msg if {
-	not is_array(approval_envs)
-	msg := "The setting warden.config.approval_envs is not a list, so the policy denies everything until it is fixed."
-}
-
-input_errors contains msg if {
-	not is_array(break_glass_envs)
-	msg := "The setting warden.config.break_glass_envs is not a list, so the policy denies everything until it is fixed."
-}
-
 # A host that forgot to canonicalise (`Prod`, `production`, `prod `) must not
 # land outside the protected environments: an unknown name denies.
 input_errors contains msg if {
@@ -142,17 +127,44 @@ input_errors contains msg if {
 }
 
 input_errors contains msg if {
+	not settings_vouched
+	some msg in settings_errors
+}
+
+# warden checks these settings when it loads the bundle, refuses a bundle
+# that breaks them, and records the settings it checked under
+# data.warden.host.checked_config (a path a bundle may not write). While the
+# settings are the ones it checked, the checks below need not run again on
+# every decision; under another host, or a test's `with`, they do.
+settings_vouched if data.warden.host.checked_config == config
+
+settings_errors contains msg if {
+	not is_number(max_mutations_per_hour)
+	msg := "The setting warden.config.max_mutations_per_hour is not a number, so the policy denies everything until it is fixed."
+}
+
+settings_errors contains msg if {
+	not is_array(approval_envs)
+	msg := "The setting warden.config.approval_envs is not a list, so the policy denies everything until it is fixed."
+}
+
+settings_errors contains msg if {
+	not is_array(break_glass_envs)
+	msg := "The setting warden.config.break_glass_envs is not a list, so the policy denies everything until it is fixed."
+}
+
+settings_errors contains msg if {
 	"environments" in object.keys(config)
 	not is_array(known_envs)
 	msg := "The setting warden.config.environments.known is not a list, so the policy denies everything until it is fixed."
 }
 
-input_errors contains msg if {
+settings_errors contains msg if {
 	not is_boolean(allow_self_approval)
 	msg := "The setting warden.config.allow_self_approval is not a boolean, so the policy denies everything until it is fixed."
 }
 
-input_errors contains msg if {
+settings_errors contains msg if {
 	limits_principal
 	not is_number(max_mutations_per_hour_per_principal)
 	msg := "The setting warden.config.max_mutations_per_hour_per_principal is not a number, so the policy denies everything until it is fixed."

@@ -229,6 +229,7 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
     let environments =
         Environments::from_data(&data).map_err(|message| env::load_error(dir, message))?;
     check_settings(&data).map_err(|message| env::load_error(dir, message))?;
+    vouch_settings(&mut data).map_err(|message| env::load_error(dir, message))?;
     engine
         .add_data(regorus::Value::from(data.clone()))
         .map_err(|e| PolicyError::Bundle {
@@ -316,14 +317,49 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
     })
 }
 
-/// Type checks of `data.warden.config` settings outside the environments.
+/// Type checks of `data.warden.config` settings outside the environments:
+/// the ones the bundle's own `settings_errors` would deny everything for,
+/// and the ones only the host reads.
 fn check_settings(data: &serde_json::Value) -> Result<(), String> {
+    use serde_json::Value;
     let config = data.get("warden").and_then(|w| w.get("config"));
-    match config.and_then(|c| c.get("allow_self_approval")) {
-        None | Some(serde_json::Value::Bool(_)) => {}
+    if let Some(config) = config
+        && !config.is_object()
+    {
+        return Err(format!(
+            "data.warden.config must be an object, got {config}"
+        ));
+    }
+    let setting = |name: &str| config.and_then(|c| c.get(name));
+    match setting("allow_self_approval") {
+        None | Some(Value::Bool(_)) => {}
         Some(other) => {
             return Err(format!(
                 "data.warden.config.allow_self_approval must be true or false, got {other}"
+            ));
+        }
+    }
+    for name in [
+        "max_mutations_per_hour",
+        "max_mutations_per_hour_per_principal",
+        "max_plan_steps",
+    ] {
+        if let Some(value) = setting(name)
+            && !value.as_f64().is_some_and(|n| n >= 0.0)
+        {
+            return Err(format!(
+                "data.warden.config.{name} must be a number of 0 or more, got {value}"
+            ));
+        }
+    }
+    for name in ["approval_envs", "break_glass_envs"] {
+        if let Some(value) = setting(name)
+            && !value
+                .as_array()
+                .is_some_and(|names| names.iter().all(Value::is_string))
+        {
+            return Err(format!(
+                "data.warden.config.{name} must be a list of environment names, got {value}"
             ));
         }
     }
@@ -342,6 +378,38 @@ fn check_settings(data: &serde_json::Value) -> Result<(), String> {
             }
         }
     }
+    Ok(())
+}
+
+/// Record the settings [`check_settings`] passed under
+/// `data.warden.host.checked_config`, so the bundle's `settings_errors`
+/// (which deny everything) need not run on every decision while the
+/// settings are these. A bundle or overlay may not write `data.warden.host`
+/// itself: it could vouch for settings nobody checked.
+fn vouch_settings(data: &mut serde_json::Value) -> Result<(), String> {
+    let Some(warden) = data
+        .as_object_mut()
+        .map(|d| d.entry("warden").or_insert_with(|| serde_json::json!({})))
+    else {
+        return Ok(());
+    };
+    let Some(warden) = warden.as_object_mut() else {
+        return Err(format!("data.warden must be an object, got {warden}"));
+    };
+    if warden.contains_key("host") {
+        return Err(
+            "data.warden.host is written by warden when it loads the bundle; a data file or overlay may not set it"
+                .to_string(),
+        );
+    }
+    let checked = warden
+        .get("config")
+        .cloned()
+        .unwrap_or_else(|| serde_json::json!({}));
+    warden.insert(
+        "host".to_string(),
+        serde_json::json!({ "checked_config": checked }),
+    );
     Ok(())
 }
 

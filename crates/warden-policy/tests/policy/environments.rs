@@ -196,6 +196,100 @@ fn a_non_boolean_allow_self_approval_fails_the_load() {
 }
 
 #[test]
+fn settings_the_rules_would_deny_everything_for_fail_the_load() {
+    for (config, path) in [
+        (
+            r#"{"max_mutations_per_hour": "lots"}"#,
+            "max_mutations_per_hour",
+        ),
+        (
+            r#"{"max_mutations_per_hour": -1}"#,
+            "max_mutations_per_hour",
+        ),
+        (
+            r#"{"max_mutations_per_hour_per_principal": null}"#,
+            "max_mutations_per_hour_per_principal",
+        ),
+        (r#"{"max_plan_steps": "50"}"#, "max_plan_steps"),
+        (r#"{"approval_envs": "prod"}"#, "approval_envs"),
+        (r#"{"break_glass_envs": ["prod", 1]}"#, "break_glass_envs"),
+        (r#""oops""#, "data.warden.config must be an object"),
+    ] {
+        let data = format!(r#"{{"warden": {{"config": {config}}}}}"#);
+        let dir = bundle(&[("p.rego", &call_returning(ALLOW)), ("data.json", &data)]);
+        let err = PolicyEngine::load(dir.path()).unwrap_err();
+        assert!(
+            matches!(err, PolicyError::Config { .. }),
+            "{config}: {err:?}"
+        );
+        assert!(err.to_string().contains(path), "{config}: {err}");
+    }
+}
+
+#[test]
+fn a_bundle_or_overlay_cannot_vouch_for_its_own_settings() {
+    // data.warden.host.checked_config lets the rules skip their settings
+    // checks; only the host may write it, after checking.
+    let vouching = r#"{"warden": {"host": {"checked_config": {"max_mutations_per_hour": "lots"}}, "config": {"max_mutations_per_hour": "lots"}}}"#;
+    let dir = bundle(&[("p.rego", &call_returning(ALLOW)), ("data.json", vouching)]);
+    let err = PolicyEngine::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("data.warden.host"), "{err}");
+
+    let dir = bundle(&[
+        ("p.rego", &call_returning(ALLOW)),
+        ("warden/host/data.json", r#"{"checked_config": {}}"#),
+    ]);
+    let err = PolicyEngine::load(dir.path()).unwrap_err();
+    assert!(err.to_string().contains("data.warden.host"), "{err}");
+
+    let err = PolicyEngine::builder(policies_dir())
+        .with_data(serde_json::json!({"warden": {"host": {"checked_config": {}}}}))
+        .load()
+        .unwrap_err();
+    assert!(err.to_string().contains("data.warden.host"), "{err}");
+}
+
+#[test]
+fn settings_changed_after_the_check_are_checked_again_by_the_rules() {
+    // The shipped rules skip their settings checks only while the settings
+    // are the ones the host checked; settings swapped in afterwards (a
+    // test's `with`) are checked on every decision.
+    let rules = r#"package warden
+
+import data.warden.lib.input_errors
+
+errors := input_errors with data.warden.config.max_mutations_per_hour as input.swap if "swap" in object.keys(input)
+
+errors := input_errors if not "swap" in object.keys(input)
+
+call := {"allow": count(errors) == 0, "deny": errors, "approval": set(), "obligations": {}}
+"#;
+    let shipped = |name: &str| fs_err::read_to_string(policies_dir().join(name)).unwrap();
+    let dir = bundle(&[
+        ("p.rego", rules),
+        ("lib.rego", &shipped("lib.rego")),
+        ("fn.rego", &shipped("fn.rego")),
+    ]);
+    let engine = PolicyEngine::load(dir.path()).unwrap();
+    let decide = |input: serde_json::Value| engine.decide_json(Entry::Call, &input).decision;
+    let agent = serde_json::json!({"name": "a", "env": "dev"});
+
+    let checked = decide(serde_json::json!({"agent": agent}));
+    assert_eq!(checked.verdict, Verdict::Allow, "{checked:?}");
+    let swapped_ok = decide(serde_json::json!({"agent": agent, "swap": 5}));
+    assert_eq!(swapped_ok.verdict, Verdict::Allow, "{swapped_ok:?}");
+    let swapped_bad = decide(serde_json::json!({"agent": agent, "swap": "lots"}));
+    assert_eq!(swapped_bad.verdict, Verdict::Deny, "{swapped_bad:?}");
+    assert!(
+        swapped_bad
+            .reasons
+            .iter()
+            .any(|r| r.contains("max_mutations_per_hour is not a number")),
+        "{swapped_bad:?}"
+    );
+}
+
+#[test]
 fn reload_reads_the_environments_again() {
     let dir = with_environments(
         r#"{"known": ["dev", "prod"], "default": "prod", "protected": ["prod"]}"#,
