@@ -230,7 +230,7 @@ fn settings_the_rules_would_deny_everything_for_fail_the_load() {
 fn a_bundle_or_overlay_cannot_vouch_for_its_own_settings() {
     // data.warden.host.checked_config lets the rules skip their settings
     // checks; only the host may write it, after checking.
-    let vouching = r#"{"warden": {"host": {"checked_config": {"max_mutations_per_hour": "lots"}}, "config": {"max_mutations_per_hour": "lots"}}}"#;
+    let vouching = r#"{"warden": {"host": {"checked_config": {"max_mutations_per_hour": 5}}, "config": {"max_mutations_per_hour": 5}}}"#;
     let dir = bundle(&[("p.rego", &call_returning(ALLOW)), ("data.json", vouching)]);
     let err = PolicyEngine::load(dir.path()).unwrap_err();
     assert!(err.to_string().contains("data.warden.host"), "{err}");
@@ -258,7 +258,10 @@ fn settings_changed_after_the_check_are_checked_again_by_the_rules() {
 
 import data.warden.lib.input_errors
 
-errors := input_errors with data.warden.config.max_mutations_per_hour as input.swap if "swap" in object.keys(input)
+errors := e if {
+	"swap" in object.keys(input)
+	e := input_errors with data.warden.config.max_mutations_per_hour as input.swap
+}
 
 errors := input_errors if not "swap" in object.keys(input)
 
