@@ -58,6 +58,14 @@ async fn postgres_over_tls_with_a_client_certificate_and_password_works_and_noth
         record.enqueue("tls:1", &task).await.unwrap(),
         Enqueued::New(_)
     ));
+    // The change feed (approvals, incidents) opens a connection of its own
+    // with the same settings: it listens only if that one is TLS too.
+    let mut feed = record.feed(warden_cluster::APPROVALS_CHANNEL);
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), feed.next())
+        .await
+        .expect("the feed did not connect over TLS within 20 s");
+    assert_eq!(first, Some(warden_cluster::FeedEvent::Resync));
+    drop(feed);
 
     // Without the test CA the server's certificate is not trusted.
     let no_ca = Security::default()
