@@ -502,7 +502,10 @@ impl ClusterSection {
             return Err("[cluster] worker is empty".into());
         }
         if !self.edges.is_empty() && self.nats.is_none() {
-            return Err("[cluster] edges needs `nats`: the hub's nats-server the edges are leaf nodes of".into());
+            return Err(
+                "[cluster] edges needs `nats`: the hub's nats-server the edges are leaf nodes of"
+                    .into(),
+            );
         }
         if self.edges.len() > 1024 {
             return Err("[cluster] edges: at most 1024".into());

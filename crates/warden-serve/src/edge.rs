@@ -286,12 +286,7 @@ impl Forwarder {
             };
             let mut mac = prev;
             let sealed = warden_cluster::seal_edge_record(
-                &self.key,
-                &task,
-                seq,
-                &rec.ts,
-                &rec.event,
-                &mut mac,
+                &self.key, &task, seq, &rec.ts, &rec.event, &mut mac,
             );
             let outcome = match sealed {
                 Ok((id, payload)) => link.publish_record(&id, &payload).await.map(|_| true),
@@ -469,8 +464,7 @@ pub(crate) async fn forward(edge: Edge, journal: PathBuf, key: HostKey, stop: Ca
             }
         }
         if link.is_none() && (!fwd.pending.is_empty() || Instant::now() >= next_trim) {
-            match EdgeLink::connect_with(&section.nats, &section.domain, max_bytes, &security)
-                .await
+            match EdgeLink::connect_with(&section.nats, &section.domain, max_bytes, &security).await
             {
                 Ok(l) => link = Some(l),
                 Err(e) => {
@@ -494,7 +488,9 @@ pub(crate) async fn forward(edge: Edge, journal: PathBuf, key: HostKey, stop: Ca
                 next_trim = Instant::now() + section.trim_every;
                 match l.trim_forwarded(&section.hub_domain).await {
                     Ok(0) => {}
-                    Ok(n) => tracing::debug!(records = n, "freed the edge buffer of what the hub holds"),
+                    Ok(n) => {
+                        tracing::debug!(records = n, "freed the edge buffer of what the hub holds")
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot free the edge buffer"),
                 }
             }

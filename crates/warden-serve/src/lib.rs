@@ -76,8 +76,8 @@ pub use auth::{Identity, sign};
 pub use chat::{ChatSection, ChatUser, SlackSection, TeamsSection};
 pub use cluster::ClusterSummary;
 pub use config::{
-    AgentSection, AlertmanagerReceiver, ClusterSection, Config, EdgeSection, LimitsSection, ListenSection,
-    PostgresUrl, ReceiversSection, SecretRef, TokenConfig, TokenReceiver,
+    AgentSection, AlertmanagerReceiver, ClusterSection, Config, EdgeSection, LimitsSection,
+    ListenSection, PostgresUrl, ReceiversSection, SecretRef, TokenConfig, TokenReceiver,
 };
 pub use error::ServeError;
 pub use mcp::McpSection;

@@ -278,7 +278,11 @@ impl std::fmt::Display for EdgeSummary {
             self.nats,
             self.buffer_bytes >> 20,
             self.trim_every_secs,
-            if self.tls { "on" } else { "off (loopback only)" }
+            if self.tls {
+                "on"
+            } else {
+                "off (loopback only)"
+            }
         )
     }
 }
@@ -641,7 +645,9 @@ impl Server {
                 .is_err()
             {
                 forwarder.abort();
-                tracing::warn!("the edge forwarder did not finish within 10s; the journal keeps what it did not forward");
+                tracing::warn!(
+                    "the edge forwarder did not finish within 10s; the journal keeps what it did not forward"
+                );
             }
         }
         state.mcp_stop.cancel();

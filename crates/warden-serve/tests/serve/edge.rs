@@ -110,6 +110,7 @@ fn resolved_alert_tasks(edge: &Harness) -> Vec<String> {
 
 /// Wait (bounded) until the hub's PostgreSQL holds exactly the edge's
 /// journal, record for record, and its resolved incidents; never more.
+#[allow(clippy::print_stderr, reason = "it reports how long forwarding took")]
 async fn wait_forwarded(edge: &Harness, pg: &tokio_postgres::Client, within: Duration) {
     let key = host_key();
     let end = Instant::now() + within;
@@ -284,7 +285,8 @@ async fn an_edge_section_is_refused_with_the_cluster_and_checked_for_its_domain_
         fs_err::write(&path, format!("{base}\n{extra}")).unwrap();
         warden_serve::Config::load(&path)
     };
-    let edge = "[edge]\ndomain = \"edge1\"\nnats = \"nats://127.0.0.1:4223\"\nhub_domain = \"hub\"\n";
+    let edge =
+        "[edge]\ndomain = \"edge1\"\nnats = \"nats://127.0.0.1:4223\"\nhub_domain = \"hub\"\n";
     let config = load(edge).unwrap();
     let summary = warden_serve::check(&config).unwrap();
     let shown = summary.edge.as_ref().unwrap();
@@ -317,8 +319,9 @@ async fn an_edge_section_is_refused_with_the_cluster_and_checked_for_its_domain_
         assert!(err.contains(says), "{bad}: {err}");
     }
     // A hub's edges need its NATS.
-    let err = load("[cluster]\npostgres = \"host=127.0.0.1 user=w dbname=w\"\nedges = [\"edge1\"]\n")
-        .unwrap_err()
-        .to_string();
+    let err =
+        load("[cluster]\npostgres = \"host=127.0.0.1 user=w dbname=w\"\nedges = [\"edge1\"]\n")
+            .unwrap_err()
+            .to_string();
     assert!(err.contains("[cluster] edges needs `nats`"), "{err}");
 }
