@@ -241,7 +241,10 @@ impl Forwarder {
                         },
                     );
                 }
-                JournalEvent::Outcome(_) if r.seq < self.cursor.next => {
+                // A stopped task (interrupted at a restart) resolves nothing.
+                JournalEvent::Outcome(_) | JournalEvent::Stop { .. }
+                    if r.seq < self.cursor.next =>
+                {
                     self.started.remove(&r.task_id);
                 }
                 _ => {}
@@ -331,7 +334,10 @@ impl Forwarder {
                 self.heads.insert(task.clone(), head.clone());
                 touched.insert(task.clone(), head);
             }
-            if matches!(rec.event, JournalEvent::Outcome(_)) {
+            if matches!(
+                rec.event,
+                JournalEvent::Outcome(_) | JournalEvent::Stop { .. }
+            ) {
                 self.started.remove(&task);
             }
             self.cursor = Cursor {
