@@ -2,7 +2,8 @@
 //! --cluster` with `[cluster] edges`): the edge resolves its alerts
 //! locally, and its journal (one keyed chain per task) and resolved
 //! incidents reach the hub's PostgreSQL once each, across an outage of the
-//! hub's nats-server and a restart of the edge's service.
+//! hub's nats-server, one of the edge's own, and a restart of the edge's
+//! service.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -228,6 +229,19 @@ async fn an_edge_service_forwards_its_journal_and_incidents_to_the_hubs_postgres
     p.hub.start_again();
     wait_forwarded(&edge, &client, Duration::from_secs(180)).await;
 
+    // The edge's own nats-server goes away: the edge still handles alerts,
+    // and their records wait in its journal until the buffer is back.
+    p.leaf.kill();
+    let held = stored_journal(&client).await.len();
+    let (status, answer) = edge.alert(&edge.checkout.alert("e-4", "firing")).await;
+    assert_eq!(status, 202, "{answer}");
+    let v = edge.done(&task_of(&answer)).await;
+    assert_eq!(v["task"]["state"], "done", "{v}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stored_journal(&client).await.len(), held);
+    p.leaf.start_again();
+    wait_forwarded(&edge, &client, Duration::from_secs(180)).await;
+
     // 3. The edge's service restarts; the first alert fires again (grouped
     // into its ended task: that task's chain continues) and a new one
     // arrives. No sequence is reused: every stored line is the edge's.
@@ -258,7 +272,7 @@ async fn an_edge_service_forwards_its_journal_and_incidents_to_the_hubs_postgres
     assert!(report.is_ok(), "{:?}", report.problems);
     let tasks: std::collections::BTreeSet<String> =
         expected(&edge).into_keys().map(|(t, _)| t).collect();
-    assert!(tasks.len() >= 3, "{tasks:?}");
+    assert!(tasks.len() >= 4, "{tasks:?}");
     assert_eq!(report.tasks as usize, tasks.len(), "{report:?}");
     assert_eq!(report.records as usize, expected(&edge).len());
     // Another key does not verify the chains.
