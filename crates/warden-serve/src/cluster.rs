@@ -211,7 +211,7 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
                 .security(&state.config.base)
                 .and_then(|s| Ok((s, section.postgres_url(&state.config)?)));
             match (setup, &section.nats) {
-                (Ok((security, postgres)), Some(nats)) => Some(tokio::spawn(crate::edge::hub(
+                (Ok((security, postgres)), Some(nats)) => Some(tokio::spawn(crate::edge_hub::hub(
                     nats.clone(),
                     postgres,
                     security,

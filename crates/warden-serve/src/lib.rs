@@ -59,6 +59,7 @@ mod chat;
 mod cluster;
 mod config;
 mod edge;
+mod edge_hub;
 mod error;
 mod inbox;
 mod intake;
