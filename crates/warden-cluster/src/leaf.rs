@@ -87,9 +87,32 @@ impl EdgeLink {
     /// `max_bytes`, `discard: new` (a full buffer refuses a record with
     /// [`BusError::EdgeBufferFull`]; it never drops one it accepted).
     pub async fn connect(url: &str, domain: &str, max_bytes: i64) -> Result<EdgeLink, BusError> {
+        EdgeLink::connect_with(url, domain, max_bytes, &Security::default()).await
+    }
+
+    /// Like [`EdgeLink::connect`], with TLS and credentials for the edge's
+    /// nats-server (plaintext is refused to a host that is not loopback
+    /// unless `security` allows it).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), warden_cluster::BusError> {
+    /// use warden_cluster::{EdgeLink, NatsAuth, Security};
+    /// let security = Security::default().with_nats_auth(NatsAuth::UserPassword {
+    ///     user: "edge".into(),
+    ///     password: std::env::var("EDGE_NATS_PASSWORD").unwrap_or_default(),
+    /// });
+    /// let edge = EdgeLink::connect_with("nats://127.0.0.1:4223", "edge1", 256 << 20, &security).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_with(
+        url: &str,
+        domain: &str,
+        max_bytes: i64,
+        security: &Security,
+    ) -> Result<EdgeLink, BusError> {
         check_domain(domain)?;
         let timeout = Duration::from_secs(5);
-        let client = connect_client(url, timeout, "warden-edge", &Security::default()).await?;
+        let client = connect_client(url, timeout, "warden-edge", security).await?;
         // `$JS.API` on a leaf with its own domain is the leaf's JetStream.
         let js = jetstream::new(client.clone());
         let config = stream::Config {

@@ -38,6 +38,8 @@ pub struct ClusterSummary {
     pub nats: Option<String>,
     /// Whether TLS to both servers is configured (`[cluster.tls]`).
     pub tls: bool,
+    /// Edge boxes whose records this hub stores (`[cluster] edges`).
+    pub edges: Vec<String>,
 }
 
 impl std::fmt::Display for ClusterSummary {
@@ -54,7 +56,11 @@ impl std::fmt::Display for ClusterSummary {
             } else {
                 "off (loopback only)"
             }
-        )
+        )?;
+        if !self.edges.is_empty() {
+            write!(f, ", edge sink for [{}]", self.edges.join(", "))?;
+        }
+        Ok(())
     }
 }
 
@@ -104,6 +110,7 @@ pub(crate) fn check(
         lease_secs: section.lease.as_secs_f64(),
         nats: section.nats.clone(),
         tls: security.has_tls(),
+        edges: section.edges.clone(),
     })
 }
 
@@ -197,6 +204,29 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
             IncidentFollower::new(record).follow(remember, stop).await;
         })
     });
+    // A hub: the edges' records into the record, on a connection of its own.
+    let edge_sink = match state.config.cluster.as_ref() {
+        Some(section) if !section.edges.is_empty() => {
+            let setup = section
+                .security(&state.config.base)
+                .and_then(|s| Ok((s, section.postgres_url(&state.config)?)));
+            match (setup, &section.nats) {
+                (Ok((security, postgres)), Some(nats)) => Some(tokio::spawn(crate::edge_hub::hub(
+                    nats.clone(),
+                    postgres,
+                    security,
+                    section.edges.clone(),
+                    state.stop_claiming.clone(),
+                ))),
+                (Err(e), _) => {
+                    tracing::error!(error = %e, "[cluster] edges: no edge sink");
+                    None
+                }
+                (_, None) => None,
+            }
+        }
+        _ => None,
+    };
     let lease = state
         .config
         .cluster
@@ -237,6 +267,10 @@ pub(crate) async fn run(state: Arc<State>, ledger: Arc<ClusterLedger>) {
     }
     if let Some(follower) = follower {
         follower.abort();
+    }
+    if let Some(sink) = edge_sink {
+        // Stopped by `stop_claiming`; an unacked record is handed out again.
+        let _ = tokio::time::timeout(Duration::from_secs(5), sink).await;
     }
     if let Err(e) = result {
         tracing::error!(error = %e, "the cluster worker stopped");

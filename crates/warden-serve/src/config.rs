@@ -48,6 +48,11 @@ pub struct Config {
     /// only when the service is started with `--cluster`.
     #[serde(default)]
     pub cluster: Option<ClusterSection>,
+    /// This box is an edge of a hub (absent: it is not): its journal and
+    /// resolved incidents are forwarded through its leaf nats-server to
+    /// the hub's PostgreSQL. For a service running alone, not `--cluster`.
+    #[serde(default)]
+    pub edge: Option<EdgeSection>,
     /// Where the config was read from: relative paths resolve against its folder.
     #[serde(skip)]
     pub base: PathBuf,
@@ -307,6 +312,12 @@ pub struct ClusterSection {
     /// that fails, or whose worker dies, counts) [default: 5].
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
+    /// Edge boxes (their JetStream domains) whose records this hub stores:
+    /// each worker makes sure the hub's `WARDEN_EDGE_IN` stream sources
+    /// from each, and runs the edge sink into PostgreSQL; needs `nats`
+    /// [default: none].
+    #[serde(default)]
+    pub edges: Vec<String>,
 }
 
 fn default_max_attempts() -> u32 {
@@ -364,46 +375,62 @@ impl ClusterSection {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn security(&self, base: &Path) -> Result<warden_cluster::Security, ServeError> {
-        let bad = |reason: String| ServeError::Config { reason };
-        let mut security =
-            warden_cluster::Security::default().allow_plaintext(self.allow_plaintext);
-        if let Some(tls) = &self.tls {
-            let ca = tls.ca.as_ref().map(|p| base.join(p));
-            let identity = match (&tls.cert, &tls.key) {
-                (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
-                (None, None) => None,
-                _ => {
-                    return Err(bad(
-                        "[cluster.tls] give both `cert` and `key`, or neither".into()
-                    ));
-                }
-            };
-            security = security
-                .with_tls(
-                    ca.as_deref(),
-                    identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
-                )
-                .map_err(|e| bad(format!("[cluster.tls]: {e}")))?;
-        }
-        if let Some(auth) = &self.nats_auth {
-            let auth = match (&auth.nkey, &auth.user, &auth.password) {
-                (Some(seed), None, None) => warden_cluster::NatsAuth::Nkey {
-                    seed: seed.read(base, "[cluster.nats_auth] nkey")?,
-                },
-                (None, Some(user), Some(password)) => warden_cluster::NatsAuth::UserPassword {
-                    user: user.clone(),
-                    password: password.read(base, "[cluster.nats_auth] password")?,
-                },
-                _ => {
-                    return Err(bad(
-                        "[cluster.nats_auth] give either `nkey`, or `user` and `password`".into(),
-                    ));
-                }
-            };
-            security = security.with_nats_auth(auth);
-        }
-        Ok(security)
+        security(
+            "cluster",
+            self.tls.as_ref(),
+            self.nats_auth.as_ref(),
+            self.allow_plaintext,
+            base,
+        )
     }
+}
+
+/// TLS and NATS credentials of `[<section>.tls]` and `[<section>.nats_auth]`.
+fn security(
+    section: &str,
+    tls: Option<&ClusterTls>,
+    nats_auth: Option<&NatsAuthConfig>,
+    allow_plaintext: bool,
+    base: &Path,
+) -> Result<warden_cluster::Security, ServeError> {
+    let bad = |reason: String| ServeError::Config { reason };
+    let mut security = warden_cluster::Security::default().allow_plaintext(allow_plaintext);
+    if let Some(tls) = tls {
+        let ca = tls.ca.as_ref().map(|p| base.join(p));
+        let identity = match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => Some((base.join(cert), base.join(key))),
+            (None, None) => None,
+            _ => {
+                return Err(bad(format!(
+                    "[{section}.tls] give both `cert` and `key`, or neither"
+                )));
+            }
+        };
+        security = security
+            .with_tls(
+                ca.as_deref(),
+                identity.as_ref().map(|(c, k)| (c.as_path(), k.as_path())),
+            )
+            .map_err(|e| bad(format!("[{section}.tls]: {e}")))?;
+    }
+    if let Some(auth) = nats_auth {
+        let auth = match (&auth.nkey, &auth.user, &auth.password) {
+            (Some(seed), None, None) => warden_cluster::NatsAuth::Nkey {
+                seed: seed.read(base, &format!("[{section}.nats_auth] nkey"))?,
+            },
+            (None, Some(user), Some(password)) => warden_cluster::NatsAuth::UserPassword {
+                user: user.clone(),
+                password: password.read(base, &format!("[{section}.nats_auth] password"))?,
+            },
+            _ => {
+                return Err(bad(format!(
+                    "[{section}.nats_auth] give either `nkey`, or `user` and `password`"
+                )));
+            }
+        };
+        security = security.with_nats_auth(auth);
+    }
+    Ok(security)
 }
 
 fn default_lease() -> Duration {
@@ -474,7 +501,176 @@ impl ClusterSection {
         if self.worker.as_deref().is_some_and(|w| w.trim().is_empty()) {
             return Err("[cluster] worker is empty".into());
         }
+        if !self.edges.is_empty() && self.nats.is_none() {
+            return Err(
+                "[cluster] edges needs `nats`: the hub's nats-server the edges are leaf nodes of"
+                    .into(),
+            );
+        }
+        if self.edges.len() > 1024 {
+            return Err("[cluster] edges: at most 1024".into());
+        }
+        for domain in &self.edges {
+            check_domain("[cluster] edges", domain)?;
+        }
         Ok(())
+    }
+}
+
+/// `[edge]`: this box is an edge of a hub. Its own nats-server is a leaf
+/// node of the hub's, with JetStream domain `domain`; every journal record
+/// (sealed onto its task's edge chain) and every resolved incident is
+/// buffered there and forwarded to the hub, whose `warden serve --cluster`
+/// stores them in PostgreSQL (`[cluster] edges`).
+///
+/// ```
+/// let dir = tempfile::tempdir()?;
+/// let path = dir.path().join("warden.toml");
+/// std::fs::write(&path, "[agent]\n[edge]\ndomain = \"edge1\"\nnats = \"nats://127.0.0.1:4223\"\nhub_domain = \"hub\"\nbuffer = \"64MiB\"\n")?;
+/// let edge = warden_serve::Config::load(&path)?.edge.unwrap();
+/// assert_eq!(edge.buffer, 64 << 20);
+/// assert_eq!(edge.trim_every, std::time::Duration::from_secs(60));
+/// // A domain is one NATS subject token.
+/// std::fs::write(&path, "[agent]\n[edge]\ndomain = \"edge.1\"\nnats = \"nats://127.0.0.1:4223\"\nhub_domain = \"hub\"\n")?;
+/// assert!(warden_serve::Config::load(&path).unwrap_err().to_string().contains("[edge] domain"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeSection {
+    /// This edge's JetStream domain (its leaf nats-server's `jetstream {
+    /// domain }`); records reach the hub as `<domain>:<id>`.
+    pub domain: String,
+    /// The edge's own (leaf) nats-server, normally on loopback.
+    pub nats: String,
+    /// The hub's JetStream domain: asked what it holds already, so the
+    /// edge's buffer is freed of it.
+    pub hub_domain: String,
+    /// The most the edge's buffer (`WARDEN_EDGE`, on the leaf's disk) holds
+    /// while the hub is away: bytes, or `"256MiB"`, `"1GiB"`; a full buffer
+    /// refuses new records, which wait in the journal [default: 256MiB].
+    #[serde(default = "default_edge_buffer", with = "byte_size")]
+    pub buffer: u64,
+    /// How often the buffer is freed of what the hub holds [default: 60s].
+    #[serde(default = "default_trim_every", with = "humantime_serde")]
+    pub trim_every: Duration,
+    /// `[edge.tls]`: TLS to the edge's nats-server.
+    #[serde(default)]
+    pub tls: Option<ClusterTls>,
+    /// `[edge.nats_auth]`: how this service authenticates to it.
+    #[serde(default)]
+    pub nats_auth: Option<NatsAuthConfig>,
+    /// Allow plaintext to a nats-server that is not on loopback [default: false].
+    #[serde(default)]
+    pub allow_plaintext: bool,
+}
+
+fn default_edge_buffer() -> u64 {
+    256 << 20
+}
+fn default_trim_every() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl EdgeSection {
+    /// TLS and credentials for the edge's nats-server; `base` (the
+    /// configuration's directory) resolves relative paths and secret files.
+    ///
+    /// ```
+    /// let dir = tempfile::tempdir()?;
+    /// let path = dir.path().join("warden.toml");
+    /// std::fs::write(&path, "[agent]\n[edge]\ndomain = \"edge1\"\nnats = \"nats://127.0.0.1:4223\"\nhub_domain = \"hub\"\n")?;
+    /// let config = warden_serve::Config::load(&path)?;
+    /// let security = config.edge.as_ref().unwrap().security(&config.base)?;
+    /// assert!(!security.has_tls());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn security(&self, base: &Path) -> Result<warden_cluster::Security, ServeError> {
+        security(
+            "edge",
+            self.tls.as_ref(),
+            self.nats_auth.as_ref(),
+            self.allow_plaintext,
+            base,
+        )
+    }
+
+    fn check(&self) -> Result<(), String> {
+        check_domain("[edge] domain", &self.domain)?;
+        check_domain("[edge] hub_domain", &self.hub_domain)?;
+        if self.domain == self.hub_domain {
+            return Err("[edge] domain and hub_domain must differ".into());
+        }
+        let in_url = self.nats.split(',').any(|server| {
+            server
+                .split_once("://")
+                .map_or(server, |(_, rest)| rest)
+                .contains('@')
+        });
+        if in_url {
+            return Err("[edge] nats holds credentials: put them in `[edge.nats_auth]` (a secret), not in the URL".into());
+        }
+        if !(1 << 20..=1 << 40).contains(&self.buffer) {
+            return Err("[edge] buffer must be between 1MiB and 1TiB".into());
+        }
+        if self.trim_every < Duration::from_secs(1) {
+            return Err("[edge] trim_every must be at least 1s".into());
+        }
+        Ok(())
+    }
+}
+
+/// A JetStream domain: one NATS subject token of letters, digits, `-`, `_`.
+fn check_domain(what: &str, domain: &str) -> Result<(), String> {
+    let ok = !domain.is_empty()
+        && domain.len() <= 64
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what}: `{domain}` is not a JetStream domain (1-64 letters, digits, `-` or `_`)"
+        ))
+    }
+}
+
+/// Sizes in TOML: a number of bytes, or `"256MiB"` (`B`, `KiB`, `MiB`, `GiB`, `TiB`).
+pub(crate) mod byte_size {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Size {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Size::deserialize(d)? {
+            Size::Bytes(n) => Ok(n),
+            Size::Text(text) => parse(&text).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "`{text}` is not a size (bytes, or a number with B, KiB, MiB, GiB or TiB)"
+                ))
+            }),
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<u64> {
+        let text = text.trim();
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, unit) = text.split_at(digits);
+        let shift = match unit.trim() {
+            "" | "B" => 0,
+            "KiB" => 10,
+            "MiB" => 20,
+            "GiB" => 30,
+            "TiB" => 40,
+            _ => return None,
+        };
+        n.parse::<u64>().ok()?.checked_mul(1 << shift)
     }
 }
 
@@ -644,6 +840,9 @@ impl Config {
         self.chat.check()?;
         if let Some(c) = &self.cluster {
             c.check()?;
+        }
+        if let Some(e) = &self.edge {
+            e.check()?;
         }
         Ok(())
     }

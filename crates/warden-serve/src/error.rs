@@ -23,6 +23,14 @@ pub enum ServeError {
         /// Why.
         reason: String,
     },
+    /// The edge forwarder's progress file (`[edge]`) failed.
+    #[error("edge progress {}: {reason}", path.display())]
+    Edge {
+        /// The progress file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// Listening or serving failed.
     #[error("listening on {addr}: {reason}")]
     Listen {

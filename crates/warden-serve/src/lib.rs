@@ -58,6 +58,8 @@ mod auth;
 mod chat;
 mod cluster;
 mod config;
+mod edge;
+mod edge_hub;
 mod error;
 mod inbox;
 mod intake;
@@ -75,10 +77,10 @@ pub use auth::{Identity, sign};
 pub use chat::{ChatSection, ChatUser, SlackSection, TeamsSection};
 pub use cluster::ClusterSummary;
 pub use config::{
-    AgentSection, AlertmanagerReceiver, ClusterSection, Config, LimitsSection, ListenSection,
-    PostgresUrl, ReceiversSection, SecretRef, TokenConfig, TokenReceiver,
+    AgentSection, AlertmanagerReceiver, ClusterSection, Config, EdgeSection, LimitsSection,
+    ListenSection, PostgresUrl, ReceiversSection, SecretRef, TokenConfig, TokenReceiver,
 };
 pub use error::ServeError;
 pub use mcp::McpSection;
 pub use page::UiSection;
-pub use server::{CheckSummary, Handle, Server, check};
+pub use server::{CheckSummary, EdgeSummary, Handle, Server, check};

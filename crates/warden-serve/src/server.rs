@@ -50,6 +50,8 @@ pub(crate) struct State {
     pub(crate) stop_claiming: CancellationToken,
     /// The cluster's ledger (and through it the record), with `--cluster`.
     pub cluster: Option<Arc<warden_cluster::ClusterLedger>>,
+    /// With `[edge]`: the journal's tap, set again on every rebuilt agent.
+    edge_tap: Option<Arc<dyn warden::journal::JournalTap>>,
 }
 
 impl std::fmt::Debug for State {
@@ -144,6 +146,7 @@ impl State {
             self.approver.clone(),
             self.metrics.clone(),
             self.cluster.clone(),
+            self.edge_tap.clone(),
         )?;
         *self.agent.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(fresh);
         tracing::info!("reloaded the policy, runbooks and plugins");
@@ -158,12 +161,14 @@ impl State {
 }
 
 /// Build the agent the config describes, with `approver` for approvals and
-/// every policy decision counted in `metrics`.
+/// every policy decision counted in `metrics`; `tap` hears every journal
+/// record (an edge's forwarder).
 fn build_agent(
     config: &Config,
     approver: McpApprover,
     metrics: Arc<Metrics>,
     ledger: Option<Arc<warden_cluster::ClusterLedger>>,
+    tap: Option<Arc<dyn warden::journal::JournalTap>>,
 ) -> Result<Agent, ServeError> {
     let a = &config.agent;
     let policy = PolicyEngine::builder(&a.policy)
@@ -214,7 +219,11 @@ fn build_agent(
     if let Some(ledger) = ledger {
         builder = builder.ledger(ledger);
     }
-    Ok(builder.build()?)
+    let agent = builder.build()?;
+    if let Some(tap) = tap {
+        agent.journal().tap(tap);
+    }
+    Ok(agent)
 }
 
 /// What [`check`] found in a config.
@@ -238,6 +247,44 @@ pub struct CheckSummary {
     pub mcp: Option<String>,
     /// With `--cluster`: the record (no password), worker id, lease, NATS.
     pub cluster: Option<crate::cluster::ClusterSummary>,
+    /// With `[edge]`: where the journal is forwarded.
+    pub edge: Option<EdgeSummary>,
+}
+
+/// The `[edge]` settings as `--check-config` reports them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EdgeSummary {
+    /// This edge's JetStream domain.
+    pub domain: String,
+    /// The edge's own nats-server.
+    pub nats: String,
+    /// The hub's JetStream domain.
+    pub hub_domain: String,
+    /// The buffer's bound, in bytes.
+    pub buffer_bytes: u64,
+    /// How often the buffer is freed of what the hub holds, in seconds.
+    pub trim_every_secs: f64,
+    /// Whether TLS to the edge's nats-server is configured (`[edge.tls]`).
+    pub tls: bool,
+}
+
+impl std::fmt::Display for EdgeSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "edge {} of hub {}: journal and incidents through {} (buffer {} MiB, trimmed every {}s, tls {})",
+            self.domain,
+            self.hub_domain,
+            self.nats,
+            self.buffer_bytes >> 20,
+            self.trim_every_secs,
+            if self.tls {
+                "on"
+            } else {
+                "off (loopback only)"
+            }
+        )
+    }
 }
 
 impl std::fmt::Display for CheckSummary {
@@ -261,6 +308,9 @@ impl std::fmt::Display for CheckSummary {
         if let Some(c) = &self.cluster {
             write!(f, "; {c}")?;
         }
+        if let Some(e) = &self.edge {
+            write!(f, "; {e}")?;
+        }
         Ok(())
     }
 }
@@ -271,6 +321,10 @@ impl std::fmt::Display for CheckSummary {
 pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
     let cluster = match &config.cluster {
         Some(section) => Some(crate::cluster::check(config, section)?),
+        None => None,
+    };
+    let edge = match &config.edge {
+        Some(section) => Some(check_edge(config, section)?),
         None => None,
     };
     Secrets::load(config)?;
@@ -289,6 +343,7 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
         config,
         McpApprover::with_fallback(approver),
         Arc::new(Metrics::new()),
+        None,
         None,
     )?;
     // The service defers plugin code to the first call; a check loads it all.
@@ -319,6 +374,33 @@ pub fn check(config: &Config) -> Result<CheckSummary, ServeError> {
             .map(|section| crate::mcp::env(&agent, section))
             .transpose()?,
         cluster,
+        edge,
+    })
+}
+
+/// Check `[edge]`: not with `--cluster`, its TLS, credentials and NATS URL.
+fn check_edge(
+    config: &Config,
+    section: &crate::config::EdgeSection,
+) -> Result<EdgeSummary, ServeError> {
+    if config.cluster.is_some() {
+        return Err(ServeError::Config {
+            reason: "[edge] is for a service that runs alone (its alerts handled on the box, its journal forwarded to the hub): start it without --cluster".into(),
+        });
+    }
+    let security = section.security(&config.base)?;
+    security
+        .check_nats(&section.nats)
+        .map_err(|e| ServeError::Config {
+            reason: format!("[edge] nats: {e}"),
+        })?;
+    Ok(EdgeSummary {
+        domain: section.domain.clone(),
+        nats: section.nats.clone(),
+        hub_domain: section.hub_domain.clone(),
+        buffer_bytes: section.buffer,
+        trim_every_secs: section.trim_every.as_secs_f64(),
+        tls: security.has_tls(),
     })
 }
 
@@ -344,6 +426,8 @@ pub struct Server {
     addr: SocketAddr,
     shutdown: CancellationToken,
     tls: Option<Arc<rustls::ServerConfig>>,
+    /// With `[edge]`: the journal's forwarder, started by `run`.
+    edge: Option<crate::edge::Edge>,
 }
 
 /// Controls a running [`Server`] from elsewhere (signals, tests).
@@ -386,6 +470,18 @@ impl Server {
         let metrics = Arc::new(Metrics::new());
         let (channel, requests) = ChannelApprover::new(config.limits.queue.max(16));
         let approver = McpApprover::with_fallback(channel);
+        let edge = match &config.edge {
+            Some(section) => {
+                check_edge(&config, section)?;
+                Some(crate::edge::Edge::open(
+                    section,
+                    &config.base,
+                    &config.agent.data_dir,
+                )?)
+            }
+            None => None,
+        };
+        let edge_tap = edge.as_ref().map(|e| crate::edge::tap(e.bell.clone()));
         let cluster = match &config.cluster {
             Some(section) => Some(crate::cluster::connect(&config, section).await?),
             None => None,
@@ -395,6 +491,7 @@ impl Server {
             approver.clone(),
             metrics.clone(),
             cluster.clone(),
+            edge_tap.clone(),
         )?)));
         let approvals = Approvals::default();
         if let Some(ledger) = &cluster {
@@ -449,6 +546,7 @@ impl Server {
             rates: Mutex::new(HashMap::new()),
             stop_claiming: CancellationToken::new(),
             cluster,
+            edge_tap,
         });
         recover(&state).await?;
         Ok(Server {
@@ -457,6 +555,7 @@ impl Server {
             addr,
             shutdown: CancellationToken::new(),
             tls,
+            edge,
         })
     }
 
@@ -486,7 +585,15 @@ impl Server {
             addr,
             shutdown,
             tls,
+            edge,
         } = self;
+        // The forwarder stops after the workers, to forward their last records.
+        let stop_edge = CancellationToken::new();
+        let forwarder = edge.map(|edge| {
+            let journal = state.config.agent.journal.clone();
+            let key = state.agent().journal().key().clone();
+            tokio::spawn(crate::edge::forward(edge, journal, key, stop_edge.clone()))
+        });
         let mut workers = tokio::task::JoinSet::new();
         if let Some(ledger) = state.cluster.clone() {
             // Clustered: the inbox only forwards accepted alerts to the
@@ -531,6 +638,18 @@ impl Server {
             .approvals
             .reject_all("the service is stopping; nobody can answer");
         while workers.join_next().await.is_some() {}
+        if let Some(mut forwarder) = forwarder {
+            stop_edge.cancel();
+            if tokio::time::timeout(Duration::from_secs(10), &mut forwarder)
+                .await
+                .is_err()
+            {
+                forwarder.abort();
+                tracing::warn!(
+                    "the edge forwarder did not finish within 10s; the journal keeps what it did not forward"
+                );
+            }
+        }
         state.mcp_stop.cancel();
         stop_http.cancel();
         let _ = http.await;

@@ -14,6 +14,7 @@ mod browser;
 mod chat;
 mod cluster;
 mod cluster_approvals;
+mod edge;
 mod intake;
 mod lifecycle;
 mod mcp;
