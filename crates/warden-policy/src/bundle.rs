@@ -176,7 +176,7 @@ pub(crate) fn load(opts: &LoadOptions, with_tests: bool) -> Result<Bundle, Polic
     engine.set_rego_v0(false);
     engine.set_strict_builtin_errors(true);
     engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-        limit: opts.timeout,
+        limit: limits::wall_backstop(opts.timeout),
         check_interval: CHECK_INTERVAL,
     });
     limits::guard_engine(&mut engine, true).map_err(|message| PolicyError::Bundle {

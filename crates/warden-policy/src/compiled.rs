@@ -66,7 +66,7 @@ impl CompiledEntries {
             program,
             data,
             timer: ExecutionTimerConfig {
-                limit: timeout,
+                limit: crate::limits::wall_backstop(timeout),
                 check_interval: NonZeroU32::MIN.saturating_add(63),
             },
             max_instructions,

@@ -24,7 +24,7 @@
 //!
 //! | Limit | Default | Setter |
 //! | --- | --- | --- |
-//! | Wall-clock time of one evaluation | [`DEFAULT_TIMEOUT`] (100 ms) | [`PolicyEngineBuilder::with_timeout`] |
+//! | CPU time of one evaluation (its thread's; 10× in wall-clock time as a backstop) | [`DEFAULT_TIMEOUT`] (100 ms) | [`PolicyEngineBuilder::with_timeout`] |
 //! | Instructions of one evaluation (compiled engine) | [`DEFAULT_MAX_INSTRUCTIONS`] (1,000,000) | [`PolicyEngineBuilder::with_max_instructions`] |
 //! | Elements built by builtins in one evaluation | [`DEFAULT_MAX_BUILTIN_ELEMENTS`] (1,000,000) | [`PolicyEngineBuilder::with_max_builtin_elements`] |
 //! | String bytes built by builtins in one evaluation | [`DEFAULT_MAX_BUILTIN_BYTES`] (16 MiB) | [`PolicyEngineBuilder::with_max_builtin_bytes`] |

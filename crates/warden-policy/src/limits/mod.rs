@@ -135,9 +135,68 @@ pub(crate) struct Cost {
     pub bytes: u64,
 }
 
+/// CPU time of the calling thread, where the platform has the clock.
+pub(crate) fn thread_cpu_time() -> Option<Duration> {
+    #[cfg(unix)]
+    {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        Some(Duration::new(
+            u64::try_from(t.tv_sec).unwrap_or(0),
+            u32::try_from(t.tv_nsec).unwrap_or(0),
+        ))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// How long an evaluation has run: the CPU time its thread spent since
+/// it started, so a machine busy with other work does not turn a cheap
+/// decision into a timeout; wall-clock time where there is no such clock.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stopwatch {
+    wall: Instant,
+    cpu: Option<Duration>,
+}
+
+impl Stopwatch {
+    pub(crate) fn start() -> Self {
+        Stopwatch {
+            wall: Instant::now(),
+            cpu: thread_cpu_time(),
+        }
+    }
+
+    /// Time spent by the evaluation (CPU time where known).
+    pub(crate) fn spent(&self) -> Duration {
+        match (self.cpu, thread_cpu_time()) {
+            (Some(start), Some(now)) => now.saturating_sub(start),
+            _ => self.wall.elapsed(),
+        }
+    }
+
+    /// Wall-clock time since the start (for waits, which take no CPU).
+    pub(crate) fn wall(&self) -> Duration {
+        self.wall.elapsed()
+    }
+}
+
+/// regorus's own timer reads the wall clock; it is set to this multiple of
+/// the budget, a backstop for a machine so loaded that CPU time and wall
+/// time part ways. The budget proper is CPU time ([`Stopwatch`]), checked
+/// by the guarded builtins and when the evaluation ends; the instruction
+/// budget stops a runaway evaluation on the compiled engine first.
+pub(crate) const WALL_BACKSTOP_FACTOR: u32 = 10;
+
+/// The wall-clock limit given to regorus's timer for a budget of `timeout`.
+pub(crate) fn wall_backstop(timeout: Duration) -> Duration {
+    timeout.saturating_mul(WALL_BACKSTOP_FACTOR)
+}
+
 struct Budget {
     limits: Limits,
-    started: Instant,
+    started: Stopwatch,
     elements: u64,
     bytes: u64,
     exceeded: Option<Exceeded>,
@@ -147,7 +206,7 @@ impl Budget {
     fn new(limits: Limits) -> Self {
         Budget {
             limits,
-            started: Instant::now(),
+            started: Stopwatch::start(),
             elements: 0,
             bytes: 0,
             exceeded: None,
@@ -175,7 +234,7 @@ impl Budget {
     }
 
     fn late(&self, builtin: &'static str) -> Option<Exceeded> {
-        (self.started.elapsed() > self.limits.timeout).then_some(Exceeded::Time {
+        (self.started.spent() > self.limits.timeout).then_some(Exceeded::Time {
             builtin,
             limit: self.limits.timeout,
         })
@@ -236,7 +295,7 @@ fn fail(budget: Option<&mut Budget>, exceeded: Exceeded) -> anyhow::Error {
         Exceeded::Time { limit, .. } => LimitError::TimeLimitExceeded {
             elapsed: budget
                 .as_ref()
-                .map_or(*limit, |budget| budget.started.elapsed()),
+                .map_or(*limit, |budget| budget.started.spent()),
             limit: *limit,
         },
     };
@@ -272,7 +331,7 @@ pub(crate) fn remaining_time() -> Option<Duration> {
             budget
                 .limits
                 .timeout
-                .saturating_sub(budget.started.elapsed())
+                .saturating_sub(budget.started.spent().max(budget.started.wall()))
         })
     })
 }
@@ -331,4 +390,44 @@ pub(crate) fn left() -> Cost {
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn time_spent_waiting_does_not_count_against_the_budget() {
+        // A thread that is not running (here: asleep; in production:
+        // waiting for a core on a busy machine) spends no CPU time, so the
+        // budget does not run out while it waits.
+        let watch = Stopwatch::start();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(watch.wall() >= Duration::from_millis(60));
+        assert!(
+            watch.spent() < Duration::from_millis(30),
+            "{:?}",
+            watch.spent()
+        );
+    }
+
+    #[test]
+    fn time_spent_working_counts() {
+        let watch = Stopwatch::start();
+        let mut x = 0u64;
+        while watch.wall() < Duration::from_millis(30) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(watch.spent() > Duration::ZERO);
+    }
+
+    #[test]
+    fn the_wall_backstop_is_a_multiple_of_the_budget() {
+        assert_eq!(
+            wall_backstop(Duration::from_millis(100)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(wall_backstop(Duration::MAX), Duration::MAX);
+    }
 }
