@@ -39,13 +39,24 @@ fn record_subject(domain: &str) -> String {
     format!("warden.edge.{domain}.record")
 }
 
-fn check_domain(domain: &str) -> Result<(), BusError> {
-    let ok = !domain.is_empty()
+/// Whether `domain` can name a JetStream domain here: one NATS subject
+/// token of 1-64 letters, digits, `-` or `_`.
+///
+/// ```
+/// assert!(warden_cluster::is_jetstream_domain("edge-1"));
+/// assert!(!warden_cluster::is_jetstream_domain("edge.1"));
+/// assert!(!warden_cluster::is_jetstream_domain(""));
+/// ```
+pub fn is_jetstream_domain(domain: &str) -> bool {
+    !domain.is_empty()
         && domain.len() <= 64
         && domain
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn check_domain(domain: &str) -> Result<(), BusError> {
+    if is_jetstream_domain(domain) {
         Ok(())
     } else {
         Err(BusError::Name {

@@ -56,7 +56,7 @@ pub use error::ClusterError;
 pub use feed::{APPROVALS_CHANNEL, Feed, FeedEvent};
 pub use incidents::{INCIDENTS_CHANNEL, IncidentFollower};
 pub use journal::{ClusterVerify, verify_journal};
-pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord};
+pub use leaf::{EDGE_IN_STREAM, EDGE_STREAM, EdgeHub, EdgeLink, EdgeRecord, is_jetstream_domain};
 pub use ledger::ClusterLedger;
 pub use record::{Claim, Commit, Enqueued, Fence, Finish, MAX_TASK_BYTES, Record, StepRow};
 pub use security::{NatsAuth, Security};

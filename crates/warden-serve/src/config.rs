@@ -482,13 +482,7 @@ impl ClusterSection {
             }
         }
         if let Some(nats) = &self.nats {
-            let in_url = nats.split(',').any(|server| {
-                server
-                    .split_once("://")
-                    .map_or(server, |(_, rest)| rest)
-                    .contains('@')
-            });
-            if in_url {
+            if nats_url_has_credentials(nats) {
                 return Err("[cluster] nats holds credentials: put them in `[cluster.nats_auth]` (a secret), not in the URL".into());
             }
         }
@@ -601,13 +595,7 @@ impl EdgeSection {
         if self.domain == self.hub_domain {
             return Err("[edge] domain and hub_domain must differ".into());
         }
-        let in_url = self.nats.split(',').any(|server| {
-            server
-                .split_once("://")
-                .map_or(server, |(_, rest)| rest)
-                .contains('@')
-        });
-        if in_url {
+        if nats_url_has_credentials(&self.nats) {
             return Err("[edge] nats holds credentials: put them in `[edge.nats_auth]` (a secret), not in the URL".into());
         }
         if !(1 << 20..=1 << 40).contains(&self.buffer) {
@@ -620,14 +608,20 @@ impl EdgeSection {
     }
 }
 
+/// Whether any server of a comma-separated NATS URL list carries
+/// `user[:password]@`: credentials belong in a secret, not in the file.
+fn nats_url_has_credentials(nats: &str) -> bool {
+    nats.split(',').any(|server| {
+        server
+            .split_once("://")
+            .map_or(server, |(_, rest)| rest)
+            .contains('@')
+    })
+}
+
 /// A JetStream domain: one NATS subject token of letters, digits, `-`, `_`.
 fn check_domain(what: &str, domain: &str) -> Result<(), String> {
-    let ok = !domain.is_empty()
-        && domain.len() <= 64
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+    if warden_cluster::is_jetstream_domain(domain) {
         Ok(())
     } else {
         Err(format!(
