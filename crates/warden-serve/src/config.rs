@@ -481,10 +481,10 @@ impl ClusterSection {
                 return Err("[cluster] postgres holds a password: put the connection string in a secret, `postgres = { env = \"WARDEN_POSTGRES\" }` or `{ file = … }`".into());
             }
         }
-        if let Some(nats) = &self.nats {
-            if nats_url_has_credentials(nats) {
-                return Err("[cluster] nats holds credentials: put them in `[cluster.nats_auth]` (a secret), not in the URL".into());
-            }
+        if let Some(nats) = &self.nats
+            && nats_url_has_credentials(nats)
+        {
+            return Err("[cluster] nats holds credentials: put them in `[cluster.nats_auth]` (a secret), not in the URL".into());
         }
         if self.lease < Duration::from_secs(1) {
             return Err("[cluster] lease must be at least 1s".into());
