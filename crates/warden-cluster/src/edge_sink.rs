@@ -23,14 +23,12 @@ use crate::bus::connect_client;
 use crate::bus_error::BusError;
 use crate::error::ClusterError;
 use crate::journal::{ClusterVerify, check_line};
-use crate::leaf::{EDGE_IN_STREAM, EdgeRecord};
+use crate::leaf::{DOMAIN_HEADER, EDGE_IN_STREAM, EdgeRecord, ID_HEADER, record_subject};
 use crate::record::Record;
 use crate::security::Security;
 
 /// The hub's durable consumer that moves edge records into PostgreSQL.
 pub const EDGE_SINK_CONSUMER: &str = "warden-edge-sink";
-const DOMAIN_HEADER: &str = "Warden-Edge-Domain";
-const ID_HEADER: &str = "Warden-Record-Id";
 
 /// The id of record `seq` of `task`'s journal chain on an edge box: the
 /// same each time it is published, so the edge and the hub drop a repeat.
@@ -276,9 +274,18 @@ fn parse(msg: &jetstream::Message) -> Result<EdgeRecord, String> {
     let sequence = msg.info().map(|i| i.stream_sequence).unwrap_or(0);
     let payload = serde_json::from_slice(&msg.payload)
         .map_err(|e| format!("the payload is not JSON: {e}"))?;
+    let domain = header(DOMAIN_HEADER)?;
+    // The hub takes each edge's own subject only (`ensure_hub_source`), so
+    // the subject names the edge; a header naming another is a forgery.
+    if msg.subject.as_str() != record_subject(&domain) {
+        return Err(format!(
+            "the record says it is from edge {domain:?} but came on {:?}",
+            msg.subject.as_str()
+        ));
+    }
     Ok(EdgeRecord {
         sequence,
-        domain: header(DOMAIN_HEADER)?,
+        domain,
         id: header(ID_HEADER)?,
         payload,
     })

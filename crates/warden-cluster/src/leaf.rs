@@ -25,8 +25,8 @@ use crate::security::Security;
 pub const EDGE_STREAM: &str = "WARDEN_EDGE";
 /// The hub's stream that gathers every edge's records.
 pub const EDGE_IN_STREAM: &str = "WARDEN_EDGE_IN";
-const DOMAIN_HEADER: &str = "Warden-Edge-Domain";
-const ID_HEADER: &str = "Warden-Record-Id";
+pub(crate) const DOMAIN_HEADER: &str = "Warden-Edge-Domain";
+pub(crate) const ID_HEADER: &str = "Warden-Record-Id";
 /// Header JetStream puts on a sourced message: `<stream>[:<hash>] <seq> …`.
 const SOURCE_HEADER: &str = "Nats-Stream-Source";
 /// How long the hub and the edge remember a record id to drop a repeat.
@@ -35,7 +35,7 @@ const DEDUP_WINDOW: Duration = Duration::from_secs(10 * 60);
 const HUB_MAX_BYTES: i64 = 1 << 30;
 
 /// The subject an edge's records are published on.
-fn record_subject(domain: &str) -> String {
+pub(crate) fn record_subject(domain: &str) -> String {
     format!("warden.edge.{domain}.record")
 }
 
@@ -321,12 +321,17 @@ impl EdgeHub {
         // The server wants the domain as an external API prefix (the
         // `domain` field is a convenience of some clients, not the API's).
         let api_prefix = format!("$JS.{domain}.API");
+        // Only this edge's own subject is taken from its stream: an edge box
+        // (its nats-server is the box owner's) cannot put records on the
+        // hub under another edge's domain.
+        let filter = record_subject(domain);
         let source = stream::Source {
             name: EDGE_STREAM.into(),
             external: Some(stream::External {
                 api_prefix: api_prefix.clone(),
                 delivery_prefix: None,
             }),
+            filter_subject: Some(filter.clone()),
             ..Default::default()
         };
         let mut config = match self.js.get_stream(EDGE_IN_STREAM).await {
@@ -347,12 +352,18 @@ impl EdgeHub {
             },
         };
         let sources = config.sources.get_or_insert_with(Vec::new);
-        if sources.iter().any(|s| {
+        let this_edge = |s: &stream::Source| {
             s.name == EDGE_STREAM
                 && s.external.as_ref().map(|e| e.api_prefix.as_str()) == Some(api_prefix.as_str())
-        }) {
+        };
+        if sources
+            .iter()
+            .any(|s| this_edge(s) && s.filter_subject.as_deref() == Some(filter.as_str()))
+        {
             return Ok(());
         }
+        // A source set up without the filter (an older hub) is replaced.
+        sources.retain(|s| !this_edge(s));
         sources.push(source);
         self.js
             .create_or_update_stream(config)

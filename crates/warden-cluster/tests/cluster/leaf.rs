@@ -359,3 +359,66 @@ async fn edge_records_published_while_disconnected_land_in_postgres_once_each_ac
         report.problems
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edge_cannot_store_records_under_another_edges_domain() {
+    // The edge box's nats-server belongs to whoever holds the box: it can
+    // add any subject to its stream and write any header.
+    let Some(p) = pair() else { return };
+    let Some(pg) = Postgres::start() else { return };
+    let record = Arc::new(Record::connect(&pg.url()).await.unwrap());
+    record.migrate().await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+
+    let hub = EdgeHub::connect(&p.hub.url()).await.unwrap();
+    let edge = EdgeLink::connect(&p.leaf.url(), "edge1", 8 << 20)
+        .await
+        .unwrap();
+    source_edge1(&hub).await;
+    let sink = EdgeSink::connect(&p.hub.url())
+        .await
+        .unwrap()
+        .with_ack_wait(Duration::from_secs(2));
+    let (stop, run) = start_sink(&sink, &record);
+
+    // The box adds edge2's subject to its own stream and publishes there,
+    // and on its own subject with edge2's header.
+    let js = async_nats::jetstream::new(async_nats::connect(p.leaf.url()).await.unwrap());
+    let mut stream = js.get_stream("WARDEN_EDGE").await.unwrap();
+    let mut config = stream.info().await.unwrap().config.clone();
+    config.subjects.push("warden.edge.edge2.>".into());
+    js.update_stream(config).await.unwrap();
+    for subject in ["warden.edge.edge2.record", "warden.edge.edge1.record"] {
+        let mut headers = async_nats::HeaderMap::new();
+        headers.insert("Warden-Edge-Domain", "edge2");
+        headers.insert("Warden-Record-Id", format!("forged-{subject}").as_str());
+        js.publish_with_headers(subject, headers, r#"{"incident": "forged"}"#.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    // Then an honest record: once it is stored, the forged ones were seen.
+    edge.publish_record("incident-1", &json!({ "incident": 1 }))
+        .await
+        .unwrap();
+    wait_stored(&client, 0, 1, Duration::from_secs(60)).await;
+    let other: i64 = client
+        .query_one(
+            "SELECT count(*) FROM warden_edge_records WHERE domain <> 'edge1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(other, 0, "a record was stored under another edge's domain");
+    // The hub never took edge2's subject from edge1's stream; the forged
+    // header on edge1's own subject was terminated by the sink.
+    assert_eq!(hub.count().await.unwrap(), 2);
+    stop.cancel();
+    let stats = run.await.unwrap().unwrap();
+    assert_eq!((stats.stored, stats.terminated), (1, 1), "{stats:?}");
+}
