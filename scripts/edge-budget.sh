@@ -25,6 +25,16 @@ TRIPLE_ENV=$(echo "$TARGET" | tr 'a-z-' 'A-Z_')
 GCC=${ARCH}-linux-gnu-gcc
 export "CARGO_TARGET_${TRIPLE_ENV}_LINKER=$GCC" "CC_${TARGET//-/_}=$GCC" "AR_${TARGET//-/_}=${ARCH}-linux-gnu-ar"
 QEMU=("qemu-$ARCH" -L "/usr/${ARCH}-linux-gnu")
+# The x86-64 comparison builds name their target too, so both architectures
+# link like scripts/edge.sh's device binaries (packed relative relocations
+# unless EDGE_RELR=0) without changing flags for any other build.
+HOST_TARGET=x86_64-unknown-linux-gnu
+if [ "${EDGE_RELR:-1}" != 0 ]; then
+  gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
+  relr="-C link-arg=-fuse-ld=lld -C link-arg=-B$gcc_ld -C link-arg=-Wl,-z,pack-relative-relocs"
+  export "CARGO_TARGET_${TRIPLE_ENV}_RUSTFLAGS=$relr" "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=$relr"
+fi
+X86=$T/$HOST_TARGET/edge
 device=$OUT/device
 [ -n "$NATIVE_ONLY" ] || { [ -x "$OUT/bin/incident-responder" ] && [ -d "$device/plugins" ]; } || {
   echo "run scripts/edge.sh first (it builds the device binaries and installs the bundle in $device)" >&2
@@ -39,10 +49,10 @@ stripped_size() { # binary, strip tool
   local tmp; tmp=$(mktemp); "$2" -o "$tmp" "$1"; stat -c %s "$tmp"; rm -f "$tmp"
 }
 
-echo "== builds for the size comparison (cargo profile edge: opt-level s, fat LTO, one codegen unit)"
-cargo build --profile edge -p incident-responder -p warden-cli --no-default-features
-mkdir -p "$OUT/x86-rt" && cp "$T"/edge/incident-responder "$T"/edge/warden "$OUT/x86-rt/"
-cargo build --profile edge -p incident-responder -p warden-cli
+echo "== builds for the size comparison (cargo profile edge: opt-level z, fat LTO, one codegen unit, packed relative relocations)"
+cargo build --profile edge --target "$HOST_TARGET" -p incident-responder -p warden-cli --no-default-features
+mkdir -p "$OUT/x86-rt" && cp "$X86"/incident-responder "$X86"/warden "$OUT/x86-rt/"
+cargo build --profile edge --target "$HOST_TARGET" -p incident-responder -p warden-cli
 if [ -z "$NATIVE_ONLY" ] && [ "${EDGE_SKIP_FULL_ARM:-}" != 1 ]; then
   cargo build --profile edge --target "$TARGET" -p incident-responder
 fi
@@ -58,8 +68,8 @@ if [ -z "$NATIVE_ONLY" ] && [ "${EDGE_SKIP_FULL_ARM:-}" != 1 ]; then
 fi
 row "x86-64 runtime-only incident-responder" "$(mb "$(stripped_size "$OUT/x86-rt/incident-responder" strip)")"
 row "x86-64 runtime-only warden CLI" "$(mb "$(stripped_size "$OUT/x86-rt/warden" strip)")"
-row "x86-64 full incident-responder" "$(mb "$(stripped_size "$T"/edge/incident-responder strip)")"
-for full in "$T"/release/warden "$T"/edge/warden; do
+row "x86-64 full incident-responder" "$(mb "$(stripped_size "$X86"/incident-responder strip)")"
+for full in "$T"/release/warden "$X86"/warden; do
   [ -x "$full" ] && row "x86-64 full warden CLI ($(basename "$(dirname "$full")"))" "$(mb "$(stripped_size "$full" strip)")"
 done
 
@@ -100,21 +110,20 @@ echo
 echo "== runs (env dev, warm plugin cache; the first native run fills it)"
 export WARDEN_KEY_FILE=$(realpath -m "$device")/host.key
 # The same bundle for x86-64, installed by the x86-64 runtime-only warden.
-HOST_TARGET=x86_64-unknown-linux-gnu
 native_box=$OUT/x86-box
 # Any warden with the compiler: the debug one edge.sh built, else the
 # full edge-profile one built above.
-host_warden=$T/debug/warden; [ -x "$host_warden" ] || host_warden=$T/edge/warden
+host_warden=$T/debug/warden; [ -x "$host_warden" ] || host_warden=$X86/warden
 "$host_warden" plugin build --target "$HOST_TARGET" --profile edge
 "$host_warden" bundle pack --target "$HOST_TARGET" --out "$OUT/x86-bundle.tar.gz"
 rm -rf "$native_box"
 "$OUT/x86-rt/warden" bundle install "$OUT/x86-bundle.tar.gz" --dir "$native_box"
-native=("$T"/edge/incident-responder --profile edge --plugin-dir .warden/plugins)
+native=("$X86"/incident-responder --profile edge --plugin-dir .warden/plugins)
 rm -f "$OUT"/*.jsonl "$OUT"/*.jsonl.head
 "${native[@]}" --journal "$OUT/warmup.jsonl" --examples examples >/dev/null
 run_agent "x86-64 native, full build, edge profile" "$OUT/native.jsonl" "${native[@]}"
 run_agent "x86-64 native, full build, default profile" "$OUT/native-default.jsonl" \
-  "$T"/edge/incident-responder --plugin-dir .warden/plugins
+  "$X86"/incident-responder --plugin-dir .warden/plugins
 native_rt=("$OUT/x86-rt/incident-responder" --profile edge --plugin-dir "$native_box/plugins"
   --policy "$native_box/policies" --runbooks "$native_box/runbooks")
 run_agent "x86-64 native, runtime-only, edge profile, installed bundle" "$OUT/native-rt.jsonl" "${native_rt[@]}"
