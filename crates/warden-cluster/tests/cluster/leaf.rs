@@ -201,6 +201,45 @@ async fn wait_stored(pg: &tokio_postgres::Client, journal: i64, other: i64, with
     }
 }
 
+/// The hub's side of an edge link, ready for a sink test: PostgreSQL
+/// migrated (with a plain client for the assertions), the hub sourcing
+/// edge1, the edge's link, and a sink that redelivers after 2 s.
+struct Rig {
+    _pg: Postgres,
+    record: Arc<Record>,
+    client: tokio_postgres::Client,
+    hub: EdgeHub,
+    edge: EdgeLink,
+    sink: EdgeSink,
+}
+
+async fn rig(p: &Pair) -> Option<Rig> {
+    let pg = Postgres::start()?;
+    let record = Arc::new(Record::connect(&pg.url()).await.unwrap());
+    record.migrate().await.unwrap();
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let hub = EdgeHub::connect(&p.hub.url()).await.unwrap();
+    let edge = EdgeLink::connect(&p.leaf.url(), "edge1", 8 << 20)
+        .await
+        .unwrap();
+    source_edge1(&hub).await;
+    let sink = EdgeSink::connect(&p.hub.url())
+        .await
+        .unwrap()
+        .with_ack_wait(Duration::from_secs(2));
+    Some(Rig {
+        _pg: pg,
+        record,
+        client,
+        hub,
+        edge,
+        sink,
+    })
+}
+
 /// Run a sink until the returned token fires; the handle gives its stats.
 fn start_sink(
     sink: &EdgeSink,
@@ -217,24 +256,18 @@ fn start_sink(
 #[tokio::test(flavor = "multi_thread")]
 async fn edge_records_published_while_disconnected_land_in_postgres_once_each_across_restarts() {
     let Some(mut p) = pair() else { return };
-    let Some(pg) = Postgres::start() else { return };
-    let record = Arc::new(Record::connect(&pg.url()).await.unwrap());
-    record.migrate().await.unwrap();
-    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let Some(Rig {
+        _pg,
+        record,
+        client,
+        hub: _hub,
+        edge,
+        sink,
+    }) = rig(&p).await
+    else {
+        return;
+    };
     let key = HostKey::from_bytes([9; 32]);
-
-    let hub = EdgeHub::connect(&p.hub.url()).await.unwrap();
-    let edge = EdgeLink::connect(&p.leaf.url(), "edge1", 8 << 20)
-        .await
-        .unwrap();
-    source_edge1(&hub).await;
-    let sink = EdgeSink::connect(&p.hub.url())
-        .await
-        .unwrap()
-        .with_ack_wait(Duration::from_secs(2));
     let (stop, first) = start_sink(&sink, &record);
 
     // Three tasks' journals, sealed on the edge as chains of their own.
@@ -365,23 +398,18 @@ async fn an_edge_cannot_store_records_under_another_edges_domain() {
     // The edge box's nats-server belongs to whoever holds the box: it can
     // add any subject to its stream and write any header.
     let Some(p) = pair() else { return };
-    let Some(pg) = Postgres::start() else { return };
-    let record = Arc::new(Record::connect(&pg.url()).await.unwrap());
-    record.migrate().await.unwrap();
-    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let Some(Rig {
+        _pg,
+        record,
+        client,
+        hub,
+        edge,
+        sink,
+    }) = rig(&p).await
+    else {
+        return;
+    };
 
-    let hub = EdgeHub::connect(&p.hub.url()).await.unwrap();
-    let edge = EdgeLink::connect(&p.leaf.url(), "edge1", 8 << 20)
-        .await
-        .unwrap();
-    source_edge1(&hub).await;
-    let sink = EdgeSink::connect(&p.hub.url())
-        .await
-        .unwrap()
-        .with_ack_wait(Duration::from_secs(2));
     let (stop, run) = start_sink(&sink, &record);
 
     // The box adds edge2's subject to its own stream and publishes there,
