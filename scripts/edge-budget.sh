@@ -17,23 +17,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 NATIVE_ONLY=${EDGE_NATIVE_ONLY:-}
 
-TARGET=${EDGE_TARGET:-aarch64-unknown-linux-gnu}
-T=${CARGO_TARGET_DIR:-target}
-OUT=${EDGE_OUT:-$T/edge-box}
-ARCH=${TARGET%%-*}
-TRIPLE_ENV=$(echo "$TARGET" | tr 'a-z-' 'A-Z_')
-GCC=${ARCH}-linux-gnu-gcc
-export "CARGO_TARGET_${TRIPLE_ENV}_LINKER=$GCC" "CC_${TARGET//-/_}=$GCC" "AR_${TARGET//-/_}=${ARCH}-linux-gnu-ar"
-QEMU=("qemu-$ARCH" -L "/usr/${ARCH}-linux-gnu")
+. scripts/edge-env.sh
 # The x86-64 comparison builds name their target too, so both architectures
-# link like scripts/edge.sh's device binaries (packed relative relocations
-# unless EDGE_RELR=0) without changing flags for any other build.
+# link like scripts/edge.sh's device binaries without changing flags for
+# any other build.
 HOST_TARGET=x86_64-unknown-linux-gnu
-if [ "${EDGE_RELR:-1}" != 0 ]; then
-  gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
-  relr="-C link-arg=-fuse-ld=lld -C link-arg=-B$gcc_ld -C link-arg=-Wl,-z,pack-relative-relocs"
-  export "CARGO_TARGET_${TRIPLE_ENV}_RUSTFLAGS=$relr" "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=$relr"
-fi
+[ -z "$RELR_FLAGS" ] || export "CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS=$RELR_FLAGS"
 X86=$T/$HOST_TARGET/edge
 device=$OUT/device
 [ -n "$NATIVE_ONLY" ] || { [ -x "$OUT/bin/incident-responder" ] && [ -d "$device/plugins" ]; } || {

@@ -17,13 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-TARGET=${EDGE_TARGET:-aarch64-unknown-linux-gnu}
 PROFILE=${EDGE_PROFILE:-edge}
-T=${CARGO_TARGET_DIR:-target}
-OUT=${EDGE_OUT:-$T/edge-box}
-ARCH=${TARGET%%-*}
-TRIPLE_ENV=$(echo "$TARGET" | tr 'a-z-' 'A-Z_')
-GCC=${ARCH}-linux-gnu-gcc
+. scripts/edge-env.sh
 say() { printf '\n== %s\n' "$*"; }
 
 say "toolchain: $GCC, qemu-$ARCH, rustup targets $TARGET and wasm32-wasip2"
@@ -38,22 +33,6 @@ if ! command -v "$GCC" >/dev/null || ! command -v "qemu-$ARCH" >/dev/null; then
   fi
 fi
 rustup target add "$TARGET" wasm32-wasip2
-# Linker and C compiler (ring) for the target; set here, not in a committed
-# .cargo/config, so nobody else's build changes.
-export "CARGO_TARGET_${TRIPLE_ENV}_LINKER=$GCC"
-export "CC_${TARGET//-/_}=$GCC"
-export "AR_${TARGET//-/_}=${ARCH}-linux-gnu-ar"
-# Packed relative relocations (DT_RELR): a position-independent binary keeps
-# its ASLR without 1.4 MB of `.rela.dyn`. Linked by the Rust toolchain's own
-# lld (Debian 12's GNU ld 2.40 ignores `-z pack-relative-relocs` on
-# aarch64). Needs glibc >= 2.36 on the device (Debian 12, Ubuntu 23.04); an
-# older loader refuses the binary by name ("version `GLIBC_ABI_DT_RELR' not
-# found"). EDGE_RELR=0 links without it.
-if [ "${EDGE_RELR:-1}" != 0 ]; then
-  gcc_ld="$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/gcc-ld"
-  export "CARGO_TARGET_${TRIPLE_ENV}_RUSTFLAGS=-C link-arg=-fuse-ld=lld -C link-arg=-B$gcc_ld -C link-arg=-Wl,-z,pack-relative-relocs"
-fi
-QEMU=("qemu-$ARCH" -L "/usr/${ARCH}-linux-gnu")
 
 say "build: the host warden (with the compiler) and the $TARGET runtime-only binaries ($PROFILE)"
 cargo build -p warden-cli -p incident-responder
