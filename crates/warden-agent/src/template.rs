@@ -35,9 +35,13 @@ impl Renderer {
 
     /// Render a text template where missing values (a step that did not
     /// run) are empty rather than errors.
-    pub(crate) fn render_text(&self, template: &str, ctx: &Value) -> Result<String, String> {
+    pub(crate) fn render_text(
+        &self,
+        template: &str,
+        ctx: &minijinja::Value,
+    ) -> Result<String, String> {
         self.lenient
-            .render_str(template, minijinja::Value::from_serialize(ctx))
+            .render_str(template, ctx.clone())
             .map_err(|e| describe(&e))
     }
 

@@ -57,7 +57,7 @@ impl Run<'_> {
 
     pub(super) fn summary(&self, template: Option<&str>) -> String {
         if let Some(t) = template {
-            let ctx = self.template_context();
+            let ctx = self.template_view();
             match self.renderer.render_text(t, &ctx) {
                 Ok(s) => return s.trim().to_string(),
                 Err(e) => {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use warden_policy::{Entry, PlanStep, PolicyInput, ToolInfo};
@@ -52,6 +52,9 @@ struct Run<'a> {
     plan: Plan,
     observations: Vec<Observation>,
     outputs: BTreeMap<String, (StepStatus, Option<Value>)>,
+    /// What templates read, converted once: a templated step shares these
+    /// values instead of copying every earlier output again.
+    template: TemplateCache,
     tokens: u64,
     cost: Option<f64>,
     calls: u64,
@@ -310,6 +313,40 @@ fn digest(value: &Value) -> Digest {
     }
 }
 
+/// Template values already converted (see [`Run::template_context`]).
+#[derive(Default)]
+struct TemplateCache {
+    /// `task`, `env`, `alert` and `attachments`: the same for the whole run.
+    base: Option<[(&'static str, minijinja::Value); 4]>,
+    /// `steps.<id>` of each finished step; a step's output never changes.
+    steps: BTreeMap<String, minijinja::Value>,
+}
+
+fn template_base(task: &Task) -> [(&'static str, minijinja::Value); 4] {
+    [
+        (
+            "task",
+            minijinja::context! {
+                id => &task.id, goal => &task.goal, env => &task.env,
+                source => &task.source, principal => &task.principal,
+            },
+        ),
+        ("env", minijinja::Value::from(task.env.as_str())),
+        ("alert", minijinja::Value::from_serialize(&task.alert)),
+        (
+            "attachments",
+            minijinja::Value::from_serialize(&task.attachments),
+        ),
+    ]
+}
+
+fn step_value(status: StepStatus, output: &Option<Value>) -> minijinja::Value {
+    minijinja::context! {
+        status => status.as_str(),
+        output => output,
+    }
+}
+
 impl<'a> Run<'a> {
     fn new(agent: &'a Agent, task: &'a Task, cancel: CancellationToken) -> Self {
         let started = Instant::now();
@@ -325,6 +362,7 @@ impl<'a> Run<'a> {
             plan: Plan::default(),
             observations: Vec::new(),
             outputs: BTreeMap::new(),
+            template: TemplateCache::default(),
             tokens: 0,
             cost: None,
             calls: 0,
@@ -442,25 +480,37 @@ impl Run<'_> {
         self.agent.journal.append(&self.task.id, &event).map(|_| ())
     }
 
-    fn template_context(&self) -> Value {
-        let steps: serde_json::Map<String, Value> = self
-            .outputs
-            .iter()
-            .map(|(id, (status, output))| {
-                (
-                    id.clone(),
-                    json!({"status": status.as_str(), "output": output.clone().unwrap_or(Value::Null)}),
-                )
-            })
-            .collect();
-        json!({
-            "task": {"id": self.task.id, "goal": self.task.goal, "env": self.task.env,
-                     "source": self.task.source, "principal": self.task.principal},
-            "env": self.task.env,
-            "alert": self.task.alert,
-            "attachments": self.task.attachments,
-            "steps": steps,
-        })
+    /// The context templates render against, with the values converted so
+    /// far kept for the next templated step.
+    fn template_context(&mut self) -> minijinja::Value {
+        let cache = &mut self.template;
+        if cache.base.is_none() {
+            cache.base = Some(template_base(self.task));
+        }
+        for (id, (status, output)) in &self.outputs {
+            if !cache.steps.contains_key(id) {
+                cache.steps.insert(id.clone(), step_value(*status, output));
+            }
+        }
+        self.template_view()
+    }
+
+    /// The context templates render against: converted values from the
+    /// cache, the rest converted now.
+    fn template_view(&self) -> minijinja::Value {
+        let steps =
+            minijinja::Value::from_iter(self.outputs.iter().map(|(id, (status, output))| {
+                let v = match self.template.steps.get(id) {
+                    Some(v) => v.clone(),
+                    None => step_value(*status, output),
+                };
+                (id.as_str(), v)
+            }));
+        let base = match &self.template.base {
+            Some(b) => b.clone(),
+            None => template_base(self.task),
+        };
+        minijinja::Value::from_iter(base.into_iter().chain([("steps", steps)]))
     }
 
     fn check_budget(&self) -> Option<Stop> {
@@ -670,24 +720,24 @@ impl Run<'_> {
     /// Run every step not yet run, in dependency order.
     async fn run_pending(&mut self) -> Result<Option<Stop>, AgentError> {
         loop {
-            let pending: Vec<Step> = self
-                .plan
-                .steps
-                .iter()
-                .filter(|s| !self.outputs.contains_key(&s.id))
-                .cloned()
-                .collect();
-            if pending.is_empty() {
+            let not_run = |s: &&Step| !self.outputs.contains_key(&s.id);
+            if !self.plan.steps.iter().any(|s| not_run(&s)) {
                 return Ok(None);
             }
             if let Some(stop) = self.check_budget() {
                 return Ok(Some(stop));
             }
-            let ready: Vec<&Step> = pending
+            // Only the steps that can run now are copied out of the plan.
+            let ready: Vec<Step> = self
+                .plan
+                .steps
                 .iter()
+                .filter(not_run)
                 .filter(|s| s.depends_on.iter().all(|d| self.outputs.contains_key(d)))
+                .cloned()
                 .collect();
             if ready.is_empty() {
+                let pending: Vec<Step> = self.plan.steps.iter().filter(not_run).cloned().collect();
                 for s in &pending {
                     self.skip(
                         s,
@@ -697,7 +747,7 @@ impl Run<'_> {
                 return Ok(None);
             }
             let mut wave: Vec<Step> = Vec::new();
-            for s in ready {
+            for s in &ready {
                 if let Some(obs) = self.replay(s).await? {
                     self.outputs
                         .insert(obs.step_id.clone(), (obs.status, obs.output.clone()));
@@ -759,7 +809,7 @@ impl Run<'_> {
             }
             wave.truncate(room);
             let ctx = if wave.iter().any(|s| has_template(&s.args)) {
-                minijinja::Value::from_serialize(self.template_context())
+                self.template_context()
             } else {
                 minijinja::Value::UNDEFINED
             };

@@ -55,7 +55,7 @@ fn verify(journal: &Path) -> VerifyReport {
 
 fn sandbox(timeout: Duration) -> Sandbox {
     let mut c = SandboxConfig::default();
-    c.timeout(timeout);
+    c.timeout(timeout).cache_dir(artifacts::PLUGIN_CACHE);
     Sandbox::new(&c).unwrap()
 }
 

@@ -35,6 +35,7 @@ fn arm_config(fake: &FakeArm) -> SandboxConfig {
 fn agent_with(svc: &Service, journal: &Path, mut config: SandboxConfig) -> Agent {
     config
         .timeout(Duration::from_secs(10))
+        .cache_dir(test_plugins_artifacts::PLUGIN_CACHE)
         .secret(
             "oncall",
             &format!("http://{}/hooks/slack/T0/B0/tok", svc.addr),

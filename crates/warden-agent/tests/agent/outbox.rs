@@ -23,6 +23,7 @@ fn agent(journal: &Path, outbox: &Path, slack: &str, policy: PolicyEngine) -> Ag
     let mut config = SandboxConfig::default();
     config
         .timeout(Duration::from_secs(10))
+        .cache_dir(test_plugins_artifacts::PLUGIN_CACHE)
         .secret("oncall", slack)
         .outbox(outbox)
         .outbox_backoff(Duration::from_secs(30), Duration::from_secs(600));
