@@ -261,13 +261,8 @@ impl PolicyEngine {
     /// Decide `input` at `entry`.
     pub fn decide(&self, entry: Entry, input: &PolicyInput) -> DecisionRecord {
         let started = Instant::now();
-        // Straight from JSON text to regorus's value: no serde_json tree
-        // built and dropped on the way.
-        let value = serde_json::to_string(input)
-            .map_err(|e| e.to_string())
-            .and_then(|text| regorus::Value::from_json_str(&text).map_err(|e| e.to_string()));
-        match value {
-            Ok(value) => self.decide_value(entry, value, started),
+        match serde_json::to_value(input) {
+            Ok(json) => self.decide_value(entry, json, started),
             Err(e) => {
                 let bundle = self.current();
                 let decision = policy_error(format!("the input is not JSON: {e}"));
@@ -278,13 +273,13 @@ impl PolicyEngine {
 
     /// Decide a raw JSON `input` at `entry`.
     pub fn decide_json(&self, entry: Entry, input: &serde_json::Value) -> DecisionRecord {
-        self.decide_value(entry, regorus::Value::from(input.clone()), Instant::now())
+        self.decide_value(entry, input.clone(), Instant::now())
     }
 
     fn decide_value(
         &self,
         entry: Entry,
-        value: regorus::Value,
+        input: serde_json::Value,
         started: Instant,
     ) -> DecisionRecord {
         let bundle = self.current();
@@ -299,6 +294,7 @@ impl PolicyEngine {
             bundle_hash = %bundle.summary.hash,
         );
         let _enter = span.enter();
+        let value = regorus::Value::from(input);
         let input_hash = hash_value(&value);
         let decision = evaluate(&bundle, entry, value);
         span.record("verdict", tracing::field::display(decision.verdict));
@@ -461,13 +457,9 @@ pub(crate) fn fingerprint(dir: &Path) -> Fingerprint {
 }
 
 fn hash_value(value: &regorus::Value) -> String {
-    // regorus objects are sorted maps, so this JSON is canonical; it is
-    // written straight into the hash, never held whole.
-    let mut hasher = Sha256::new();
-    if serde_json::to_writer(&mut hasher, value).is_err() {
-        return hex::encode(Sha256::digest(b""));
-    }
-    hex::encode(hasher.finalize())
+    // regorus objects are sorted maps, so this JSON is canonical.
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))
 }
 
 /// Evaluate one entry on a clone of the prepared engine, failing closed.
