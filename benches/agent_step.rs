@@ -8,6 +8,10 @@
 //!   policy check, outcome, journal checkpoint with fsync) of 1 and 21
 //!   chained steps of the `trivial` guest. The marginal cost of a step is
 //!   `(t21 - t1) / 20`.
+//! - `agent-pooled/steps/{1,21}`: the same with the sandbox's pooling
+//!   instance allocator ([`InstanceAllocation::Pooling`], as
+//!   `SandboxConfig::edge` sets) instead of the default on-demand one, which
+//!   maps and unmaps each call's memory and stack.
 //! - `baseline/invoke-trivial`: the same plugin call alone, to subtract.
 //! - `journal/append`: one journal record.
 //!
@@ -23,7 +27,7 @@ use async_trait::async_trait;
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use warden_agent::{Agent, AgentError, Journal, PlanContext, Planner, Proposal, Step, Task};
-use warden_sandbox::{Sandbox, SandboxConfig};
+use warden_sandbox::{InstanceAllocation, Sandbox, SandboxConfig};
 use warden_types::{CallContext, DenyAll};
 
 /// A chain of `n` trivial steps, each depending on the one before.
@@ -66,31 +70,37 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::new(&SandboxConfig::default()).unwrap();
     let trivial = sandbox.load_file(test_plugins_artifacts::TRIVIAL).unwrap();
-
-    let mut group = c.benchmark_group("agent");
-    group.measurement_time(Duration::from_secs(8));
-    for n in [1usize, 21] {
-        let agent = Agent::builder()
-            .plugin(trivial.clone())
-            .policy(policies())
-            .planner(Chain(n))
-            .journal(dir.path().join(format!("journal-{n}.jsonl")))
-            .host_key(warden_agent::HostKey::from_bytes([1; 32]))
-            .build()
+    let pooled =
+        Sandbox::new(SandboxConfig::default().instance_allocation(InstanceAllocation::Pooling))
             .unwrap();
-        let mut i = 0u64;
-        group.bench_with_input(BenchmarkId::new("steps", n), &n, |b, _| {
-            b.iter(|| {
-                i += 1;
-                let outcome = rt
-                    .block_on(agent.run(Task::goal(format!("t-{i}"), "bench").in_env("dev")))
-                    .unwrap();
-                assert!(outcome.is_resolved(), "{}", outcome.reason);
-                black_box(outcome)
+    let trivial_pooled = pooled.load_file(test_plugins_artifacts::TRIVIAL).unwrap();
+
+    for (name, plugin) in [("agent", &trivial), ("agent-pooled", &trivial_pooled)] {
+        let mut group = c.benchmark_group(name);
+        group.measurement_time(Duration::from_secs(8));
+        for n in [1usize, 21] {
+            let agent = Agent::builder()
+                .plugin(plugin.clone())
+                .policy(policies())
+                .planner(Chain(n))
+                .journal(dir.path().join(format!("journal-{name}-{n}.jsonl")))
+                .host_key(warden_agent::HostKey::from_bytes([1; 32]))
+                .build()
+                .unwrap();
+            let mut i = 0u64;
+            group.bench_with_input(BenchmarkId::new("steps", n), &n, |b, _| {
+                b.iter(|| {
+                    i += 1;
+                    let outcome = rt
+                        .block_on(agent.run(Task::goal(format!("t-{i}"), "bench").in_env("dev")))
+                        .unwrap();
+                    assert!(outcome.is_resolved(), "{}", outcome.reason);
+                    black_box(outcome)
+                });
             });
-        });
+        }
+        group.finish();
     }
-    group.finish();
 
     let input = json!({"text": "t-1"});
     let gate: Arc<dyn warden_types::CapabilityGate> = Arc::new(DenyAll);
