@@ -37,8 +37,8 @@ steps := s if {
 # cachegrind); this form makes 10 builtin calls per step and no function
 # call, where the one before made the same 10 plus three calls of
 # `fn.object_or_empty` (each one more builtin), and a plan costs 19% fewer
-# instructions per step. tests/policy/plan_equivalence.rs holds it to the earlier,
-# rule-by-rule version.
+# instructions per step. tests/policy/plan_equivalence.rs holds it to the
+# earlier, rule-by-rule version.
 rows := [[id, name, effect, changes, destructive, args, azure] |
 	some raw in steps
 	w := {"s": raw}
