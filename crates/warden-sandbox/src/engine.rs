@@ -178,6 +178,29 @@ pub(crate) fn instantiation_error(
     })
 }
 
+/// Why `wasm` failed to compile on a pooling engine, when the reason is its
+/// shape: the pooling allocator refuses, at compile time and in its own
+/// words, a component that needs more memories, tables or table elements
+/// than a slot holds. Compiled again without the pool (only on this
+/// failure path), the component gets the same [`check_shape`] verdict an
+/// on-demand engine gives: [`SandboxError::InstanceShape`] naming the
+/// setting. `None` when the pool is not the reason.
+#[cfg(feature = "compile")]
+pub(crate) fn pooled_compile_error(
+    config: &SandboxConfig,
+    wasm: &[u8],
+    origin: &str,
+) -> Option<SandboxError> {
+    if config.allocation != InstanceAllocation::Pooling {
+        return None;
+    }
+    let mut on_demand = config.clone();
+    on_demand.instance_allocation(InstanceAllocation::OnDemand);
+    let engine = Engine::new(&wasm_config(&on_demand)).ok()?;
+    let component = Component::new(&engine, wasm).ok()?;
+    check_shape(&component, config, origin).err()
+}
+
 /// Refuse at load a plugin that needs more memories or tables than an
 /// instance may have, rather than failing on every call.
 pub(crate) fn check_shape(

@@ -256,9 +256,13 @@ impl Sandbox {
         let engine = &self.inner.engine;
         #[cfg(feature = "compile")]
         let compile = |wasm: &[u8]| {
-            Component::new(engine, wasm).map_err(|e| SandboxError::InvalidWasm {
-                origin: origin.to_string(),
-                message: format!("{e:#}"),
+            Component::new(engine, wasm).map_err(|e| {
+                engine::pooled_compile_error(&self.inner.config, wasm, origin).unwrap_or_else(
+                    || SandboxError::InvalidWasm {
+                        origin: origin.to_string(),
+                        message: format!("{e:#}"),
+                    },
+                )
             })
         };
         #[cfg(not(feature = "compile"))]

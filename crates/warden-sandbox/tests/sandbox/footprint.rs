@@ -130,17 +130,23 @@ fn child_builds_a_pool_of_64_instances() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_needing_more_tables_than_an_instance_may_have_is_refused_at_load() {
-    // A Rust plugin has two tables.
-    let sandbox = sandbox_with(|c| {
-        c.max_tables_per_instance(1);
-    });
-    let err = sandbox.load_file(artifacts::TRIVIAL).unwrap_err();
-    assert!(matches!(err, SandboxError::InstanceShape { .. }), "{err}");
-    let text = err.to_string();
-    assert!(
-        text.contains("needs 2 tables per instance, more than SandboxConfig::max_tables_per_instance allows (1)"),
-        "{text}"
-    );
+    // A Rust plugin has two tables. The pooling allocator refuses it while
+    // compiling, in its own words; both allocators name the setting.
+    for allocation in [InstanceAllocation::Pooling, InstanceAllocation::OnDemand] {
+        let sandbox = sandbox_with(|c| {
+            c.max_tables_per_instance(1).instance_allocation(allocation);
+        });
+        let err = sandbox.load_file(artifacts::TRIVIAL).unwrap_err();
+        assert!(
+            matches!(err, SandboxError::InstanceShape { .. }),
+            "{allocation:?}: {err}"
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains("needs 2 tables per instance, more than SandboxConfig::max_tables_per_instance allows (1)"),
+            "{allocation:?}: {text}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
