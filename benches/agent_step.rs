@@ -8,10 +8,9 @@
 //!   policy check, outcome, journal checkpoint with fsync) of 1 and 21
 //!   chained steps of the `trivial` guest. The marginal cost of a step is
 //!   `(t21 - t1) / 20`.
-//! - `agent-pooled/steps/{1,21}`: the same with the sandbox's pooling
-//!   instance allocator ([`InstanceAllocation::Pooling`], as
-//!   `SandboxConfig::edge` sets) instead of the default on-demand one, which
-//!   maps and unmaps each call's memory and stack.
+//! - `agent-on-demand/steps/{1,21}`: the same with the sandbox's on-demand
+//!   instance allocator ([`InstanceAllocation::OnDemand`]), which maps and
+//!   unmaps each call's memory and stack, instead of the default pool.
 //! - `baseline/invoke-trivial`: the same plugin call alone, to subtract.
 //! - `journal/append`: one journal record.
 //!
@@ -70,12 +69,14 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let sandbox = Sandbox::new(&SandboxConfig::default()).unwrap();
     let trivial = sandbox.load_file(test_plugins_artifacts::TRIVIAL).unwrap();
-    let pooled =
-        Sandbox::new(SandboxConfig::default().instance_allocation(InstanceAllocation::Pooling))
+    let on_demand =
+        Sandbox::new(SandboxConfig::default().instance_allocation(InstanceAllocation::OnDemand))
             .unwrap();
-    let trivial_pooled = pooled.load_file(test_plugins_artifacts::TRIVIAL).unwrap();
+    let trivial_on_demand = on_demand
+        .load_file(test_plugins_artifacts::TRIVIAL)
+        .unwrap();
 
-    for (name, plugin) in [("agent", &trivial), ("agent-pooled", &trivial_pooled)] {
+    for (name, plugin) in [("agent", &trivial), ("agent-on-demand", &trivial_on_demand)] {
         let mut group = c.benchmark_group(name);
         group.measurement_time(Duration::from_secs(8));
         for n in [1usize, 21] {
