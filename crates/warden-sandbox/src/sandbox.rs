@@ -257,7 +257,7 @@ impl Sandbox {
         #[cfg(feature = "compile")]
         let compile = |wasm: &[u8]| {
             Component::new(engine, wasm).map_err(|e| {
-                engine::pooled_compile_error(&self.inner.config, wasm, origin).unwrap_or_else(
+                engine::pooled_compile_error(&self.inner.config, &e, wasm, origin).unwrap_or_else(
                     || SandboxError::InvalidWasm {
                         origin: origin.to_string(),
                         message: format!("{e:#}"),

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use test_plugins_artifacts as guests;
-use warden_sandbox::SandboxError;
+use warden_sandbox::{InstanceAllocation, SandboxError};
 use warden_types::{CapabilityRequest, CapabilityUse, GateDecision};
 
 use crate::support::*;
@@ -310,11 +310,20 @@ async fn kv_undeclared() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn static_counter() {
-    let sandbox = sandbox();
-    let plugin = load(&sandbox, guests::STATIC_COUNTER);
-    for _ in 0..3 {
-        let out = plugin.invoke(&ctx(), &json!({}), deny_all()).await.unwrap();
-        assert_eq!(out.output["result"], "1", "state leaked between calls");
+    // One instance slot, so under pooling every call reuses the slot (and
+    // the resident pages) the call before it used.
+    for allocation in [InstanceAllocation::Pooling, InstanceAllocation::OnDemand] {
+        let sandbox = sandbox_with(|c| {
+            c.max_instances(1).instance_allocation(allocation);
+        });
+        let plugin = load(&sandbox, guests::STATIC_COUNTER);
+        for _ in 0..3 {
+            let out = plugin.invoke(&ctx(), &json!({}), deny_all()).await.unwrap();
+            assert_eq!(
+                out.output["result"], "1",
+                "{allocation:?}: state leaked between calls"
+            );
+        }
     }
 }
 
