@@ -80,6 +80,15 @@ pub(crate) fn wasm_config(config: &SandboxConfig) -> Config {
     wasm
 }
 
+/// [`wasm_config`] with on-demand allocation: the same compiled code, no
+/// pool reserved, for an engine that compiles but runs no instances.
+#[cfg(feature = "compile")]
+pub(crate) fn wasm_config_without_pool(config: &SandboxConfig) -> Config {
+    let mut on_demand = config.clone();
+    on_demand.instance_allocation(InstanceAllocation::OnDemand);
+    wasm_config(&on_demand)
+}
+
 /// The settings of [`wasm_config`] that shape compiled code, one per line,
 /// as the [`EngineId`](crate::EngineId) hashes them. (How instances are
 /// allocated does not change the code, so pooling and on-demand engines
@@ -200,9 +209,7 @@ pub(crate) fn pooled_compile_error(
     if config.allocation != InstanceAllocation::Pooling || !pool_said_no {
         return None;
     }
-    let mut on_demand = config.clone();
-    on_demand.instance_allocation(InstanceAllocation::OnDemand);
-    let engine = Engine::new(&wasm_config(&on_demand)).ok()?;
+    let engine = Engine::new(&wasm_config_without_pool(config)).ok()?;
     let component = Component::new(&engine, wasm).ok()?;
     check_shape(&component, config, origin).err()
 }

@@ -158,9 +158,7 @@ mod compile {
         pub fn new(config: &SandboxConfig, target: &str) -> Result<Self, SandboxError> {
             // On-demand allocation: a precompiler runs no instances, so it
             // reserves no pool (the code does not depend on the strategy).
-            let mut on_demand = config.clone();
-            on_demand.instance_allocation(crate::InstanceAllocation::OnDemand);
-            let mut wasm = engine::wasm_config(&on_demand);
+            let mut wasm = engine::wasm_config_without_pool(config);
             let cfg_err = |e: wasmtime::Error| SandboxError::Config {
                 message: format!("precompiling for `{target}`: {e:#}"),
             };
