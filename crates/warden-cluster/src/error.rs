@@ -5,7 +5,7 @@
 #[non_exhaustive]
 pub enum ClusterError {
     /// PostgreSQL refused or lost a statement; `what` says which one.
-    #[error("PostgreSQL: {what}: {source}")]
+    #[error("PostgreSQL: {what}: {}", pg_detail(source))]
     Postgres {
         /// The operation that failed (`connect`, `migrate`, `enqueue`, …).
         what: &'static str,
@@ -42,5 +42,14 @@ pub enum ClusterError {
 impl ClusterError {
     pub(crate) fn pg(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ClusterError {
         move |source| ClusterError::Postgres { what, source }
+    }
+}
+
+/// The driver's message, with the server's own when there is one: the
+/// driver alone says only "db error".
+fn pg_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db, db.code().code()),
+        None => e.to_string(),
     }
 }

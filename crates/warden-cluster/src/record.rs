@@ -119,6 +119,8 @@ CREATE INDEX IF NOT EXISTS warden_incidents_by_seq ON warden_incidents (seq);
 
 /// Key of the advisory lock that serialises migrations.
 const MIGRATE_LOCK: i64 = 0x7761_7264_656e; // "warden"
+/// How often a migration that lost a deadlock is tried again.
+const MIGRATE_TRIES: u32 = 5;
 /// Key of the advisory lock that serialises appends to the global anchor
 /// chain (held to the end of each fenced commit that journals).
 const ANCHOR_LOCK: i64 = 0x7761_7264_656f;
@@ -325,13 +327,67 @@ impl Record {
     }
 
     /// Create the tables the cluster needs, if they are not there yet.
+    ///
+    /// Workers that start together wait for each other on an advisory
+    /// lock. The schema applied last is stored in `warden_schema`; a worker
+    /// that finds this build's schema there changes nothing. That matters
+    /// because `ALTER TABLE … IF NOT EXISTS` locks its table even when there
+    /// is nothing to add, which deadlocks against the task loops of workers
+    /// already running. When the schema does change under running workers
+    /// and PostgreSQL picks the migration as a deadlock's victim, it is
+    /// rolled back whole and tried again.
     pub async fn migrate(&self) -> Result<(), ClusterError> {
-        let sql = format!("BEGIN; SELECT pg_advisory_xact_lock({MIGRATE_LOCK}); {SCHEMA} COMMIT;");
-        self.client()
-            .await?
-            .batch_execute(&sql)
+        let mut tries = 0;
+        loop {
+            match self.migrate_once().await {
+                Err(ClusterError::Postgres { source, .. })
+                    if tries < MIGRATE_TRIES
+                        && source.code()
+                            == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) =>
+                {
+                    tries += 1;
+                    tracing::warn!(tries, "schema migration lost a deadlock; trying again");
+                    tokio::time::sleep(Duration::from_millis(100 * tries as u64)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn migrate_once(&self) -> Result<(), ClusterError> {
+        let mut client = self.client().await?;
+        let tx = client
+            .transaction()
             .await
-            .map_err(ClusterError::pg("migrate"))
+            .map_err(ClusterError::pg("migrate"))?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
+            .await
+            .map_err(ClusterError::pg("migrate"))?;
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS warden_schema (applied text NOT NULL)")
+            .await
+            .map_err(ClusterError::pg("migrate"))?;
+        let applied = tx
+            .query("SELECT applied FROM warden_schema", &[])
+            .await
+            .map_err(ClusterError::pg("migrate"))?;
+        if let [row] = applied.as_slice()
+            && row.get::<_, &str>(0) == SCHEMA
+        {
+            return tx.commit().await.map_err(ClusterError::pg("migrate"));
+        }
+        tx.batch_execute(SCHEMA)
+            .await
+            .map_err(ClusterError::pg("migrate"))?;
+        tx.execute("DELETE FROM warden_schema", &[])
+            .await
+            .map_err(ClusterError::pg("migrate"))?;
+        tx.execute(
+            "INSERT INTO warden_schema (applied) VALUES ($1)",
+            &[&SCHEMA],
+        )
+        .await
+        .map_err(ClusterError::pg("migrate"))?;
+        tx.commit().await.map_err(ClusterError::pg("migrate"))
     }
 
     /// Store `task` under `intake_key` (`am:<fingerprint>`, `az:<id>`,

@@ -26,6 +26,85 @@ async fn a_task_is_stored_once_per_intake_key_even_when_workers_migrate_together
     );
 }
 
+/// A plain connection of the test's own, its driver task spawned.
+async fn raw(pg: &Postgres) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+#[tokio::test]
+async fn a_worker_joining_a_running_cluster_migrates_without_waiting_on_its_locks() {
+    let Some(pg) = Postgres::start() else { return };
+    let a = Record::connect(&pg.url()).await.unwrap();
+    a.migrate().await.unwrap();
+    // A running worker's transaction holds a lock on the tasks table, as a
+    // claim does. `ALTER TABLE … IF NOT EXISTS` would wait for it (and, with
+    // the worker waiting on the migration in turn, deadlock).
+    let mut running = raw(&pg).await;
+    let tx = running.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE warden_tasks IN ROW EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let b = Record::connect(&pg.url()).await.unwrap();
+    let joined = tokio::time::timeout(std::time::Duration::from_secs(60), b.migrate()).await;
+    assert!(
+        matches!(joined, Ok(Ok(()))),
+        "the joining worker's migration: {joined:?}"
+    );
+    tx.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_database_migrated_by_another_build_gets_this_builds_schema() {
+    let Some(pg) = Postgres::start() else { return };
+    let record = Record::connect(&pg.url()).await.unwrap();
+    record.migrate().await.unwrap();
+    let db = raw(&pg).await;
+    // As an older build left it: one column fewer, its own schema recorded.
+    db.batch_execute(
+        "ALTER TABLE warden_tasks DROP COLUMN last_error;
+         UPDATE warden_schema SET applied = 'an older schema';",
+    )
+    .await
+    .unwrap();
+    record.migrate().await.unwrap();
+    let columns = db
+        .query(
+            "SELECT 1 FROM information_schema.columns
+             WHERE table_name = 'warden_tasks' AND column_name = 'last_error'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(columns.len(), 1, "the column is back");
+    let applied = db
+        .query("SELECT applied FROM warden_schema", &[])
+        .await
+        .unwrap();
+    assert_eq!(applied.len(), 1, "one schema recorded");
+    assert_ne!(applied[0].get::<_, &str>(0), "an older schema");
+}
+
+#[tokio::test]
+async fn a_migration_postgresql_refuses_says_what_postgresql_said() {
+    let Some(pg) = Postgres::start() else { return };
+    // A table of that name that is not ours.
+    raw(&pg)
+        .await
+        .batch_execute("CREATE TABLE warden_schema (version integer)")
+        .await
+        .unwrap();
+    let record = Record::connect(&pg.url()).await.unwrap();
+    let err = record.migrate().await.unwrap_err().to_string();
+    assert!(
+        err.contains("migrate") && err.contains(r#"column "applied" does not exist"#),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn an_oversized_task_is_refused_with_its_size_and_nothing_is_stored() {
     let Some(pg) = Postgres::start() else { return };
