@@ -28,7 +28,9 @@ use serde_json::json;
 use warden_sandbox::{Sandbox, SandboxConfig};
 use warden_types::{CallContext, DenyAll};
 use wasmtime::component::{Component, Linker, ResourceTable, Val};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{
+    Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -91,15 +93,34 @@ fn bench_trivial(c: &mut Criterion) {
         })
     });
 
-    // raw wasmtime: same engine shape (pooling, epochs), same instantiate + call + drop.
+    // raw wasmtime: the engine `SandboxConfig::default()` builds (the same
+    // pool with pages kept resident, the same memory reservation, epochs),
+    // the same instantiate + call + drop, without warden's layer.
+    // `SandboxConfig::default()`: 8 slots, 1 memory and 8 tables of 100k
+    // elements each, 128 MiB of memory.
+    let (slots, tables, memory) = (8, 8, 128 << 20);
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(64)
-        .total_core_instances(256)
-        .total_memories(128)
-        .total_tables(256)
-        .max_memory_size(128 << 20);
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * 32)
+        .max_core_instances_per_component(32)
+        .total_memories(slots)
+        .max_memories_per_component(1)
+        .total_tables(slots * tables)
+        .max_tables_per_component(tables)
+        .max_tables_per_module(tables)
+        .table_elements(100_000)
+        .total_stacks(slots)
+        .max_memory_size(memory)
+        .linear_memory_keep_resident(1 << 20)
+        .table_keep_resident(64 << 10)
+        .pagemap_scan(Enabled::Auto);
     let mut wasm = Config::new();
     wasm.epoch_interruption(true)
+        .async_stack_size(2 << 20)
+        .memory_reservation(memory as u64)
+        .memory_guard_size(2 << 20)
+        .memory_reservation_for_growth(0)
+        .memory_may_move(false)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&wasm).unwrap();
     let component = Component::from_file(&engine, test_plugins_artifacts::TRIVIAL).unwrap();
