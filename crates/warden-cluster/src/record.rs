@@ -355,39 +355,38 @@ impl Record {
     }
 
     async fn migrate_once(&self) -> Result<(), ClusterError> {
+        let failed = |source| ClusterError::Postgres {
+            what: "migrate",
+            source,
+        };
         let mut client = self.client().await?;
-        let tx = client
-            .transaction()
-            .await
-            .map_err(ClusterError::pg("migrate"))?;
+        let tx = client.transaction().await.map_err(failed)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
             .await
-            .map_err(ClusterError::pg("migrate"))?;
+            .map_err(failed)?;
         tx.batch_execute("CREATE TABLE IF NOT EXISTS warden_schema (applied text NOT NULL)")
             .await
-            .map_err(ClusterError::pg("migrate"))?;
+            .map_err(failed)?;
         let applied = tx
             .query("SELECT applied FROM warden_schema", &[])
             .await
-            .map_err(ClusterError::pg("migrate"))?;
+            .map_err(failed)?;
         if let [row] = applied.as_slice()
             && row.get::<_, &str>(0) == SCHEMA
         {
-            return tx.commit().await.map_err(ClusterError::pg("migrate"));
+            return tx.commit().await.map_err(failed);
         }
-        tx.batch_execute(SCHEMA)
-            .await
-            .map_err(ClusterError::pg("migrate"))?;
+        tx.batch_execute(SCHEMA).await.map_err(failed)?;
         tx.execute("DELETE FROM warden_schema", &[])
             .await
-            .map_err(ClusterError::pg("migrate"))?;
+            .map_err(failed)?;
         tx.execute(
             "INSERT INTO warden_schema (applied) VALUES ($1)",
             &[&SCHEMA],
         )
         .await
-        .map_err(ClusterError::pg("migrate"))?;
-        tx.commit().await.map_err(ClusterError::pg("migrate"))
+        .map_err(failed)?;
+        tx.commit().await.map_err(failed)
     }
 
     /// Store `task` under `intake_key` (`am:<fingerprint>`, `az:<id>`,
