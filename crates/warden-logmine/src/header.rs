@@ -6,57 +6,68 @@
 //! ends with `:` or is followed by ` - `. A line that does not start with a
 //! timestamp is left whole, so messages without a header are never cut.
 
-use crate::token::is_timestamp;
+use crate::token::{ByteSet, is_timestamp, space_len, word_len};
 
 const LEVELS: &[&str] = &[
     "TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "WARNING", "ERROR", "ERR", "SEVERE", "FATAL",
     "CRIT", "CRITICAL", "ALERT", "EMERG", "FINE", "FINER", "FINEST", "CONFIG",
 ];
 
-const MONTHS_AND_DAYS: &[&str] = &[
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "may",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "sept",
-    "oct",
-    "nov",
-    "dec",
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "mon",
-    "tue",
-    "wed",
-    "thu",
-    "fri",
-    "sat",
-    "sun",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-    "am",
-    "pm",
-    "utc",
-    "gmt",
-];
+/// Month and day names, their short forms, `am`/`pm` and `UTC`/`GMT`, in
+/// any case.
+fn is_month_or_day(word: &str) -> bool {
+    let mut lower = [0u8; 9];
+    let Some(lower) = lower.get_mut(..word.len()) else {
+        return false;
+    };
+    lower.copy_from_slice(word.as_bytes());
+    lower.make_ascii_lowercase();
+    matches!(
+        &*lower,
+        b"jan"
+            | b"feb"
+            | b"mar"
+            | b"apr"
+            | b"may"
+            | b"jun"
+            | b"jul"
+            | b"aug"
+            | b"sep"
+            | b"sept"
+            | b"oct"
+            | b"nov"
+            | b"dec"
+            | b"january"
+            | b"february"
+            | b"march"
+            | b"april"
+            | b"june"
+            | b"july"
+            | b"august"
+            | b"september"
+            | b"october"
+            | b"november"
+            | b"december"
+            | b"mon"
+            | b"tue"
+            | b"wed"
+            | b"thu"
+            | b"fri"
+            | b"sat"
+            | b"sun"
+            | b"monday"
+            | b"tuesday"
+            | b"wednesday"
+            | b"thursday"
+            | b"friday"
+            | b"saturday"
+            | b"sunday"
+            | b"am"
+            | b"pm"
+            | b"utc"
+            | b"gmt"
+    )
+}
 
 /// Returns the message part of a raw log line, without its header.
 ///
@@ -123,8 +134,10 @@ pub fn strip_header(line: &str) -> &str {
         if word.is_empty() {
             break;
         }
+        // A level after a field or before a logger; the logger is looked
+        // for only for a word that is a level in that place alone.
         let logger_follows = || logger_end(&rest[skip_spaces(rest, word_end)..]).is_some();
-        if is_level(word, consumed || logger_follows()) {
+        if is_level(word, consumed) || (!consumed && is_level(word, true) && logger_follows()) {
             pos += word_end;
             consumed = true;
             level_seen = true;
@@ -252,29 +265,45 @@ fn is_flag(word: &str) -> bool {
 fn timestamp_end(line: &str) -> Option<usize> {
     let bracketed = line.starts_with('[');
     let mut pos = usize::from(bracketed);
-    let mut words: Vec<&str> = Vec::new();
+    // The first two words and whether any later one is a timestamp: all
+    // the evidence needs, without collecting the words. The first two are
+    // parsed as timestamps only when their shape is not evidence already.
+    let mut words: [Option<&str>; 2] = [None; 2];
+    let mut count = 0usize;
+    let mut stamped = false;
     let mut end = pos;
     loop {
-        let at = if words.is_empty() {
+        let at = if count == 0 {
             pos
         } else {
             skip_spaces(line, pos)
         };
         let rest = &line[at..];
-        let len = rest
-            .find(|c: char| c.is_whitespace() || c == '|' || c == ']' || c == '[')
-            .unwrap_or(rest.len());
+        let word = &rest[..word_len(rest)];
+        let len = word
+            .bytes()
+            .position(|b| matches!(b, b'|' | b']' | b'['))
+            .unwrap_or(word.len());
         let word = &rest[..len];
         if word.is_empty() || !is_time_word(word) {
             break;
         }
-        words.push(word);
+        if let Some(slot) = words.get_mut(count) {
+            *slot = Some(word);
+        } else {
+            stamped = stamped || is_timestamp(word.trim_end_matches(','));
+        }
+        count += 1;
         pos = at + len;
         end = pos;
     }
-    let evidence = words.iter().any(|w| is_timestamp(w.trim_end_matches(',')))
-        || compact_date(&words)
-        || epoch(&words);
+    let evidence = compact_date(words)
+        || epoch(words[0])
+        || stamped
+        || words
+            .iter()
+            .flatten()
+            .any(|w| is_timestamp(w.trim_end_matches(',')));
     if !evidence {
         return None;
     }
@@ -286,16 +315,16 @@ fn timestamp_end(line: &str) -> Option<usize> {
 }
 
 /// `081109 203615`: an all-digit date of 6 or 8 digits and a time.
-fn compact_date(words: &[&str]) -> bool {
-    matches!(words, [date, time, ..]
+fn compact_date(words: [Option<&str>; 2]) -> bool {
+    matches!(words, [Some(date), Some(time)]
         if (date.len() == 6 || date.len() == 8)
             && (4..=6).contains(&time.len())
             && date.bytes().chain(time.bytes()).all(|b| b.is_ascii_digit()))
 }
 
 /// A Unix time in seconds or milliseconds, alone or with a fraction.
-fn epoch(words: &[&str]) -> bool {
-    words.first().is_some_and(|w| {
+fn epoch(first: Option<&str>) -> bool {
+    first.is_some_and(|w| {
         let int = w.split('.').next().unwrap_or(w);
         (int.len() == 10 || int.len() == 13) && int.bytes().all(|b| b.is_ascii_digit())
     })
@@ -303,10 +332,10 @@ fn epoch(words: &[&str]) -> bool {
 
 fn is_time_word(word: &str) -> bool {
     let w = word.trim_end_matches(',');
-    let numeric = w.bytes().any(|b| b.is_ascii_digit())
-        && w.bytes()
-            .all(|b| b.is_ascii_digit() || b"-/:.,TZ+".contains(&b));
-    numeric || MONTHS_AND_DAYS.iter().any(|m| m.eq_ignore_ascii_case(w))
+    if w.bytes().all(|b| TIME_BYTES.contains(b)) {
+        return w.bytes().any(|b| b.is_ascii_digit());
+    }
+    is_month_or_day(w)
 }
 
 /// A level word: upper-case or title-case (`INFO`, `Info`), lower-case in
@@ -320,21 +349,38 @@ fn is_level(word: &str, after_field: bool) -> bool {
     }
     let title = w.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
         && w.bytes().skip(1).all(|b| b.is_ascii_lowercase());
-    LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w))
+    (3..=8).contains(&w.len())
+        && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w))
         && (w.bytes().all(|b| b.is_ascii_uppercase()) || title || bracketed)
 }
 
 /// A word made of identifier characters (a component, host or pid field).
 fn is_name(word: &str) -> bool {
-    word.len() <= 128
-        && word
-            .bytes()
-            .next()
-            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && word
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-$#@/".contains(&b))
+    is_name_bytes(word.bytes())
 }
+
+/// [`is_name`] over bytes, so a caller can leave some out without copying.
+fn is_name_bytes(bytes: impl Iterator<Item = u8>) -> bool {
+    let mut len = 0usize;
+    for b in bytes {
+        let ok = if len == 0 {
+            b.is_ascii_alphanumeric() || b == b'_'
+        } else {
+            NAME_BYTES.contains(b)
+        };
+        if !ok {
+            return false;
+        }
+        len += 1;
+    }
+    (1..=128).contains(&len)
+}
+
+/// The bytes of a component, host or pid field.
+const NAME_BYTES: ByteSet =
+    ByteSet::of(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-$#@/");
+/// The bytes of a numeric date or time.
+const TIME_BYTES: ByteSet = ByteSet::of(b"0123456789-/:.,TZ+");
 
 /// `org.example.App: `, `sshd[42]: `: end of the logger name and its colon.
 fn logger_end(rest: &str) -> Option<usize> {
@@ -346,7 +392,7 @@ fn logger_end(rest: &str) -> Option<usize> {
         None => name,
     };
     let followed = rest[end..].is_empty() || rest[end..].starts_with(char::is_whitespace);
-    let base_ok = is_name(&base.replace(['(', ')'], ""));
+    let base_ok = is_name_bytes(base.bytes().filter(|&b| b != b'(' && b != b')'));
     (followed && base_ok && base.bytes().next().is_some_and(|b| !b.is_ascii_digit())).then_some(end)
 }
 
@@ -369,13 +415,12 @@ fn bracket_end(rest: &str) -> Option<usize> {
 }
 
 fn next_word(rest: &str) -> (&str, usize) {
-    let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+    let end = word_len(rest);
     (&rest[..end], end)
 }
 
 fn skip_spaces(s: &str, pos: usize) -> usize {
-    let rest = &s[pos..];
-    pos + (rest.len() - rest.trim_start().len())
+    pos + space_len(&s[pos..])
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 //! the next word (`5.6 KB`), `key=value` pairs and parenthesised notes.
 
 use crate::config::Masking;
-use crate::token::{Run, TokenClass, classify, classify_run, runs, strip_wrapping};
+use crate::token::{
+    ByteSet, MONTHS, Run, TokenClass, Words, classify, classify_run, runs, strip_wrapping,
+};
 
 /// The text that stands for a parameter in templates.
 pub(crate) const WILDCARD: &str = "<*>";
@@ -21,6 +23,11 @@ const UNITS: &[&str] = &[
     "b", "kb", "mb", "gb", "tb", "pb", "kib", "mib", "gib", "tib", "ms", "us", "µs", "ns", "s",
     "sec", "secs", "min", "mins", "h", "hr", "hrs", "%",
 ];
+
+/// Whether `word` is one of [`UNITS`], in any case.
+fn is_unit(word: &str) -> bool {
+    word.len() <= 4 && UNITS.iter().any(|u| u.eq_ignore_ascii_case(word))
+}
 
 /// One output of [`tokenize`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +48,7 @@ pub(crate) fn tokenize(
     buf: &mut String,
     mut emit: impl FnMut(Piece<'_>),
 ) {
-    let mut words = content.split_whitespace();
+    let mut words = Words::new(content);
     while let Some(first) = words.next() {
         // `Sat Jun 18 02:08:12 2005`: one date spread over several words.
         if masking.timestamps
@@ -60,9 +67,7 @@ pub(crate) fn tokenize(
         if masking.numbers && buf == WILDCARD {
             let mut ahead = words.clone();
             if let Some(next) = ahead.next()
-                && UNITS
-                    .iter()
-                    .any(|u| u.eq_ignore_ascii_case(strip_wrapping(next).1))
+                && is_unit(strip_wrapping(next).1)
             {
                 words = ahead;
                 last = next;
@@ -79,24 +84,36 @@ pub(crate) fn tokenize(
     }
 }
 
-/// Day and month names that start a date written as words.
-const DAYS: &[&str] = &["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const MONTHS: &[&str] = &[
-    "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+/// Day names that start a date written as words, lower case.
+const DAYS: &[[u8; 3]] = &[
+    *b"mon", *b"tue", *b"wed", *b"thu", *b"fri", *b"sat", *b"sun",
 ];
+
+/// A word of letters (and an optional trailing comma) that starts with one
+/// of `names`, in any case: `Sat`, `June,`.
+fn named(word: &str, names: &[[u8; 3]]) -> bool {
+    let w = word.trim_end_matches(',').as_bytes();
+    let [a, b, c, ..] = *w else {
+        return false;
+    };
+    let key = [
+        a.to_ascii_lowercase(),
+        b.to_ascii_lowercase(),
+        c.to_ascii_lowercase(),
+    ];
+    names.contains(&key) && w.iter().all(u8::is_ascii_alphabetic)
+}
 
 /// When `first` starts a date in words — an optional day name, a month
 /// name, a day of the month, a clock time and an optional year, as C's
 /// `ctime` and syslog print them (`Sat Jun 18 02:08:12 2005`) — the number
 /// of words after `first` that belong to it.
-fn date_phrase(first: &str, rest: &std::str::SplitWhitespace<'_>) -> Option<usize> {
-    let named = |word: &str, names: &[&str]| {
-        let word = word.trim_end_matches(',');
-        word.len() >= 3
-            && word.is_char_boundary(3)
-            && names.iter().any(|n| n.eq_ignore_ascii_case(&word[..3]))
-            && word.bytes().all(|b| b.is_ascii_alphabetic())
-    };
+fn date_phrase(first: &str, rest: &Words<'_>) -> Option<usize> {
+    // Most words start with neither a day nor a month name: decide that
+    // before cloning the iterator.
+    if !named(first, DAYS) && !named(first, &MONTHS) {
+        return None;
+    }
     let mut ahead = rest.clone();
     let mut used = 0;
     let mut word = first;
@@ -104,7 +121,7 @@ fn date_phrase(first: &str, rest: &std::str::SplitWhitespace<'_>) -> Option<usiz
         word = ahead.next()?;
         used += 1;
     }
-    if !named(word, MONTHS) {
+    if !named(word, &MONTHS) {
         return None;
     }
     let day = ahead.next()?.trim_end_matches(',');
@@ -123,8 +140,18 @@ fn date_phrase(first: &str, rest: &std::str::SplitWhitespace<'_>) -> Option<usiz
     Some(used + usize::from(year))
 }
 
+/// Bytes without which no masking rule applies to a word: every value
+/// class has an ASCII digit or one of these (see [`classify`]), and the
+/// runs inside a word are masked only when they hold a digit.
+const VALUE_MARKS: ByteSet = ByteSet::of(b"0123456789:/\\@");
+
 /// Appends the masked form of one whitespace-free word to `out`.
 fn mask_word(word: &str, m: &Masking, out: &mut String) {
+    // Most words of a log are plain words: nothing below could mask them.
+    if !word.bytes().any(|b| VALUE_MARKS.contains(b)) {
+        out.push_str(word);
+        return;
+    }
     if mask_whole(word, m, out) {
         return;
     }
@@ -135,7 +162,9 @@ fn mask_word(word: &str, m: &Masking, out: &mut String) {
     }
     let start = out.len();
     out.push_str(pre);
-    if mask_whole(core, m, out) || mask_parts(core, m, out) {
+    // Unwrapped, `core` is `word`, which `mask_whole` has just refused.
+    let wrapped = core.len() < word.len();
+    if (wrapped && mask_whole(core, m, out)) || mask_parts(core, m, out) {
         out.push_str(post);
         collapse(out, start);
     } else {
@@ -236,10 +265,10 @@ fn masks_run(run: &str, m: &Masking) -> bool {
 /// punctuation by one `<*>`.
 fn collapse(out: &mut String, start: usize) {
     let token = &out[start..];
-    let only_punctuation = token.contains(WILDCARD)
-        && token
-            .split(WILDCARD)
-            .all(|rest| rest.bytes().all(|b| b.is_ascii_punctuation()));
+    // `<`, `*` and `>` are punctuation too: a token of punctuation only,
+    // with a `<*>` in it, is `<*>`s and punctuation.
+    let only_punctuation =
+        token.bytes().all(|b| b.is_ascii_punctuation()) && token.contains(WILDCARD);
     if only_punctuation {
         out.truncate(start);
         out.push_str(WILDCARD);

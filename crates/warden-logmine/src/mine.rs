@@ -1,6 +1,6 @@
 //! One-shot mining: the online pass, then refinement with every line known.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::config::Config;
 use crate::miner::{Interner, Miner, Tok, WILD};
@@ -137,20 +137,11 @@ fn split_group(lines: Vec<usize>, line_tokens: &Lines, interner: &Interner) -> V
         return vec![lines];
     }
     let width = line_tokens[first].len();
-    // (position, token) -> lines with that token there.
-    let mut seen: HashMap<(usize, Tok), usize> = HashMap::new();
-    for &line in &lines {
-        for (pos, &tok) in line_tokens[line].iter().enumerate() {
-            *seen.entry((pos, tok)).or_default() += 1;
-        }
-    }
-    // Whether a line has a word at a position that no other line has.
-    let unique_word = |line: usize, except: usize| {
-        line_tokens[line].iter().enumerate().any(|(q, &tok)| {
-            q != except && interner.is_word(tok) && seen.get(&(q, tok)) == Some(&1)
-        })
-    };
+    // (position, token) -> lines with that token there; built only when a
+    // word seen once needs it, as most groups have no candidate position.
+    let mut seen: Option<HashMap<(usize, Tok), usize>> = None;
     for pos in 0..width {
+        // The distinct words at `pos` and on how many lines each is.
         let mut counts: Vec<(Tok, usize)> = Vec::new();
         let mut candidate = true;
         for &line in &lines {
@@ -159,22 +150,33 @@ fn split_group(lines: Vec<usize>, line_tokens: &Lines, interner: &Interner) -> V
                 candidate = false;
                 break;
             }
-            if !counts.iter().any(|&(t, _)| t == tok) {
-                if counts.len() == SPLIT_MAX_DISTINCT {
-                    candidate = false;
-                    break;
-                }
-                counts.push((tok, seen.get(&(pos, tok)).copied().unwrap_or(0)));
+            if let Some((_, count)) = counts.iter_mut().find(|(t, _)| *t == tok) {
+                *count += 1;
+            } else if counts.len() == SPLIT_MAX_DISTINCT {
+                candidate = false;
+                break;
+            } else {
+                counts.push((tok, 1));
             }
         }
         if !candidate || counts.len() < 2 {
             continue;
         }
         let supported = counts.iter().all(|&(tok, count)| {
-            count >= 2
-                || lines
+            if count >= 2 {
+                return true;
+            }
+            let seen = seen.get_or_insert_with(|| positions(&lines, line_tokens));
+            // Whether a line has a word at a position that no other line has.
+            let unique_word = |line: usize| {
+                line_tokens[line]
                     .iter()
-                    .any(|&l| line_tokens[l][pos] == tok && unique_word(l, pos))
+                    .enumerate()
+                    .any(|(q, &t)| q != pos && interner.is_word(t) && seen.get(&(q, t)) == Some(&1))
+            };
+            lines
+                .iter()
+                .any(|&l| line_tokens[l][pos] == tok && unique_word(l))
         });
         if !supported {
             continue;
@@ -195,10 +197,21 @@ fn split_group(lines: Vec<usize>, line_tokens: &Lines, interner: &Interner) -> V
     vec![lines]
 }
 
+/// For each (position, token), on how many of `lines` it stands there.
+fn positions(lines: &[usize], line_tokens: &Lines) -> HashMap<(usize, Tok), usize> {
+    let mut seen: HashMap<(usize, Tok), usize> = HashMap::default();
+    for &line in lines {
+        for (pos, &tok) in line_tokens[line].iter().enumerate() {
+            *seen.entry((pos, tok)).or_default() += 1;
+        }
+    }
+    seen
+}
+
 /// Merges groups whose templates have the same constant tokens in the same
 /// order, whatever the number and place of their parameters.
 fn merge_groups(groups: Vec<Vec<usize>>, line_tokens: &Lines, interner: &Interner) -> Vec<Group> {
-    let mut by_skeleton: HashMap<Vec<Tok>, usize> = HashMap::new();
+    let mut by_skeleton: HashMap<Vec<Tok>, usize> = HashMap::default();
     let mut merged: Vec<Vec<Group>> = Vec::new();
     for lines in groups {
         let template = agreement(&lines, line_tokens, interner);

@@ -1,6 +1,6 @@
 //! The online Drain pass: a fixed-depth parse tree over masked tokens.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use crate::config::Config;
 use crate::header::strip_header;
@@ -23,6 +23,10 @@ pub(crate) struct Interner {
     general: Vec<Tok>,
     /// `word` for an annotated `word (<*>)` token, else the token itself.
     base: Vec<Tok>,
+    /// Per token, [`Interner::is_word`] and whether the token names the
+    /// value after it ([`Interner::is_labelled`]), worked out once.
+    word: Vec<bool>,
+    key: Vec<bool>,
     /// Scratch for building a token's text, reused.
     scratch: String,
 }
@@ -30,11 +34,13 @@ pub(crate) struct Interner {
 impl Interner {
     fn new() -> Self {
         let mut interner = Self {
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             texts: Vec::new(),
             variable: Vec::new(),
             general: Vec::new(),
             base: Vec::new(),
+            word: Vec::new(),
+            key: Vec::new(),
             scratch: String::new(),
         };
         interner.intern(WILDCARD);
@@ -57,6 +63,10 @@ impl Interner {
             .push(text.contains(WILDCARD) || text.bytes().any(|b| b.is_ascii_digit()));
         self.general.push(id);
         self.base.push(id);
+        self.word.push(id != WILD && word_like(text));
+        self.key.push(
+            text.ends_with([':', '=']) || LABEL_NOUNS.iter().any(|n| n.eq_ignore_ascii_case(text)),
+        );
         if let Some(key) = key_of(text) {
             let general = self.intern(&format!("{key}{WILDCARD}"));
             self.general[id as usize] = general;
@@ -120,13 +130,7 @@ impl Interner {
     /// Whether a token could be a constant word hidden by a wildcard:
     /// letters, at most two digits, not starting with one, no `<*>`.
     pub(crate) fn is_word(&self, tok: Tok) -> bool {
-        let text = self.text(tok);
-        let digits = text.bytes().filter(u8::is_ascii_digit).count();
-        tok != WILD
-            && !text.contains(WILDCARD)
-            && !text.starts_with(|c: char| c.is_ascii_digit())
-            && digits <= 2
-            && text.bytes().any(|b| b.is_ascii_alphabetic())
+        self.word.get(tok as usize).copied().unwrap_or(false)
     }
 
     /// Whether the token at `pos` is the value of a key: a `key=value` or
@@ -139,13 +143,18 @@ impl Interner {
         let after_key = pos
             .checked_sub(1)
             .and_then(|p| tokens.get(p))
-            .is_some_and(|&t| {
-                let text = self.text(t);
-                text.ends_with([':', '='])
-                    || LABEL_NOUNS.iter().any(|n| n.eq_ignore_ascii_case(text))
-            });
+            .is_some_and(|&t| self.key[t as usize]);
         own || after_key
     }
+}
+
+/// See [`Interner::is_word`].
+fn word_like(text: &str) -> bool {
+    let digits = text.bytes().filter(u8::is_ascii_digit).count();
+    !text.contains(WILDCARD)
+        && !text.starts_with(|c: char| c.is_ascii_digit())
+        && digits <= 2
+        && text.bytes().any(|b| b.is_ascii_alphabetic())
 }
 
 /// Nouns whose next word is the value they name, in any log format.
@@ -257,7 +266,7 @@ impl Miner {
         Self {
             config: config.clamped(),
             interner: Interner::new(),
-            roots: HashMap::new(),
+            roots: HashMap::default(),
             clusters: Vec::new(),
             lines: 0,
             word: String::new(),

@@ -9,7 +9,7 @@
 
 mod values;
 
-pub(crate) use values::is_timestamp;
+pub(crate) use values::{MONTHS, is_timestamp};
 use values::{
     Shape, is_compound_duration, is_email, is_hex, is_host_port, is_ipv4, is_ipv6, is_path,
     is_time_unit, is_url, is_uuid, number_unit,
@@ -165,9 +165,29 @@ pub fn classify_run(run: &str) -> TokenClass {
 }
 
 /// Characters that may open a value without being part of it.
-const OPENERS: &[u8] = b"([{<'\"`";
+const OPENERS: ByteSet = ByteSet::of(b"([{<'\"`");
 /// Characters that may close a value or a sentence without being part of it.
-const CLOSERS: &[u8] = b")]}>'\"`,.;:!?";
+const CLOSERS: ByteSet = ByteSet::of(b")]}>'\"`,.;:!?");
+
+/// A set of bytes as a 256-entry table: one load per membership test, for
+/// loops that run on every byte of every token.
+pub(crate) struct ByteSet([bool; 256]);
+
+impl ByteSet {
+    pub(crate) const fn of(bytes: &[u8]) -> Self {
+        let mut table = [false; 256];
+        let mut i = 0;
+        while i < bytes.len() {
+            table[bytes[i] as usize] = true;
+            i += 1;
+        }
+        Self(table)
+    }
+
+    pub(crate) const fn contains(&self, byte: u8) -> bool {
+        self.0[byte as usize]
+    }
+}
 
 /// Splits a token into its leading wrapping (`(`, `[`, quotes), its core
 /// and its trailing wrapping (closing brackets, quotes, `,.;:!?`).
@@ -181,18 +201,127 @@ const CLOSERS: &[u8] = b")]}>'\"`,.;:!?";
 #[must_use]
 pub fn strip_wrapping(token: &str) -> (&str, &str, &str) {
     let b = token.as_bytes();
-    let start = b.iter().take_while(|c| OPENERS.contains(c)).count();
+    let start = b.iter().take_while(|&&c| OPENERS.contains(c)).count();
     let mut end = b.len()
         - b[start..]
             .iter()
             .rev()
-            .take_while(|c| CLOSERS.contains(c))
+            .take_while(|&&c| CLOSERS.contains(c))
             .count();
     // A trailing `::` ends an IPv6 address (`2001:db8::`), not a sentence.
     if end > start && b[end - 1].is_ascii_hexdigit() && token[end..].starts_with("::") {
         end += 2;
     }
     (&token[..start], &token[start..end], &token[end..])
+}
+
+/// Whether a byte below 128 is whitespace as [`char::is_whitespace`] has
+/// it: space, and `\t` to `\r` (with vertical tab and form feed).
+const fn is_ascii_space(b: u8) -> bool {
+    b == b' ' || matches!(b, b'\t'..=b'\r')
+}
+
+const WORD: u8 = 0;
+const SPACE: u8 = 1;
+const NON_ASCII: u8 = 2;
+
+/// Per byte: [`WORD`], [`SPACE`] (ASCII whitespace) or [`NON_ASCII`].
+const SPACE_CLASS: [u8; 256] = {
+    let mut table = [WORD; 256];
+    let mut b = 0;
+    while b < 256 {
+        if b >= 128 {
+            table[b] = NON_ASCII;
+        } else if is_ascii_space(b as u8) {
+            table[b] = SPACE;
+        }
+        b += 1;
+    }
+    table
+};
+
+/// Length of the word `s` starts with: up to its first whitespace.
+///
+/// Words are most of a log's bytes, so they are skipped eight bytes at a
+/// time up to the first byte that may end one: below `!` (ASCII
+/// whitespace is among those) or part of a non-ASCII character. That
+/// byte is then told apart exactly.
+pub(crate) fn word_len(s: &str) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    loop {
+        while let Some(chunk) = bytes
+            .get(i..i + 8)
+            .and_then(|c| <[u8; 8]>::try_from(c).ok())
+        {
+            let x = u64::from_le_bytes(chunk);
+            // A byte's high bit is set where it is below 0x21 (exact for
+            // the lowest such byte; the borrow may flag bytes above it) or
+            // at least 0x80.
+            let stop = ((x.wrapping_sub(ONES * 0x21) & !x) | x) & (ONES * 0x80);
+            if stop != 0 {
+                i += (stop.trailing_zeros() / 8) as usize;
+                break;
+            }
+            i += 8;
+        }
+        let Some(&b) = bytes.get(i) else {
+            return bytes.len();
+        };
+        match SPACE_CLASS[usize::from(b)] {
+            WORD => i += 1,
+            SPACE => return i,
+            _ => match s[i..].chars().next() {
+                Some(c) if c.is_whitespace() => return i,
+                Some(c) => i += c.len_utf8(),
+                None => return bytes.len(),
+            },
+        }
+    }
+}
+
+/// Length of the whitespace `s` starts with.
+pub(crate) fn space_len(s: &str) -> usize {
+    let bytes = s.as_bytes();
+    let mut i = 0;
+    loop {
+        let Some(&b) = bytes.get(i) else {
+            return bytes.len();
+        };
+        match SPACE_CLASS[usize::from(b)] {
+            SPACE => i += 1,
+            WORD => return i,
+            _ => match s[i..].chars().next() {
+                Some(c) if c.is_whitespace() => i += c.len_utf8(),
+                _ => return i,
+            },
+        }
+    }
+}
+
+/// The words of a text, split as [`str::split_whitespace`] splits them,
+/// faster on ASCII.
+#[derive(Debug, Clone)]
+pub(crate) struct Words<'a> {
+    rest: &'a str,
+}
+
+impl<'a> Words<'a> {
+    pub(crate) fn new(text: &'a str) -> Self {
+        Self { rest: text }
+    }
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let rest = &self.rest[space_len(self.rest)..];
+        let (word, tail) = rest.split_at(word_len(rest));
+        self.rest = tail;
+        (!word.is_empty()).then_some(word)
+    }
 }
 
 /// A piece of a token: a run of letters and digits, or of anything else.
@@ -203,6 +332,25 @@ pub enum Run<'a> {
     /// Punctuation and symbols between them: `_-`, `.`, `=`.
     Sep(&'a str),
 }
+
+const SEPARATOR: u8 = 0;
+const ALNUM: u8 = 1;
+
+/// Per byte: [`ALNUM`] (an ASCII letter or digit), [`SEPARATOR`] (other
+/// ASCII) or [`NON_ASCII`].
+const RUN_CLASS: [u8; 256] = {
+    let mut table = [SEPARATOR; 256];
+    let mut b = 0;
+    while b < 256 {
+        if b >= 128 {
+            table[b] = NON_ASCII;
+        } else if (b as u8).is_ascii_alphanumeric() {
+            table[b] = ALNUM;
+        }
+        b += 1;
+    }
+    table
+};
 
 /// Splits a token into alternating [`Run`]s, without allocating.
 ///
@@ -227,13 +375,30 @@ impl<'a> Iterator for Runs<'a> {
     type Item = Run<'a>;
 
     fn next(&mut self) -> Option<Run<'a>> {
-        let first = self.rest.chars().next()?;
-        let alnum = first.is_alphanumeric();
-        let end = self
-            .rest
-            .char_indices()
-            .find(|&(_, c)| c.is_alphanumeric() != alnum)
-            .map_or(self.rest.len(), |(i, _)| i);
+        let bytes = self.rest.as_bytes();
+        let &first = bytes.first()?;
+        let alnum = if first.is_ascii() {
+            first.is_ascii_alphanumeric()
+        } else {
+            self.rest.chars().next()?.is_alphanumeric()
+        };
+        // A tight scan while the bytes are ASCII; a character is decoded
+        // only where a non-ASCII one starts.
+        let pass = if alnum { ALNUM } else { SEPARATOR };
+        let mut end = 0;
+        loop {
+            end += bytes[end..]
+                .iter()
+                .position(|&b| RUN_CLASS[usize::from(b)] != pass)
+                .unwrap_or(bytes.len() - end);
+            if bytes.get(end).is_none_or(u8::is_ascii) {
+                break;
+            }
+            match self.rest[end..].chars().next() {
+                Some(c) if c.is_alphanumeric() == alnum => end += c.len_utf8(),
+                _ => break,
+            }
+        }
         let (piece, rest) = self.rest.split_at(end);
         self.rest = rest;
         Some(if alnum {

@@ -155,6 +155,10 @@ fn paths_have_two_separators() {
         ("/default-rack", Word),
         ("and/or", Word),
         ("//", Word),
+        ("/var//log", Word),
+        ("/-/_", Word),
+        ("a/b/c:1", Word),
+        ("/a:b/c", Path),
     ]);
 }
 
@@ -209,4 +213,102 @@ fn wrapping_punctuation_is_split_off_both_ends() {
     assert_eq!(strip_wrapping("`x`."), ("`", "x", "`."));
     assert_eq!(strip_wrapping("..."), ("", "", "..."));
     assert_eq!(strip_wrapping("(2001:db8::)."), ("(", "2001:db8::", ")."));
+}
+
+/// Every string of up to `len` characters drawn from `alphabet`.
+fn strings(alphabet: &[char], len: usize) -> Vec<String> {
+    let mut all = vec![String::new()];
+    let mut last = vec![String::new()];
+    for _ in 0..len {
+        last = last
+            .iter()
+            .flat_map(|s| {
+                alphabet.iter().map(move |&c| {
+                    let mut t = s.clone();
+                    t.push(c);
+                    t
+                })
+            })
+            .collect();
+        all.extend(last.iter().cloned());
+    }
+    all
+}
+
+#[test]
+fn words_split_where_split_whitespace_does_whatever_the_script() {
+    // ASCII whitespace including vertical tab and form feed, no-break,
+    // ogham, ideographic and next-line spaces, letters of several widths,
+    // and control characters below `!` that are not whitespace.
+    let alphabet = [
+        'a',
+        ' ',
+        '\t',
+        '\u{0B}',
+        '\u{0C}',
+        '\r',
+        '\n',
+        '\u{A0}',
+        '\u{1680}',
+        '\u{3000}',
+        '\u{85}',
+        'é',
+        '用',
+        '\u{1F600}',
+        '\u{1}',
+        '\u{1F}',
+        '!',
+    ];
+    for s in strings(&alphabet, 4) {
+        let ours: Vec<&str> = Words::new(&s).collect();
+        let std: Vec<&str> = s.split_whitespace().collect();
+        assert_eq!(ours, std, "text: {s:?}");
+        assert_eq!(
+            word_len(&s),
+            s.find(char::is_whitespace).unwrap_or(s.len()),
+            "text: {s:?}"
+        );
+        assert_eq!(space_len(&s), s.len() - s.trim_start().len(), "text: {s:?}");
+    }
+    // Long words, where eight bytes are skipped at a time, with the end at
+    // each offset of a chunk.
+    for end in 0..40 {
+        for tail in [" x", "\u{1}\u{1F}! x", "\u{A0}x", "é x", "\u{3000}", ""] {
+            let s = format!("{}{tail}", "a".repeat(end));
+            let std: Vec<&str> = s.split_whitespace().collect();
+            assert_eq!(Words::new(&s).collect::<Vec<_>>(), std, "text: {s:?}");
+            assert_eq!(
+                word_len(&s),
+                s.find(char::is_whitespace).unwrap_or(s.len()),
+                "text: {s:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn runs_split_where_alphanumeric_changes_whatever_the_script() {
+    // Arabic-Indic digits and CJK are alphanumeric; `✓`, `·` and the
+    // no-break space are not.
+    let alphabet = ['a', '1', '_', '-', 'é', '用', '\u{663}', '✓', '·', '\u{A0}'];
+    for s in strings(&alphabet, 4) {
+        let mut expected = Vec::new();
+        let mut rest = s.as_str();
+        while let Some(first) = rest.chars().next() {
+            let alnum = first.is_alphanumeric();
+            let end = rest
+                .char_indices()
+                .find(|&(_, c)| c.is_alphanumeric() != alnum)
+                .map_or(rest.len(), |(i, _)| i);
+            let (piece, tail) = rest.split_at(end);
+            expected.push(if alnum {
+                Run::Alnum(piece)
+            } else {
+                Run::Sep(piece)
+            });
+            rest = tail;
+        }
+        let ours: Vec<Run> = runs(&s).collect();
+        assert_eq!(ours, expected, "token: {s:?}");
+    }
 }

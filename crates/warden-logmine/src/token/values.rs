@@ -129,8 +129,10 @@ pub(super) fn is_ipv6(b: &[u8]) -> bool {
     compressed == 1 || (compressed == 0 && (colons >= 7 || (v4_tail && colons == 6)))
 }
 
-const MONTHS: [&[u8]; 12] = [
-    b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov", b"dec",
+/// Month names, lower case.
+pub(crate) const MONTHS: [[u8; 3]; 12] = [
+    *b"jan", *b"feb", *b"mar", *b"apr", *b"may", *b"jun", *b"jul", *b"aug", *b"sep", *b"oct",
+    *b"nov", *b"dec",
 ];
 
 fn is_month(word: &[u8]) -> bool {
