@@ -332,25 +332,38 @@ fn epoch(first: Option<&str>) -> bool {
 
 fn is_time_word(word: &str) -> bool {
     let w = word.trim_end_matches(',');
-    if w.bytes().all(|b| TIME_BYTES.contains(b)) {
-        return w.bytes().any(|b| b.is_ascii_digit());
+    let mut digit = false;
+    for b in w.bytes() {
+        if !TIME_BYTES.contains(b) {
+            return is_month_or_day(w);
+        }
+        digit |= b.is_ascii_digit();
     }
-    is_month_or_day(w)
+    digit
 }
 
 /// A level word: upper-case or title-case (`INFO`, `Info`), lower-case in
 /// brackets (`[notice]`), or after a pid one of `V D I W E F` (Android).
 fn is_level(word: &str, after_field: bool) -> bool {
-    let bracketed = word.starts_with(['[', '<']);
-    let w = word.trim_start_matches(['[', '<']);
-    let w = w.trim_end_matches([']', '>', ':', ',']);
+    let b = word.as_bytes();
+    let start = b.iter().take_while(|&&c| c == b'[' || c == b'<').count();
+    let end = b.len()
+        - b[start..]
+            .iter()
+            .rev()
+            .take_while(|&&c| matches!(c, b']' | b'>' | b':' | b','))
+            .count();
+    let bracketed = start > 0;
+    let w = &word[start..end];
     if w.len() == 1 {
         return after_field && !bracketed && "VDIWEF".contains(w);
     }
+    if !(3..=8).contains(&w.len()) {
+        return false;
+    }
     let title = w.bytes().next().is_some_and(|b| b.is_ascii_uppercase())
         && w.bytes().skip(1).all(|b| b.is_ascii_lowercase());
-    (3..=8).contains(&w.len())
-        && LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w))
+    LEVELS.iter().any(|l| l.eq_ignore_ascii_case(w))
         && (w.bytes().all(|b| b.is_ascii_uppercase()) || title || bracketed)
 }
 

@@ -89,19 +89,27 @@ const DAYS: &[[u8; 3]] = &[
     *b"mon", *b"tue", *b"wed", *b"thu", *b"fri", *b"sat", *b"sun",
 ];
 
-/// A word of letters (and an optional trailing comma) that starts with one
-/// of `names`, in any case: `Sat`, `June,`.
-fn named(word: &str, names: &[[u8; 3]]) -> bool {
+/// The lower-cased first three letters of a word of letters (and an
+/// optional trailing comma), the key [`DAYS`] and [`MONTHS`] are matched on.
+fn name_key(word: &str) -> Option<[u8; 3]> {
     let w = word.trim_end_matches(',').as_bytes();
     let [a, b, c, ..] = *w else {
-        return false;
+        return None;
     };
-    let key = [
+    // Every name starts with one of these: most words stop here.
+    if !matches!(
         a.to_ascii_lowercase(),
-        b.to_ascii_lowercase(),
-        c.to_ascii_lowercase(),
-    ];
-    names.contains(&key) && w.iter().all(u8::is_ascii_alphabetic)
+        b'm' | b't' | b'w' | b'f' | b's' | b'j' | b'a' | b'o' | b'n' | b'd'
+    ) {
+        return None;
+    }
+    w.iter().all(u8::is_ascii_alphabetic).then(|| {
+        [
+            a.to_ascii_lowercase(),
+            b.to_ascii_lowercase(),
+            c.to_ascii_lowercase(),
+        ]
+    })
 }
 
 /// When `first` starts a date in words — an optional day name, a month
@@ -109,20 +117,20 @@ fn named(word: &str, names: &[[u8; 3]]) -> bool {
 /// `ctime` and syslog print them (`Sat Jun 18 02:08:12 2005`) — the number
 /// of words after `first` that belong to it.
 fn date_phrase(first: &str, rest: &Words<'_>) -> Option<usize> {
-    // Most words start with neither a day nor a month name: decide that
-    // before cloning the iterator.
-    if !named(first, DAYS) && !named(first, &MONTHS) {
+    // Most words are neither a day nor a month name: decide that before
+    // cloning the iterator.
+    let key = name_key(first)?;
+    let weekday = DAYS.contains(&key);
+    if !weekday && !MONTHS.contains(&key) {
         return None;
     }
     let mut ahead = rest.clone();
     let mut used = 0;
-    let mut word = first;
-    if named(word, DAYS) {
-        word = ahead.next()?;
+    if weekday {
         used += 1;
-    }
-    if !named(word, &MONTHS) {
-        return None;
+        if !name_key(ahead.next()?).is_some_and(|k| MONTHS.contains(&k)) {
+            return None;
+        }
     }
     let day = ahead.next()?.trim_end_matches(',');
     if !(1..=2).contains(&day.len()) || !day.bytes().all(|b| b.is_ascii_digit()) {
@@ -196,7 +204,8 @@ fn mask_whole(word: &str, m: &Masking, out: &mut String) -> bool {
 /// constant ones (`attempt_1_0020_m_3`) is an id and becomes one `<*>`.
 fn mask_parts(core: &str, m: &Masking, out: &mut String) -> bool {
     let start = out.len();
-    if let Some(eq) = core.find('=') {
+    // Tokens are short: a plain scan beats `memchr`'s set-up.
+    if let Some(eq) = core.bytes().position(|b| b == b'=') {
         let (key, value) = (&core[..eq], &core[eq + 1..]);
         if !key.is_empty() && !value.is_empty() && is_identifier(key) {
             out.push_str(key);

@@ -153,6 +153,10 @@ pub fn classify(token: &str) -> TokenClass {
 #[must_use]
 pub fn classify_run(run: &str) -> TokenClass {
     let b = run.as_bytes();
+    // Digits only, the most common run with a digit: a number.
+    if !b.is_empty() && b.iter().all(u8::is_ascii_digit) {
+        return TokenClass::Number;
+    }
     if !b.iter().any(u8::is_ascii_digit) {
         TokenClass::Word
     } else if is_hex(b) {
