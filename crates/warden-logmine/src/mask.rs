@@ -60,6 +60,12 @@ pub(crate) fn tokenize(
             emit(Piece::Token(WILDCARD));
             continue;
         }
+        // A plain word masks to itself (and is not `<*>`, which the checks
+        // below look for): hand it on without copying it.
+        if is_plain(first) && first != WILDCARD {
+            emit(Piece::Token(first));
+            continue;
+        }
         buf.clear();
         mask_word(first, masking, buf);
         let mut last = first;
@@ -153,10 +159,15 @@ fn date_phrase(first: &str, rest: &Words<'_>) -> Option<usize> {
 /// runs inside a word are masked only when they hold a digit.
 const VALUE_MARKS: ByteSet = ByteSet::of(b"0123456789:/\\@");
 
+/// A word without any of [`VALUE_MARKS`], which no rule masks.
+fn is_plain(word: &str) -> bool {
+    !word.bytes().any(|b| VALUE_MARKS.contains(b))
+}
+
 /// Appends the masked form of one whitespace-free word to `out`.
 fn mask_word(word: &str, m: &Masking, out: &mut String) {
     // Most words of a log are plain words: nothing below could mask them.
-    if !word.bytes().any(|b| VALUE_MARKS.contains(b)) {
+    if is_plain(word) {
         out.push_str(word);
         return;
     }
@@ -451,6 +462,15 @@ mod tests {
         assert_eq!(masked("size 5.6 KB, took 12 ms"), "size <*> took <*>");
         assert_eq!(masked("lifetime <1 sec"), "lifetime <*>");
         assert_eq!(masked("waited 250ms"), "waited <*>");
+    }
+
+    #[test]
+    fn a_wildcard_in_the_input_takes_its_unit_like_a_masked_value() {
+        // `<*>` has no digit, so it is a plain word, yet the checks that
+        // follow masking treat it as a value: already-masked text
+        // (`took <*> ms`) mines as the raw text does.
+        assert_eq!(masked("took <*> ms"), masked("took 12 ms"));
+        assert_eq!(masked("sent <*> bytes (<*>) ok"), "sent <*> bytes (<*>) ok");
     }
 
     #[test]
