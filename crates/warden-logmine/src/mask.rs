@@ -98,24 +98,21 @@ const DAYS: &[[u8; 3]] = &[
 /// The lower-cased first three letters of a word of letters (and an
 /// optional trailing comma), the key [`DAYS`] and [`MONTHS`] are matched on.
 fn name_key(word: &str) -> Option<[u8; 3]> {
-    let w = word.trim_end_matches(',').as_bytes();
-    let [a, b, c, ..] = *w else {
-        return None;
-    };
     // Every name starts with one of these: most words stop here.
+    let first = word.as_bytes().first()?.to_ascii_lowercase();
     if !matches!(
-        a.to_ascii_lowercase(),
+        first,
         b'm' | b't' | b'w' | b'f' | b's' | b'j' | b'a' | b'o' | b'n' | b'd'
     ) {
         return None;
     }
-    w.iter().all(u8::is_ascii_alphabetic).then(|| {
-        [
-            a.to_ascii_lowercase(),
-            b.to_ascii_lowercase(),
-            c.to_ascii_lowercase(),
-        ]
-    })
+    let w = word.trim_end_matches(',').as_bytes();
+    let [_, b, c, ..] = *w else {
+        return None;
+    };
+    w.iter()
+        .all(u8::is_ascii_alphabetic)
+        .then(|| [first, b.to_ascii_lowercase(), c.to_ascii_lowercase()])
 }
 
 /// When `first` starts a date in words — an optional day name, a month

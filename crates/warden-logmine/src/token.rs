@@ -250,6 +250,7 @@ const SPACE_CLASS: [u8; 256] = {
 /// time up to the first byte that may end one: below `!` (ASCII
 /// whitespace is among those) or part of a non-ASCII character. That
 /// byte is then told apart exactly.
+#[inline]
 pub(crate) fn word_len(s: &str) -> usize {
     const ONES: u64 = u64::from_le_bytes([1; 8]);
     let bytes = s.as_bytes();
@@ -286,6 +287,7 @@ pub(crate) fn word_len(s: &str) -> usize {
 }
 
 /// Length of the whitespace `s` starts with.
+#[inline]
 pub(crate) fn space_len(s: &str) -> usize {
     let bytes = s.as_bytes();
     let mut i = 0;
