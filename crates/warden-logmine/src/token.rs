@@ -225,20 +225,30 @@ const fn is_ascii_space(b: u8) -> bool {
     b == b' ' || matches!(b, b'\t'..=b'\r')
 }
 
-const WORD: u8 = 0;
-const SPACE: u8 = 1;
-const NON_ASCII: u8 = 2;
+/// [`BYTE_CLASS`] of ASCII punctuation, symbols and controls.
+const OTHER: u8 = 1;
+/// [`BYTE_CLASS`] of ASCII whitespace.
+const SPACE: u8 = 2;
+/// [`BYTE_CLASS`] of an ASCII letter or digit.
+const ALNUM: u8 = 4;
+/// [`BYTE_CLASS`] of a byte of a non-ASCII character.
+const NON_ASCII: u8 = 8;
 
-/// Per byte: [`WORD`], [`SPACE`] (ASCII whitespace) or [`NON_ASCII`].
-const SPACE_CLASS: [u8; 256] = {
-    let mut table = [WORD; 256];
+/// What each byte is, one bit per class, for the scans over words and
+/// runs: one load per byte.
+const BYTE_CLASS: [u8; 256] = {
+    let mut table = [OTHER; 256];
     let mut b = 0;
     while b < 256 {
-        if b >= 128 {
-            table[b] = NON_ASCII;
+        table[b] = if b >= 128 {
+            NON_ASCII
         } else if is_ascii_space(b as u8) {
-            table[b] = SPACE;
-        }
+            SPACE
+        } else if (b as u8).is_ascii_alphanumeric() {
+            ALNUM
+        } else {
+            OTHER
+        };
         b += 1;
     }
     table
@@ -274,14 +284,14 @@ pub(crate) fn word_len(s: &str) -> usize {
         let Some(&b) = bytes.get(i) else {
             return bytes.len();
         };
-        match SPACE_CLASS[usize::from(b)] {
-            WORD => i += 1,
+        match BYTE_CLASS[usize::from(b)] {
             SPACE => return i,
-            _ => match s[i..].chars().next() {
+            NON_ASCII => match s[i..].chars().next() {
                 Some(c) if c.is_whitespace() => return i,
                 Some(c) => i += c.len_utf8(),
                 None => return bytes.len(),
             },
+            _ => i += 1,
         }
     }
 }
@@ -295,13 +305,13 @@ pub(crate) fn space_len(s: &str) -> usize {
         let Some(&b) = bytes.get(i) else {
             return bytes.len();
         };
-        match SPACE_CLASS[usize::from(b)] {
+        match BYTE_CLASS[usize::from(b)] {
             SPACE => i += 1,
-            WORD => return i,
-            _ => match s[i..].chars().next() {
+            NON_ASCII => match s[i..].chars().next() {
                 Some(c) if c.is_whitespace() => i += c.len_utf8(),
                 _ => return i,
             },
+            _ => return i,
         }
     }
 }
@@ -339,25 +349,6 @@ pub enum Run<'a> {
     Sep(&'a str),
 }
 
-const SEPARATOR: u8 = 0;
-const ALNUM: u8 = 1;
-
-/// Per byte: [`ALNUM`] (an ASCII letter or digit), [`SEPARATOR`] (other
-/// ASCII) or [`NON_ASCII`].
-const RUN_CLASS: [u8; 256] = {
-    let mut table = [SEPARATOR; 256];
-    let mut b = 0;
-    while b < 256 {
-        if b >= 128 {
-            table[b] = NON_ASCII;
-        } else if (b as u8).is_ascii_alphanumeric() {
-            table[b] = ALNUM;
-        }
-        b += 1;
-    }
-    table
-};
-
 /// Splits a token into alternating [`Run`]s, without allocating.
 ///
 /// ```
@@ -390,12 +381,18 @@ impl<'a> Iterator for Runs<'a> {
         };
         // A tight scan while the bytes are ASCII; a character is decoded
         // only where a non-ASCII one starts.
-        let pass = if alnum { ALNUM } else { SEPARATOR };
+        // A separator run stops at an ASCII letter or digit or at a non-ASCII
+        // byte; whitespace is a separator here like any other symbol.
+        let stop = if alnum {
+            OTHER | SPACE | NON_ASCII
+        } else {
+            ALNUM | NON_ASCII
+        };
         let mut end = 0;
         loop {
             end += bytes[end..]
                 .iter()
-                .position(|&b| RUN_CLASS[usize::from(b)] != pass)
+                .position(|&b| BYTE_CLASS[usize::from(b)] & stop != 0)
                 .unwrap_or(bytes.len() - end);
             if bytes.get(end).is_none_or(u8::is_ascii) {
                 break;

@@ -288,9 +288,11 @@ fn words_split_where_split_whitespace_does_whatever_the_script() {
 
 #[test]
 fn runs_split_where_alphanumeric_changes_whatever_the_script() {
-    // Arabic-Indic digits and CJK are alphanumeric; `✓`, `·` and the
-    // no-break space are not.
-    let alphabet = ['a', '1', '_', '-', 'é', '用', '\u{663}', '✓', '·', '\u{A0}'];
+    // Arabic-Indic digits and CJK are alphanumeric; `✓`, `·`, whitespace
+    // and the no-break space are not.
+    let alphabet = [
+        'a', '1', '_', '-', ' ', '\t', 'é', '用', '\u{663}', '✓', '·', '\u{A0}',
+    ];
     for s in strings(&alphabet, 4) {
         let mut expected = Vec::new();
         let mut rest = s.as_str();
