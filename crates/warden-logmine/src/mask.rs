@@ -67,7 +67,7 @@ pub(crate) fn tokenize(
             continue;
         }
         buf.clear();
-        mask_word(first, masking, buf);
+        mask_marked(first, masking, buf);
         let mut last = first;
         // `5.6 KB`, `(1.20 KB)`, `<1 sec`: one value spread over two words.
         if masking.numbers && buf == WILDCARD {
@@ -163,11 +163,16 @@ fn is_plain(word: &str) -> bool {
 
 /// Appends the masked form of one whitespace-free word to `out`.
 fn mask_word(word: &str, m: &Masking, out: &mut String) {
-    // Most words of a log are plain words: nothing below could mask them.
+    // Most words of a log are plain words: nothing could mask them.
     if is_plain(word) {
         out.push_str(word);
-        return;
+    } else {
+        mask_marked(word, m, out);
     }
+}
+
+/// [`mask_word`] for a word known not to be plain.
+fn mask_marked(word: &str, m: &Masking, out: &mut String) {
     if mask_whole(word, m, out) {
         return;
     }

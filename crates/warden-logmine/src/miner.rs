@@ -16,17 +16,12 @@ pub(crate) const WILD: Tok = 0;
 pub(crate) struct Interner {
     ids: HashMap<Box<str>, Tok>,
     texts: Vec<Box<str>>,
-    /// Whether each token contains a digit or a `<*>`: such tokens are
-    /// routed through the tree's wildcard child, as in Drain.
-    variable: Vec<bool>,
+    /// What each token's text says, worked out once when it is interned.
+    facts: Vec<Facts>,
     /// `key=<*>` for a `key=value` token, else the token itself.
     general: Vec<Tok>,
     /// `word` for an annotated `word (<*>)` token, else the token itself.
     base: Vec<Tok>,
-    /// Per token, [`Interner::is_word`] and whether the token names the
-    /// value after it ([`Interner::is_labelled`]), worked out once.
-    word: Vec<bool>,
-    key: Vec<bool>,
     /// Scratch for building a token's text, reused.
     scratch: String,
 }
@@ -36,11 +31,9 @@ impl Interner {
         let mut interner = Self {
             ids: HashMap::default(),
             texts: Vec::new(),
-            variable: Vec::new(),
+            facts: Vec::new(),
             general: Vec::new(),
             base: Vec::new(),
-            word: Vec::new(),
-            key: Vec::new(),
             scratch: String::new(),
         };
         interner.intern(WILDCARD);
@@ -59,14 +52,9 @@ impl Interner {
         let id = Tok::try_from(self.texts.len()).unwrap_or(Tok::MAX);
         self.ids.insert(text.into(), id);
         self.texts.push(text.into());
-        self.variable
-            .push(text.contains(WILDCARD) || text.bytes().any(|b| b.is_ascii_digit()));
+        self.facts.push(Facts::of(id, text));
         self.general.push(id);
         self.base.push(id);
-        self.word.push(id != WILD && word_like(text));
-        self.key.push(
-            text.ends_with([':', '=']) || LABEL_NOUNS.iter().any(|n| n.eq_ignore_ascii_case(text)),
-        );
         if let Some(key) = key_of(text) {
             let general = self.intern(&format!("{key}{WILDCARD}"));
             self.general[id as usize] = general;
@@ -94,7 +82,7 @@ impl Interner {
     }
 
     fn route_key(&self, tok: Tok) -> Tok {
-        if self.variable.get(tok as usize).copied().unwrap_or(true) {
+        if self.facts.get(tok as usize).is_none_or(|f| f.variable) {
             WILD
         } else {
             tok
@@ -130,7 +118,7 @@ impl Interner {
     /// Whether a token could be a constant word hidden by a wildcard:
     /// letters, at most two digits, not starting with one, no `<*>`.
     pub(crate) fn is_word(&self, tok: Tok) -> bool {
-        self.word.get(tok as usize).copied().unwrap_or(false)
+        self.facts.get(tok as usize).is_some_and(|f| f.word)
     }
 
     /// Whether the token at `pos` is the value of a key: a `key=value` or
@@ -143,18 +131,40 @@ impl Interner {
         let after_key = pos
             .checked_sub(1)
             .and_then(|p| tokens.get(p))
-            .is_some_and(|&t| self.key[t as usize]);
+            .is_some_and(|&t| self.facts.get(t as usize).is_some_and(|f| f.key));
         own || after_key
     }
 }
 
-/// See [`Interner::is_word`].
-fn word_like(text: &str) -> bool {
-    let digits = text.bytes().filter(u8::is_ascii_digit).count();
-    !text.contains(WILDCARD)
-        && !text.starts_with(|c: char| c.is_ascii_digit())
-        && digits <= 2
-        && text.bytes().any(|b| b.is_ascii_alphabetic())
+/// What a token's text says about it, for the tree and the refine pass.
+#[derive(Debug, Clone, Copy)]
+struct Facts {
+    /// It contains a digit or a `<*>`: such tokens are routed through the
+    /// tree's wildcard child, as in Drain.
+    variable: bool,
+    /// It could be a constant word hidden by a wildcard (see
+    /// [`Interner::is_word`]).
+    word: bool,
+    /// It names the value after it: ends with `:` or `=`, or is one of
+    /// [`LABEL_NOUNS`] (see [`Interner::is_labelled`]).
+    key: bool,
+}
+
+impl Facts {
+    fn of(id: Tok, text: &str) -> Self {
+        let digits = text.bytes().filter(u8::is_ascii_digit).count();
+        let wild = text.contains(WILDCARD);
+        Self {
+            variable: wild || digits > 0,
+            word: id != WILD
+                && !wild
+                && !text.starts_with(|c: char| c.is_ascii_digit())
+                && digits <= 2
+                && text.bytes().any(|b| b.is_ascii_alphabetic()),
+            key: text.ends_with([':', '='])
+                || LABEL_NOUNS.iter().any(|n| n.eq_ignore_ascii_case(text)),
+        }
+    }
 }
 
 /// Nouns whose next word is the value they name, in any log format.

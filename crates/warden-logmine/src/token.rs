@@ -379,10 +379,9 @@ impl<'a> Iterator for Runs<'a> {
         } else {
             self.rest.chars().next()?.is_alphanumeric()
         };
-        // A tight scan while the bytes are ASCII; a character is decoded
-        // only where a non-ASCII one starts.
-        // A separator run stops at an ASCII letter or digit or at a non-ASCII
-        // byte; whitespace is a separator here like any other symbol.
+        // A tight scan while the bytes are ASCII, up to a byte of the other
+        // kind (whitespace is a separator like any other symbol) or of a
+        // non-ASCII character, which alone is decoded.
         let stop = if alnum {
             OTHER | SPACE | NON_ASCII
         } else {
