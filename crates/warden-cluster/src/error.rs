@@ -40,7 +40,7 @@ pub enum ClusterError {
 }
 
 impl ClusterError {
-    pub(crate) fn pg(what: &'static str) -> impl FnOnce(tokio_postgres::Error) -> ClusterError {
+    pub(crate) fn pg(what: &'static str) -> impl Fn(tokio_postgres::Error) -> ClusterError + Copy {
         move |source| ClusterError::Postgres { what, source }
     }
 }

@@ -355,10 +355,7 @@ impl Record {
     }
 
     async fn migrate_once(&self) -> Result<(), ClusterError> {
-        let failed = |source| ClusterError::Postgres {
-            what: "migrate",
-            source,
-        };
+        let failed = ClusterError::pg("migrate");
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(failed)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATE_LOCK])
