@@ -16,6 +16,7 @@ use crate::error::{PolicyError, locate, message_of};
 use crate::explain::{self, Explanation};
 use crate::input::PolicyInput;
 use crate::limits;
+use crate::rego_value;
 
 /// Receives every decision record, e.g. the agent's journal.
 ///
@@ -260,29 +261,28 @@ impl PolicyEngine {
 
     /// Decide `input` at `entry`.
     pub fn decide(&self, entry: Entry, input: &PolicyInput) -> DecisionRecord {
-        let started = Instant::now();
-        match serde_json::to_value(input) {
-            Ok(json) => self.decide_value(entry, json, started),
-            Err(e) => {
-                let bundle = self.current();
-                let decision = policy_error(format!("the input is not JSON: {e}"));
-                self.finish(entry, decision, String::new(), &bundle, started)
-            }
-        }
+        self.decide_serialized(entry, input)
     }
 
     /// Decide a raw JSON `input` at `entry`.
     pub fn decide_json(&self, entry: Entry, input: &serde_json::Value) -> DecisionRecord {
-        self.decide_value(entry, input.clone(), Instant::now())
+        self.decide_serialized(entry, input)
     }
 
-    fn decide_value(
+    fn decide_serialized<T: serde::Serialize + ?Sized>(
         &self,
         entry: Entry,
-        input: serde_json::Value,
-        started: Instant,
+        input: &T,
     ) -> DecisionRecord {
+        let started = Instant::now();
         let bundle = self.current();
+        let value = match rego_value::to_rego(input) {
+            Ok(value) => value,
+            Err(e) => {
+                let decision = policy_error(format!("the input is not JSON: {e}"));
+                return self.finish(entry, decision, String::new(), &bundle, started);
+            }
+        };
         // A span (for traces) around the evaluation; the reasons and the
         // verdict are policy text, never the input, so no secret lands in it.
         let span = tracing::info_span!(
@@ -294,7 +294,6 @@ impl PolicyEngine {
             bundle_hash = %bundle.summary.hash,
         );
         let _enter = span.enter();
-        let value = regorus::Value::from(input);
         let input_hash = hash_value(&value);
         let decision = evaluate(&bundle, entry, value);
         span.record("verdict", tracing::field::display(decision.verdict));

@@ -115,6 +115,7 @@ mod gate;
 mod input;
 mod limits;
 mod query;
+mod rego_value;
 mod testing;
 
 pub use bundle::BundleSummary;
