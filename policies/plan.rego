@@ -23,23 +23,73 @@ steps := s if {
 }
 
 # One pass over the steps: everything the rules below need from a step,
-# read once. A row is [id, tool name, effect, changes, destructive, args,
-# azure]: `changes` when the effect changes state and the step is not a
-# dry run that its tool honours; `destructive` when a destructive tool runs
-# for real; `azure` when the arguments could name Azure resources or a
-# cost (the other steps cannot violate an Azure rule).
+# read once. A row is [id, tool name, effect, changes, destructive, args]:
+# `changes` when the effect changes state and the step is not a dry run
+# that its tool honours; `destructive` when a destructive tool runs for
+# real.
 #
+# Steps as the host writes them (every field there, a known effect, dry-run
+# flags that are booleans) are read with plain references and one table
+# lookup. Any other step makes that pass come up short, and then every
+# step is read the careful way, each field with a default. On regorus's
+# compiled engine a plan's cost is its instructions per step: each loop
+# over the steps costs 2-4k machine instructions a step, each builtin call
+# 1-3k (measured with cachegrind), so the common case makes no builtin call
+# and the rules below loop over the steps as few times as they can.
+# tests/policy/plan_equivalence.rs holds both passes to the earlier,
+# rule-by-rule version.
+rows := fast_rows if fast
+
+rows := careful_rows if not fast
+
+fast if count(fast_rows) == count(steps)
+
+fast_rows := read if {
+	# Rules read once, outside the loop (inside it, each read is a lookup).
+	all := steps
+	effects := known_effects
+	table := step_class
+	read := [[id, name, effect, class[0], class[1], args] |
+		some raw in all
+		id := raw.id
+		tool := raw.tool
+		name := tool.name
+		effect := tool.effect
+		args := raw.args
+		effect in effects
+		class := table[effect][raw.dry_run][tool.supports_dry_run]
+
+		# regorus's compiled engine lets `x := <undefined>` succeed, and a
+		# comparison with an undefined side fails: a step missing a field, or
+		# with an effect or flag the table has no entry for, drops out here.
+		id == id
+		name == name
+		args == args
+		class == class
+	]
+}
+
+# [changes, destructive] by effect, then the step's dry_run, then whether
+# its tool honours dry runs.
+step_class := {
+	"read-only": {
+		true: {true: [false, false], false: [false, false]},
+		false: {true: [false, false], false: [false, false]},
+	},
+	"mutating": {
+		true: {true: [false, false], false: [true, false]},
+		false: {true: [true, false], false: [true, false]},
+	},
+	"destructive": {
+		true: {true: [false, false], false: [true, true]},
+		false: {true: [true, true], false: [true, true]},
+	},
+}
+
 # Each field is one `object.get` down a path from a one-key wrapper `w`:
 # the path walk gives the default wherever a step, its tool or its args is
-# not an object, so no per-step function call is needed. Builtin and
-# function calls are most of a plan decision's cost on regorus's compiled
-# engine (about 2.6k machine instructions per builtin call, measured with
-# cachegrind); this form makes 10 builtin calls per step and no function
-# call, where the one before made the same 10 plus three calls of
-# `fn.object_or_empty` (each one more builtin), and a plan costs 19% fewer
-# instructions per step. tests/policy/plan_equivalence.rs holds it to the
-# earlier, rule-by-rule version.
-rows := [[id, name, effect, changes, destructive, args, azure] |
+# not an object.
+careful_rows := [[id, name, effect, changes, destructive, args] |
 	some raw in steps
 	w := {"s": raw}
 	id := object.get(w, ["s", "id"], "(no id)")
@@ -49,10 +99,22 @@ rows := [[id, name, effect, changes, destructive, args, azure] |
 	live := [object.get(w, ["s", "dry_run"], null), object.get(w, ["s", "tool", "supports_dry_run"], null)] != [true, true]
 	changes := [effect in {"mutating", "destructive"}, live] == [true, true]
 	destructive := [effect == "destructive", live] == [true, true]
-	azure := [object.get(w, ["s", "args", "resources"], null), object.get(w, ["s", "args", "template"], null), is_number(object.get(w, ["s", "args", "estimated_monthly_cost_usd"], null))] != [null, null, false]
 ]
 
-azure_rows := [row | some row in rows; row[6]]
+# The steps whose arguments could name Azure resources or a cost (the
+# other steps cannot violate an Azure rule), in step order.
+azure_steps contains i if {
+	some i, raw in steps
+	some key in ["resources", "template"]
+	raw.args[key] != null
+}
+
+azure_steps contains i if {
+	some i, raw in steps
+	is_number(raw.args.estimated_monthly_cost_usd)
+}
+
+azure_rows := [rows[i] | some i in azure_steps]
 
 changing_steps := [row[0] | some row in rows; row[3]]
 
@@ -77,8 +139,10 @@ deny contains msg if {
 	msg := sprintf("The plan has %d steps and the limit is %d; split the task.", [count(steps), max_plan_steps])
 }
 
-# Every step must declare an effect the policy understands.
+# Every step must declare an effect the policy understands (each step the
+# fast pass read does).
 deny contains msg if {
+	not fast
 	some row in rows
 	not row[2] in known_effects
 	msg := sprintf("Step %v uses tool `%s` with the effect `%v`, which the policy does not understand.", [row[0], row[1], row[2]])
@@ -143,10 +207,13 @@ default obligations := {}
 
 obligations := {"cost_ceiling": cost_ceiling} if touches_azure
 
+# By distinct tool name, so a plan of many steps of one tool checks it once.
+tool_names := {row[1] | some row in rows}
+
 touches_azure if {
-	some row in rows
-	is_string(row[1])
-	startswith(row[1], "azure")
+	some name in tool_names
+	is_string(name)
+	startswith(name, "azure")
 }
 
 touches_azure if {

@@ -2,7 +2,9 @@
 //! rewritten for speed, and must decide every plan exactly as the version
 //! kept in `fixtures/plan_reference.rego` does (verdict, every reason,
 //! approvals, obligations), on generated plans that cover each rule's
-//! branches and malformed shapes, in two bundle settings.
+//! branches and malformed shapes, in two bundle settings. Over a third of
+//! the plans are shaped as the host writes them (the policy's fast pass),
+//! some of those with one malformed step (its careful pass).
 
 use serde_json::{Value, json};
 use warden_policy::{Entry, PolicyEngine};
@@ -162,8 +164,40 @@ fn step(g: &mut Gen, i: usize) -> Value {
     Value::Object(s)
 }
 
+/// A step as the host writes it (`PlanStep`): every field there, a known
+/// effect, boolean flags. The shipped policy reads these on its fast pass.
+fn host_step(g: &mut Gen, i: usize) -> Value {
+    json!({
+        "id": format!("s{i}"),
+        "tool": {
+            "name": g.pick(&["http-probe", "azure-deploy", "restart", "azure", "wipe-disk"]),
+            "version": "0.1.0",
+            "effect": g.pick(&["read-only", "mutating", "destructive"]),
+            "supports_dry_run": g.chance(5),
+            "declared_hosts": [],
+            "declares_kv": false,
+        },
+        "args": args(g),
+        "dry_run": g.chance(5),
+    })
+}
+
 fn plan_input(g: &mut Gen) -> Value {
     let steps = match g.below(20) {
+        // Host-shaped plans, some with one odd step among them.
+        3..=9 => {
+            let n = 1 + g.below(8);
+            let odd = g.chance(3).then(|| g.below(n));
+            json!(
+                (0..n)
+                    .map(|i| if Some(i) == odd {
+                        step(g, i)
+                    } else {
+                        host_step(g, i)
+                    })
+                    .collect::<Vec<_>>()
+            )
+        }
         0 => json!("not a list"),
         1 => json!((0..51).map(|i| step(g, i)).collect::<Vec<_>>()),
         2 => json!([]),
@@ -299,6 +333,65 @@ fn a_step_that_is_not_an_object_is_denied_not_skipped() {
         d.reasons
             .iter()
             .any(|r| r.contains("Step (no id) uses tool `(unnamed)` with the effect `(none)`")),
+        "{d:?}"
+    );
+}
+
+/// Plans the host builds (`PolicyInput::plan`) are read on the fast pass:
+/// a copy of the bundle that denies whenever the careful pass runs allows
+/// them, on the compiled engine the host decides with.
+#[test]
+fn plans_the_host_builds_take_the_fast_pass() {
+    use warden_policy::{PlanStep, PolicyContext, PolicyInput, ToolInfo};
+    use warden_types::Effect;
+
+    let (dir, _) = pair(json!({}));
+    let plan = dir.path().join("plan.rego");
+    let text = fs_err::read_to_string(&plan).unwrap();
+    fs_err::write(
+        &plan,
+        format!(
+            "{text}\ndeny contains \"the careful pass ran\" if not count(fast_rows) == count(steps)\n"
+        ),
+    )
+    .unwrap();
+    let engine = PolicyEngine::load(dir.path()).unwrap();
+    let mut ctx = PolicyContext::default();
+    ctx.agent.env = "dev".into();
+    let mut g = Gen(0x5eed_0003);
+    for effect in [Effect::ReadOnly, Effect::Mutating, Effect::Destructive] {
+        let steps = (0..5)
+            .map(|i| PlanStep {
+                id: format!("s{i}"),
+                tool: ToolInfo {
+                    name: "restart".into(),
+                    version: "0.1.0".into(),
+                    effect,
+                    supports_dry_run: g.chance(5),
+                    declared_hosts: vec!["api.example.com".into()],
+                    declares_kv: g.chance(5),
+                },
+                args: args(&mut g),
+                dry_run: g.chance(5),
+            })
+            .collect();
+        let d = engine
+            .decide(Entry::Plan, &PolicyInput::plan(&ctx, steps))
+            .decision;
+        assert!(
+            !d.reasons.iter().any(|r| r.contains("careful pass")),
+            "{effect:?}: {d:?}"
+        );
+    }
+    // The marker works: a step without an id is read carefully.
+    let odd = json!({
+        "agent": {"name": "edge-01", "env": "dev"},
+        "history": {"mutations_last_hour": 0},
+        "plan": {"steps": [{"tool": {"name": "restart", "effect": "read-only", "supports_dry_run": false}, "args": {}, "dry_run": false}]},
+    });
+    let d = engine.decide_json(Entry::Plan, &odd).decision;
+    assert!(
+        d.reasons.iter().any(|r| r.contains("careful pass")),
         "{d:?}"
     );
 }
