@@ -1,5 +1,5 @@
-//! Decide one plan again and again, to count what a plan decision costs
-//! without a bench harness.
+//! Decide one plan (or one call) again and again, to time a decision
+//! without a bench harness, or to profile one.
 //!
 //! ```text
 //! cargo build --release -p warden-policy --example decide_loop
@@ -7,9 +7,10 @@
 //! ```
 //!
 //! Each step runs a read-only tool with one templated argument, as the
-//! `agent_step` bench's plan does. It prints the fastest batch's time per
-//! decision; the time per step is the difference between two plan sizes,
-//! divided by the difference in steps.
+//! `agent_step` bench's plan does; `STEPS` 0 decides that tool's call
+//! instead. It prints the fastest batch's time per decision; the time per
+//! step is the difference between two plan sizes, divided by the
+//! difference in steps.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -17,7 +18,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use warden_policy::{Entry, PlanStep, PolicyContext, PolicyEngine, PolicyInput, ToolInfo};
-use warden_types::{Effect, Verdict};
+use warden_types::{Effect, ToolManifest, Verdict};
 
 /// How many batches of decisions are timed.
 const BATCHES: usize = 7;
@@ -49,18 +50,34 @@ fn main() -> Result<()> {
         declared_hosts: Vec::new(),
         declares_kv: false,
     };
-    let plan = (0..steps)
-        .map(|i| PlanStep {
-            id: format!("s{i}"),
-            tool: tool.clone(),
-            args: serde_json::json!({"text": "{{ task.id }}"}),
-            dry_run: false,
-        })
-        .collect();
-    let input = PolicyInput::plan(&ctx, plan);
-    let first = engine.decide(Entry::Plan, &input);
+    let args = serde_json::json!({"text": "{{ task.id }}"});
+    let (entry, input) = if steps == 0 {
+        let manifest = ToolManifest {
+            name: tool.name.clone(),
+            version: tool.version.clone(),
+            description: String::new(),
+            input_schema: serde_json::json!({}),
+            output_schema: serde_json::json!({}),
+            effect: tool.effect,
+            supports_dry_run: tool.supports_dry_run,
+            capabilities: Vec::new(),
+        };
+        let input = PolicyInput::call(&ctx, &manifest, args, "s0", false);
+        (Entry::Call, input)
+    } else {
+        let plan = (0..steps)
+            .map(|i| PlanStep {
+                id: format!("s{i}"),
+                tool: tool.clone(),
+                args: args.clone(),
+                dry_run: false,
+            })
+            .collect();
+        (Entry::Plan, PolicyInput::plan(&ctx, plan))
+    };
+    let first = engine.decide(entry, &input);
     if first.decision.verdict != Verdict::Allow {
-        bail!("the plan was not allowed: {:?}", first.decision);
+        bail!("the input was not allowed: {:?}", first.decision);
     }
     // Batches of `repeats` decisions; the fastest batch is the figure
     // (this machine's other work only ever adds time).
@@ -68,7 +85,7 @@ fn main() -> Result<()> {
     for _ in 0..BATCHES {
         let started = Instant::now();
         for _ in 0..repeats {
-            black_box(engine.decide(Entry::Plan, black_box(&input)));
+            black_box(engine.decide(entry, black_box(&input)));
         }
         best = best.min(started.elapsed().as_secs_f64() / repeats.max(1) as f64);
     }
