@@ -75,6 +75,15 @@ fn tagged(variant: &'static str, value: Value) -> Value {
     object(vec![(name(variant), value)])
 }
 
+/// Integer methods: each widens to the type regorus takes.
+macro_rules! numbers {
+    ($($method:ident : $ty:ty => $wide:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<Value, Error> {
+            Ok(Value::from(<$wide>::from(v)))
+        }
+    )*};
+}
+
 struct Serializer;
 
 impl ser::Serializer for Serializer {
@@ -91,36 +100,18 @@ impl ser::Serializer for Serializer {
     fn serialize_bool(self, v: bool) -> Result<Value, Error> {
         Ok(Value::Bool(v))
     }
-    fn serialize_i8(self, v: i8) -> Result<Value, Error> {
-        Ok(Value::from(i64::from(v)))
-    }
-    fn serialize_i16(self, v: i16) -> Result<Value, Error> {
-        Ok(Value::from(i64::from(v)))
-    }
-    fn serialize_i32(self, v: i32) -> Result<Value, Error> {
-        Ok(Value::from(i64::from(v)))
-    }
-    fn serialize_i64(self, v: i64) -> Result<Value, Error> {
-        Ok(Value::from(v))
-    }
-    fn serialize_i128(self, v: i128) -> Result<Value, Error> {
-        Ok(Value::from(v))
-    }
-    fn serialize_u8(self, v: u8) -> Result<Value, Error> {
-        Ok(Value::from(u64::from(v)))
-    }
-    fn serialize_u16(self, v: u16) -> Result<Value, Error> {
-        Ok(Value::from(u64::from(v)))
-    }
-    fn serialize_u32(self, v: u32) -> Result<Value, Error> {
-        Ok(Value::from(u64::from(v)))
-    }
-    fn serialize_u64(self, v: u64) -> Result<Value, Error> {
-        Ok(Value::from(v))
-    }
-    fn serialize_u128(self, v: u128) -> Result<Value, Error> {
-        Ok(Value::from(v))
-    }
+    numbers!(
+        serialize_i8: i8 => i64,
+        serialize_i16: i16 => i64,
+        serialize_i32: i32 => i64,
+        serialize_i64: i64 => i64,
+        serialize_i128: i128 => i128,
+        serialize_u8: u8 => u64,
+        serialize_u16: u16 => u64,
+        serialize_u32: u32 => u64,
+        serialize_u64: u64 => u64,
+        serialize_u128: u128 => u128
+    );
     fn serialize_f32(self, v: f32) -> Result<Value, Error> {
         self.serialize_f64(f64::from(v))
     }
@@ -249,49 +240,28 @@ impl Seq {
     }
 }
 
-impl ser::SerializeSeq for Seq {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
-    }
+/// The four serde sequence traits, all one `push` per element.
+macro_rules! seq_traits {
+    ($($trait:ident :: $method:ident),*) => {$(
+        impl ser::$trait for Seq {
+            type Ok = Value;
+            type Error = Error;
+            fn $method<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+                self.push(value)
+            }
+            fn end(self) -> Result<Value, Error> {
+                Ok(self.finish())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeTuple for Seq {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleStruct for Seq {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
-    }
-}
-
-impl ser::SerializeTupleVariant for Seq {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
-        self.push(value)
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
-    }
-}
+seq_traits!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field
+);
 
 struct Map {
     entries: Vec<(Value, Value)>,
@@ -329,37 +299,28 @@ impl ser::SerializeMap for Map {
     }
 }
 
-impl ser::SerializeStruct for Map {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.entries.push((name(key), value.serialize(Serializer)?));
-        Ok(())
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
-    }
+/// Struct fields, named by a static name.
+macro_rules! struct_traits {
+    ($($trait:ident),*) => {$(
+        impl ser::$trait for Map {
+            type Ok = Value;
+            type Error = Error;
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), Error> {
+                self.entries.push((name(key), value.serialize(Serializer)?));
+                Ok(())
+            }
+            fn end(self) -> Result<Value, Error> {
+                Ok(self.finish())
+            }
+        }
+    )*};
 }
 
-impl ser::SerializeStructVariant for Map {
-    type Ok = Value;
-    type Error = Error;
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), Error> {
-        self.entries.push((name(key), value.serialize(Serializer)?));
-        Ok(())
-    }
-    fn end(self) -> Result<Value, Error> {
-        Ok(self.finish())
-    }
-}
+struct_traits!(SerializeStruct, SerializeStructVariant);
 
 /// Map keys, as JSON has them: strings; integers, booleans and characters
 /// become their text, as `serde_json` writes them.
@@ -369,8 +330,13 @@ fn key_error() -> Error {
     Error("a map key must be a string".into())
 }
 
-fn text_key(text: impl Display) -> Result<Value, Error> {
-    Ok(Value::from(text.to_string()))
+/// Key methods for scalars that JSON writes as their text.
+macro_rules! text_keys {
+    ($($method:ident : $ty:ty),*) => {$(
+        fn $method(self, v: $ty) -> Result<Value, Error> {
+            Ok(Value::from(v.to_string()))
+        }
+    )*};
 }
 
 impl ser::Serializer for KeySerializer {
@@ -387,42 +353,20 @@ impl ser::Serializer for KeySerializer {
     fn serialize_str(self, v: &str) -> Result<Value, Error> {
         Ok(Value::from(v))
     }
-    fn serialize_char(self, v: char) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_bool(self, v: bool) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_i8(self, v: i8) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_i16(self, v: i16) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_i32(self, v: i32) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_i64(self, v: i64) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_i128(self, v: i128) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_u8(self, v: u8) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_u16(self, v: u16) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_u32(self, v: u32) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_u64(self, v: u64) -> Result<Value, Error> {
-        text_key(v)
-    }
-    fn serialize_u128(self, v: u128) -> Result<Value, Error> {
-        text_key(v)
-    }
+    text_keys!(
+        serialize_char: char,
+        serialize_bool: bool,
+        serialize_i8: i8,
+        serialize_i16: i16,
+        serialize_i32: i32,
+        serialize_i64: i64,
+        serialize_i128: i128,
+        serialize_u8: u8,
+        serialize_u16: u16,
+        serialize_u32: u32,
+        serialize_u64: u64,
+        serialize_u128: u128
+    );
     fn serialize_unit_variant(
         self,
         _: &'static str,
