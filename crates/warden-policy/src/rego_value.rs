@@ -16,25 +16,17 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-
-use foldhash::HashMap;
 use std::fmt::Display;
 
+use foldhash::HashMap;
 use regorus::Value;
 use serde::Serialize;
 use serde::ser::{self, Impossible};
 
 /// Why a value could not become a regorus value.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
 pub(crate) struct Error(String);
-
-impl Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Error {}
 
 impl ser::Error for Error {
     fn custom<T: Display>(msg: T) -> Self {
@@ -580,6 +572,23 @@ mod tests {
             (2, "two"),
         ]));
         same(&f64::NAN);
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_last_value_as_serde_json_does() {
+        struct Twice;
+        impl Serialize for Twice {
+            fn serialize<S: ser::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                use ser::SerializeMap;
+                let mut map = s.serialize_map(None)?;
+                map.serialize_entry("a", &1)?;
+                map.serialize_entry("b", &2)?;
+                map.serialize_entry("a", &3)?;
+                map.end()
+            }
+        }
+        same(&Twice);
+        assert_eq!(to_rego(&Twice).unwrap()["a"], Value::from(3u64));
     }
 
     #[test]
