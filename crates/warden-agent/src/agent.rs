@@ -81,6 +81,8 @@ pub struct Agent {
     pub(crate) budget: Budget,
     pub(crate) dry_run: bool,
     pub(crate) ledger: Option<Arc<dyn crate::executor::Ledger>>,
+    /// Renders step arguments and summaries; built once, shared by runs.
+    pub(crate) renderer: crate::template::Renderer,
 }
 
 impl std::fmt::Debug for Agent {
@@ -435,6 +437,7 @@ impl AgentBuilder {
             budget: self.budget,
             dry_run: self.dry_run,
             ledger: self.ledger,
+            renderer: crate::template::Renderer::new(),
         })
     }
 }

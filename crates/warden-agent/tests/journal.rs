@@ -614,3 +614,39 @@ fn a_journal_or_head_that_is_a_device_is_refused_not_read_forever() {
         report.problems
     );
 }
+
+#[test]
+fn a_record_line_holds_its_fields_in_order_and_escapes_every_string() {
+    use warden_agent::JournalRecord;
+    // Quotes, a backslash, a newline, a control character and non-ASCII
+    // text in the header and in the event: each must come back as written.
+    let task_id = "t-\"1\"\\\n\u{1}é";
+    let mut event = call("s\"1\n", Effect::ReadOnly);
+    if let JournalEvent::Call(c) = &mut event {
+        c.reasons = vec!["a \"reason\"\r\nwith\ttabs \u{7f} and ✓".into()];
+        c.output = Some(serde_json::json!({"z": 1, "a": [true, null, 1.5]}));
+    }
+    let ts = "2026-12-05T14:00:00Z";
+    let (line, record) =
+        JournalRecord::seal(&key(), 7, ts, task_id, &event, JournalRecord::GENESIS).unwrap();
+    assert!(line.ends_with("\"}\n") && line.matches('\n').count() == 1, "{line}");
+    assert_eq!(JournalRecord::open(&key(), &line).unwrap(), record);
+    assert_eq!(record.task_id, task_id);
+    assert_eq!(record.event, event);
+    // The members, in order: the header, the event's kind and data, then
+    // the chain's `prev` and the MAC.
+    let at = |member: &str| line.find(member).unwrap();
+    let order = [
+        at("{\"seq\":7,"),
+        at(",\"ts\":"),
+        at(",\"task_id\":"),
+        at(",\"kind\":\"call\","),
+        at(",\"data\":{"),
+        line.rfind(",\"prev\":").unwrap(),
+        line.rfind(",\"mac\":").unwrap(),
+    ];
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{line}");
+    let text: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(text["mac"], record.mac.as_str());
+    assert_eq!(text["data"]["output"]["z"], 1);
+}

@@ -477,7 +477,7 @@ pub(crate) fn evaluate(bundle: &Bundle, entry: Entry, input: regorus::Value) -> 
                 .map_err(|e| format!("{e:#}"))
         }
     };
-    let (outcome, exceeded) = limits::scoped(bundle.limits, || {
+    let (outcome, exceeded) = limits::scoped(bundle.limits, started, || {
         std::panic::catch_unwind(AssertUnwindSafe(run))
     });
     // A limit a builtin hit is the reason, whatever the engine made of the
@@ -488,7 +488,7 @@ pub(crate) fn evaluate(bundle: &Bundle, entry: Entry, input: regorus::Value) -> 
     // regorus reads its (wall) clock only between instructions, against a
     // backstop; the budget is the CPU time the evaluation spent, so one that
     // finished past it (one slow instruction at the end) still fails closed.
-    if outcome.is_ok() && started.spent() > bundle.timeout {
+    if outcome.is_ok() && started.over(bundle.timeout) {
         return policy_error(format!(
             "evaluation ran over its time budget of {} ms",
             bundle.timeout.as_millis()

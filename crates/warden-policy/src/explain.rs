@@ -121,7 +121,10 @@ fn attribute(
         ..bundle.limits
     };
     for (path, source) in copies {
-        let (value, exceeded) = crate::limits::scoped(limits, || engine.eval_rule(rule_ref(&path)));
+        let (value, exceeded) =
+            crate::limits::scoped(limits, crate::limits::Stopwatch::start(), || {
+                engine.eval_rule(rule_ref(&path))
+            });
         let (Ok(value), None) = (value, exceeded) else {
             continue;
         };

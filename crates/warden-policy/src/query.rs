@@ -90,8 +90,9 @@ impl RegoQuery {
             engine.set_input(input.clone());
         }
         if let Some(term) = &self.input_term {
-            let (results, exceeded) =
-                limits::scoped(limits, || engine.eval_query(term.clone(), false));
+            let (results, exceeded) = limits::scoped(limits, limits::Stopwatch::start(), || {
+                engine.eval_query(term.clone(), false)
+            });
             if let Some(exceeded) = exceeded {
                 return Err(fail(&exceeded));
             }
@@ -112,8 +113,9 @@ impl RegoQuery {
         let modules = analysis::analyze(&mut engine).map_err(|e| fail(&e))?;
         analysis::check_recursion(&modules)?;
         engine.set_strict_builtin_errors(self.strict_builtin_errors);
-        let (results, exceeded) =
-            limits::scoped(limits, || engine.eval_query(self.query.clone(), false));
+        let (results, exceeded) = limits::scoped(limits, limits::Stopwatch::start(), || {
+            engine.eval_query(self.query.clone(), false)
+        });
         if let Some(exceeded) = exceeded {
             return Err(fail(&exceeded));
         }

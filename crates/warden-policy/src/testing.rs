@@ -109,7 +109,9 @@ pub fn run_tests(dir: impl AsRef<Path>) -> Result<TestReport, crate::PolicyError
             let started = Instant::now();
             let mut engine = bundle.engine.clone();
             let (result, exceeded) =
-                limits::scoped(bundle.limits, || engine.eval_rule(name.clone()));
+                limits::scoped(bundle.limits, limits::Stopwatch::start(), || {
+                    engine.eval_rule(name.clone())
+                });
             let outcome = match (result, exceeded) {
                 (_, Some(exceeded)) => TestOutcome::Error {
                     message: exceeded.to_string(),

@@ -58,7 +58,7 @@ impl Run<'_> {
     pub(super) fn summary(&self, template: Option<&str>) -> String {
         if let Some(t) = template {
             let ctx = self.template_view();
-            match self.renderer.render_text(t, &ctx) {
+            match self.agent.renderer.render_text(t, &ctx) {
                 Ok(s) => return s.trim().to_string(),
                 Err(e) => {
                     tracing::warn!(error = %e, "the summary template failed; using the generated summary")

@@ -27,7 +27,7 @@ use crate::error::AgentError;
 use crate::journal::{Digest, JournalEvent, PlanProposed, RecalledCase, TaskStarted};
 use crate::planner::{Case, PlanContext, Planner, Proposal};
 use crate::task::{Observation, Outcome, OutcomeStatus, Plan, Step, StepStatus, Task};
-use crate::template::{Renderer, has_template};
+use crate::template::{Expressions, has_template};
 
 pub(crate) use step::{Scope, StepCall};
 
@@ -46,7 +46,8 @@ struct Run<'a> {
     /// Plans from this planner instead of the agent's.
     planner: Option<&'a dyn Planner>,
     cancel: CancellationToken,
-    renderer: Renderer,
+    /// The expressions this run's templates compiled, for its later steps.
+    expressions: Expressions<'a>,
     started: Instant,
     deadline: Instant,
     plan: Plan,
@@ -319,7 +320,9 @@ struct TemplateCache {
     /// `task`, `env`, `alert` and `attachments`: the same for the whole run.
     base: Option<[(&'static str, minijinja::Value); 4]>,
     /// `steps.<id>` of each finished step; a step's output never changes.
-    steps: BTreeMap<String, minijinja::Value>,
+    /// Shared with the contexts built from it: a wave's context takes a
+    /// reference, not a copy of every earlier step.
+    steps: Arc<BTreeMap<String, minijinja::Value>>,
 }
 
 fn template_base(task: &Task) -> [(&'static str, minijinja::Value); 4] {
@@ -356,7 +359,7 @@ impl<'a> Run<'a> {
             dry_run: agent.dry_run,
             planner: None,
             cancel,
-            renderer: Renderer::new(),
+            expressions: Expressions::default(),
             started,
             deadline: started + agent.budget.wall_time,
             plan: Plan::default(),
@@ -487,9 +490,13 @@ impl Run<'_> {
         if cache.base.is_none() {
             cache.base = Some(template_base(self.task));
         }
-        for (id, (status, output)) in &self.outputs {
-            if !cache.steps.contains_key(id) {
-                cache.steps.insert(id.clone(), step_value(*status, output));
+        if cache.steps.len() < self.outputs.len() {
+            // The last wave's context is gone by now, so this does not copy.
+            let steps = Arc::make_mut(&mut cache.steps);
+            for (id, (status, output)) in &self.outputs {
+                if !steps.contains_key(id) {
+                    steps.insert(id.clone(), step_value(*status, output));
+                }
             }
         }
         self.template_view()
@@ -498,14 +505,19 @@ impl Run<'_> {
     /// The context templates render against: converted values from the
     /// cache, the rest converted now.
     fn template_view(&self) -> minijinja::Value {
-        let steps =
+        // Only finished steps are cached and none is ever removed, so equal
+        // sizes mean the cache holds every step.
+        let steps = if self.template.steps.len() == self.outputs.len() {
+            minijinja::Value::from_dyn_object(Arc::clone(&self.template.steps))
+        } else {
             minijinja::Value::from_iter(self.outputs.iter().map(|(id, (status, output))| {
                 let v = match self.template.steps.get(id) {
                     Some(v) => v.clone(),
                     None => step_value(*status, output),
                 };
                 (id.as_str(), v)
-            }));
+            }))
+        };
         let base = match &self.template.base {
             Some(b) => b.clone(),
             None => template_base(self.task),
@@ -878,7 +890,11 @@ impl Run<'_> {
             ledger: self.ledger.as_deref(),
             revision: self.step_key(&step.id).revision,
         };
-        let args = match self.renderer.render(&step.args, ctx) {
+        let args = match self
+            .agent
+            .renderer
+            .render(&step.args, ctx, &self.expressions)
+        {
             Ok(a) => a,
             Err(e) => {
                 let obs = Observation {

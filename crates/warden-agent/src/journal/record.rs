@@ -88,16 +88,6 @@ impl JournalRecord {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    seq: u64,
-    ts: &'a str,
-    task_id: &'a str,
-    kind: &'a str,
-    data: &'a Value,
-    prev: &'a str,
-}
-
 #[derive(Deserialize)]
 struct Raw {
     seq: u64,
@@ -110,6 +100,13 @@ struct Raw {
 }
 
 /// The line for `event` (ending in `\n`) and its MAC.
+///
+/// The body is `{"seq","ts","task_id","kind","data","prev"}`: the event
+/// serialises adjacently tagged (`{"kind":…,"data":…}`), so its two members
+/// are written straight between the header and `prev`, in one pass and
+/// without an intermediate `serde_json::Value`. The MAC covers these bytes
+/// as written; readers check it against the line's text, never a
+/// re-encoding.
 pub(crate) fn encode(
     key: &HostKey,
     seq: u64,
@@ -118,25 +115,34 @@ pub(crate) fn encode(
     event: &JournalEvent,
     prev: &str,
 ) -> Result<(String, String), serde_json::Error> {
-    let mut value = serde_json::to_value(event)?;
-    let data = value
-        .get_mut("data")
-        .map(Value::take)
-        .unwrap_or(Value::Null);
-    let body = serde_json::to_string(&Body {
-        seq,
-        ts,
-        task_id,
-        kind: event.kind(),
-        data: &data,
-        prev,
-    })?;
-    let mac = key.tag(body.as_bytes());
-    let mut line = body;
-    line.pop();
-    line.push_str(",\"mac\":\"");
-    line.push_str(&mac);
-    line.push_str("\"}\n");
+    let mut body = Vec::with_capacity(256);
+    body.extend_from_slice(b"{\"seq\":");
+    serde_json::to_writer(&mut body, &seq)?;
+    body.extend_from_slice(b",\"ts\":");
+    serde_json::to_writer(&mut body, ts)?;
+    body.extend_from_slice(b",\"task_id\":");
+    serde_json::to_writer(&mut body, task_id)?;
+    body.push(b',');
+    let members = body.len();
+    serde_json::to_writer(&mut body, event)?;
+    // `{"kind":…,"data":…}` → `"kind":…,"data":…`: the event's own braces go.
+    if body.get(members) != Some(&b'{') || body.last() != Some(&b'}') {
+        return Err(serde::ser::Error::custom(
+            "a journal event must serialise as an object",
+        ));
+    }
+    body.remove(members);
+    body.pop();
+    body.extend_from_slice(b",\"prev\":");
+    serde_json::to_writer(&mut body, prev)?;
+    body.push(b'}');
+    let mac = key.tag(&body);
+    body.pop();
+    body.extend_from_slice(b",\"mac\":\"");
+    body.extend_from_slice(mac.as_bytes());
+    body.extend_from_slice(b"\"}\n");
+    // serde_json writes UTF-8 only, and the rest is ASCII.
+    let line = String::from_utf8(body).map_err(|e| serde::ser::Error::custom(e.to_string()))?;
     Ok((line, mac))
 }
 

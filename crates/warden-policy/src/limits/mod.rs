@@ -180,6 +180,15 @@ impl Stopwatch {
     pub(crate) fn wall(&self) -> Duration {
         self.wall.elapsed()
     }
+
+    /// Whether the evaluation spent more than `limit`, as [`Self::spent`]
+    /// counts it. A thread's CPU time cannot run ahead of the wall clock,
+    /// so while the wall time is within `limit` the answer is no without
+    /// reading the CPU clock (a system call: `clock_gettime` serves the
+    /// thread's CPU clock from the kernel, not the vDSO).
+    pub(crate) fn over(&self, limit: Duration) -> bool {
+        self.wall.elapsed() > limit && self.spent() > limit
+    }
 }
 
 /// regorus's own timer reads the wall clock; it is set to this multiple of
@@ -203,10 +212,10 @@ struct Budget {
 }
 
 impl Budget {
-    fn new(limits: Limits) -> Self {
+    fn new(limits: Limits, started: Stopwatch) -> Self {
         Budget {
             limits,
-            started: Stopwatch::start(),
+            started,
             elements: 0,
             bytes: 0,
             exceeded: None,
@@ -234,10 +243,12 @@ impl Budget {
     }
 
     fn late(&self, builtin: &'static str) -> Option<Exceeded> {
-        (self.started.spent() > self.limits.timeout).then_some(Exceeded::Time {
-            builtin,
-            limit: self.limits.timeout,
-        })
+        self.started
+            .over(self.limits.timeout)
+            .then_some(Exceeded::Time {
+                builtin,
+                limit: self.limits.timeout,
+            })
     }
 }
 
@@ -257,11 +268,16 @@ impl Drop for Restore {
     }
 }
 
-/// Run one evaluation under `limits`; also returns the limit a guarded
-/// builtin hit, if any (the evaluation's own result may hide it: an error
-/// inside `not` or a partial rule need not reach the top).
-pub(crate) fn scoped<R>(limits: Limits, run: impl FnOnce() -> R) -> (R, Option<Exceeded>) {
-    let previous = BUDGET.with(|slot| slot.borrow_mut().replace(Budget::new(limits)));
+/// Run one evaluation under `limits`, its time counted from `started`; also
+/// returns the limit a guarded builtin hit, if any (the evaluation's own
+/// result may hide it: an error inside `not` or a partial rule need not
+/// reach the top).
+pub(crate) fn scoped<R>(
+    limits: Limits,
+    started: Stopwatch,
+    run: impl FnOnce() -> R,
+) -> (R, Option<Exceeded>) {
+    let previous = BUDGET.with(|slot| slot.borrow_mut().replace(Budget::new(limits, started)));
     let restore = Restore(previous);
     let result = run();
     let exceeded = BUDGET.with(|slot| {
@@ -357,7 +373,7 @@ pub(crate) fn reserve(builtin: &'static str, cost: Cost) -> anyhow::Result<()> {
                 Some(exceeded) => Err(fail(Some(budget), exceeded)),
                 None => Ok(()),
             },
-            None => match Budget::new(Limits::defaults()).over(builtin, cost) {
+            None => match Budget::new(Limits::defaults(), Stopwatch::start()).over(builtin, cost) {
                 Some(exceeded) => Err(fail(None, exceeded)),
                 None => Ok(()),
             },
@@ -420,6 +436,25 @@ mod tests {
             x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
         }
         assert!(watch.spent() > Duration::ZERO);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn over_counts_cpu_time_and_skips_the_cpu_clock_only_when_it_cannot_matter() {
+        // Working: CPU time passes the small limit, not the large one.
+        let watch = Stopwatch::start();
+        let mut x = 0u64;
+        while watch.spent() < Duration::from_millis(20) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        assert!(watch.over(Duration::from_millis(10)));
+        assert!(!watch.over(Duration::from_secs(60)));
+        // Waiting: the wall clock passes the limit but the CPU clock does
+        // not, so the wall clock alone does not decide it.
+        let watch = Stopwatch::start();
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(watch.wall() > Duration::from_millis(30));
+        assert!(!watch.over(Duration::from_millis(30)));
     }
 
     #[test]
