@@ -428,13 +428,18 @@ mod tests {
         );
     }
 
+    /// Keep a core busy until `done` says so.
+    fn work_until(watch: &Stopwatch, done: impl Fn(&Stopwatch) -> bool) {
+        let mut x = 0u64;
+        while !done(watch) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+    }
+
     #[test]
     fn time_spent_working_counts() {
         let watch = Stopwatch::start();
-        let mut x = 0u64;
-        while watch.wall() < Duration::from_millis(30) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-        }
+        work_until(&watch, |w| w.wall() >= Duration::from_millis(30));
         assert!(watch.spent() > Duration::ZERO);
     }
 
@@ -443,10 +448,7 @@ mod tests {
     fn over_counts_cpu_time_and_skips_the_cpu_clock_only_when_it_cannot_matter() {
         // Working: CPU time passes the small limit, not the large one.
         let watch = Stopwatch::start();
-        let mut x = 0u64;
-        while watch.spent() < Duration::from_millis(20) {
-            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
-        }
+        work_until(&watch, |w| w.spent() >= Duration::from_millis(20));
         assert!(watch.over(Duration::from_millis(10)));
         assert!(!watch.over(Duration::from_secs(60)));
         // Waiting: the wall clock passes the limit but the CPU clock does
