@@ -629,7 +629,10 @@ fn a_record_line_holds_its_fields_in_order_and_escapes_every_string() {
     let ts = "2026-12-05T14:00:00Z";
     let (line, record) =
         JournalRecord::seal(&key(), 7, ts, task_id, &event, JournalRecord::GENESIS).unwrap();
-    assert!(line.ends_with("\"}\n") && line.matches('\n').count() == 1, "{line}");
+    assert!(
+        line.ends_with("\"}\n") && line.matches('\n').count() == 1,
+        "{line}"
+    );
     assert_eq!(JournalRecord::open(&key(), &line).unwrap(), record);
     assert_eq!(record.task_id, task_id);
     assert_eq!(record.event, event);
