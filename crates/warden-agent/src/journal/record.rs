@@ -122,17 +122,16 @@ pub(crate) fn encode(
     serde_json::to_writer(&mut body, ts)?;
     body.extend_from_slice(b",\"task_id\":");
     serde_json::to_writer(&mut body, task_id)?;
-    body.push(b',');
     let members = body.len();
     serde_json::to_writer(&mut body, event)?;
-    // `{"kind":…,"data":…}` → `"kind":…,"data":…`: the event's own braces go.
-    if body.get(members) != Some(&b'{') || body.last() != Some(&b'}') {
+    // `{"kind":…,"data":…}` → `,"kind":…,"data":…`: the event's opening
+    // brace becomes the separator in place, its closing one goes.
+    if body.get(members) != Some(&b'{') || body.pop() != Some(b'}') {
         return Err(serde::ser::Error::custom(
             "a journal event must serialise as an object",
         ));
     }
-    body.remove(members);
-    body.pop();
+    body[members] = b',';
     body.extend_from_slice(b",\"prev\":");
     serde_json::to_writer(&mut body, prev)?;
     body.push(b'}');
