@@ -1,31 +1,14 @@
-//! HNSW index over record vectors (hnsw_rs), with tombstones and a
+//! HNSW index over record vectors (see [`Graph`]), with tombstones and a
 //! checksummed on-disk dump that is only trusted when it matches the store.
 
 use std::collections::{HashMap, HashSet};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 
-use hnsw_rs::prelude::{AnnT, Distance, Hnsw, HnswIo};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::MemoryError;
-use crate::embed::dot;
-use crate::frozen::Frozen;
-
-/// Cosine distance for unit vectors, `1 - a.b` clamped at zero.
-///
-/// Not anndists' `DistCosine` (scalar f64, slow) nor `DistDot`, which asserts
-/// `a.b <= 1` and so panics on the last-bit rounding of normalised f32 vectors.
-#[derive(Debug, Default, Clone, Copy)]
-pub(crate) struct CosineDistance;
-
-impl Distance<f32> for CosineDistance {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        // `f32::max` also maps a NaN to 0, which hnsw_rs's own asserts need.
-        (1.0 - dot(va, vb)).max(0.0)
-    }
-}
+use crate::graph::Graph;
 
 /// HNSW construction and search parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,12 +18,14 @@ pub(crate) struct HnswParams {
     pub ef_search: usize,
 }
 
-const BASENAME: &str = "hnsw";
+const GRAPH_FILE: &str = "graph.bin";
 const META_FILE: &str = "meta.json";
-const FORMAT: u32 = 2;
+/// 3: warden's own graph file; 2 and before were hnsw_rs dumps, which are
+/// rebuilt from the store on open.
+const FORMAT: u32 = 3;
 
-/// Written last into the dump directory: what the dump reflects and checksums
-/// of the files hnsw_rs wrote.
+/// Written last into the dump directory: what the dump reflects and the
+/// checksum of the graph file.
 #[derive(Debug, Serialize, Deserialize)]
 struct DumpMeta {
     format: u32,
@@ -49,26 +34,24 @@ struct DumpMeta {
     dim: usize,
     /// Points in the graph: one per distinct vector.
     points: usize,
-    basename: String,
-    data_sha256: String,
     graph_sha256: String,
 }
 
 /// First 16 bytes of the SHA-256 of a vector's bits: identifies identical vectors.
 type VectorDigest = [u8; 16];
 
-/// The in-memory index: hnsw graph keyed by record slot, plus the slots
+/// The in-memory index: the HNSW graph keyed by record slot, plus the slots
 /// whose records were deleted or replaced since the graph was built.
 ///
-/// Identical vectors share one graph point. hnsw_rs's neighbour heuristic
-/// keeps a candidate only if it is closer to the new point than to every
-/// neighbour kept so far, so a vector that repeats an earlier one (the same
-/// alert firing again, a log line that differs only in masked fields) gets a
+/// Identical vectors share one graph point. The neighbour heuristic keeps a
+/// candidate only if it is closer to the new point than to every neighbour
+/// kept so far, so a vector that repeats an earlier one (the same alert
+/// firing again, a log line that differs only in masked fields) would get a
 /// single link, to its twin: it costs build time, memory and disk and helps
 /// no search. The first slot with a vector is its graph point; later slots
 /// with the same vector are its `duplicates` and are returned with it.
 pub(crate) struct Index {
-    hnsw: Hnsw<'static, f32, CosineDistance>,
+    graph: Graph,
     dim: usize,
     pub(crate) params: HnswParams,
     tombstones: HashSet<u64>,
@@ -78,18 +61,6 @@ pub(crate) struct Index {
     graph_slot: HashMap<VectorDigest, u64>,
     /// Graph point → the other slots with the identical vector.
     duplicates: HashMap<u64, Vec<u64>>,
-    /// The graph copied for fast search (see [`Frozen`]), as of the last
-    /// freeze; `None` until the graph has points.
-    frozen: Option<Frozen>,
-    /// Graph points inserted since the last freeze, searched exhaustively.
-    pending: Pending,
-}
-
-/// Graph points not yet in [`Frozen`]: slots and their vectors, contiguous.
-#[derive(Debug, Default)]
-struct Pending {
-    slots: Vec<u64>,
-    vectors: Vec<f32>,
 }
 
 impl std::fmt::Debug for Index {
@@ -99,7 +70,6 @@ impl std::fmt::Debug for Index {
             .field("points", &self.points)
             .field("tombstones", &self.tombstones.len())
             .field("graph_points", &self.graph_slot.len())
-            .field("pending", &self.pending.slots.len())
             .finish_non_exhaustive()
     }
 }
@@ -107,62 +77,37 @@ impl std::fmt::Debug for Index {
 impl Index {
     /// An empty index sized for about `capacity` points.
     pub(crate) fn new(dim: usize, capacity: usize, params: HnswParams) -> Self {
-        let hnsw = Hnsw::new(
-            params.max_connections,
-            capacity.max(1024),
-            16,
-            params.ef_construction,
-            CosineDistance,
-        );
         Self {
-            hnsw,
+            graph: Graph::new(
+                dim,
+                params.max_connections,
+                params.ef_construction,
+                capacity,
+            ),
             dim,
             params,
             tombstones: HashSet::new(),
             points: 0,
             graph_slot: HashMap::new(),
             duplicates: HashMap::new(),
-            frozen: None,
-            pending: Pending::default(),
         }
     }
 
-    /// Builds an index from `(slot, vector)` pairs, inserting in parallel.
+    /// Builds an index from `(slot, vector)` pairs, linking on all cores.
     pub(crate) fn build(dim: usize, items: &[(u64, Vec<f32>)], params: HnswParams) -> Self {
         let mut index = Self::new(dim, items.len(), params);
-        let mut data: Vec<(&Vec<f32>, usize)> = Vec::with_capacity(items.len());
+        let mut data: Vec<(u64, &[f32])> = Vec::with_capacity(items.len());
         for (slot, v) in items {
             if index.add_distinct(*slot, v) {
-                data.push((v, slot_id(*slot)));
+                data.push((*slot, v));
             }
         }
-        // hnsw_rs parallelises with rayon; below a few thousand points the
-        // thread overhead outweighs the gain.
-        if data.len() >= 4096 {
-            index.hnsw.parallel_insert(&data);
-        } else {
-            for (v, id) in &data {
-                index.hnsw.insert((v.as_slice(), *id));
-            }
-        }
-        index.freeze();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        index.graph.extend(&data, threads);
         Self {
             points: items.len(),
             ..index
         }
-    }
-
-    /// Copies the graph for search and empties `pending`.
-    fn freeze(&mut self) {
-        self.frozen = Frozen::new(&self.hnsw, self.dim);
-        self.pending = Pending::default();
-    }
-
-    /// Pending points a search scans before the graph is copied again: the
-    /// scan costs a few µs per hundred points, a copy about 1 µs per point
-    /// in the graph, so the copy waits longer in big graphs.
-    fn refreeze_after(&self) -> usize {
-        (self.graph_slot.len() / 256).clamp(512, 4096)
     }
 
     pub(crate) fn dim(&self) -> usize {
@@ -176,12 +121,7 @@ impl Index {
 
     pub(crate) fn insert(&mut self, slot: u64, v: &[f32]) {
         if self.add_distinct(slot, v) {
-            self.hnsw.insert((v, slot_id(slot)));
-            self.pending.slots.push(slot);
-            self.pending.vectors.extend_from_slice(v);
-            if self.pending.slots.len() >= self.refreeze_after() {
-                self.freeze();
-            }
+            self.graph.insert(slot, v);
         }
         self.points += 1;
     }
@@ -201,7 +141,7 @@ impl Index {
         }
     }
 
-    /// Marks `slot` deleted; hnsw_rs cannot remove points from its graph.
+    /// Marks `slot` deleted; its graph point stays until the next rebuild.
     pub(crate) fn remove(&mut self, slot: u64) {
         self.tombstones.insert(slot);
     }
@@ -229,8 +169,7 @@ impl Index {
     }
 
     /// The `n` nearest graph points (of those `accept` passes) as `(slot,
-    /// distance)`, nearest first: the frozen graph searched with beam `ef`,
-    /// merged with an exact scan of the points inserted since it was copied.
+    /// distance)`, nearest first, from a search with beam `ef`.
     fn nearest(
         &self,
         q: &[f32],
@@ -238,21 +177,7 @@ impl Index {
         ef: usize,
         accept: Option<&dyn Fn(u64) -> bool>,
     ) -> Vec<(u64, f32)> {
-        let mut hits = match &self.frozen {
-            Some(frozen) => frozen.search(q, ef, accept),
-            None => Vec::new(),
-        };
-        if !self.pending.slots.is_empty() {
-            let scanned = self
-                .pending
-                .slots
-                .iter()
-                .zip(self.pending.vectors.chunks_exact(self.dim.max(1)))
-                .filter(|(slot, _)| accept.is_none_or(|f| f(**slot)))
-                .map(|(slot, v)| (*slot, (1.0 - dot(q, v)).max(0.0)));
-            hits.extend(scanned);
-            hits.sort_by(|a, b| a.1.total_cmp(&b.1));
-        }
+        let mut hits = self.graph.search(q, ef, accept);
         hits.truncate(n);
         hits
     }
@@ -287,35 +212,23 @@ impl Index {
             fs_err::remove_dir_all(&tmp).map_err(|e| MemoryError::io(&tmp, e))?;
         }
         fs_err::create_dir_all(&tmp).map_err(|e| MemoryError::io(&tmp, e))?;
-        let graph_points = self.graph_slot.len();
-        let basename = if graph_points == 0 {
-            BASENAME.to_owned()
-        } else {
-            // hnsw_rs panics instead of returning an error when it cannot create its files.
-            let dumped = catch_unwind(AssertUnwindSafe(|| self.hnsw.file_dump(&tmp, BASENAME)));
-            match dumped {
-                Ok(Ok(name)) => name,
-                Ok(Err(e)) => return Err(index_err(&tmp, format!("dump failed: {e}"))),
-                Err(_) => return Err(index_err(&tmp, "dump panicked".to_owned())),
-            }
-        };
-        let (data_sha256, graph_sha256) = if graph_points == 0 {
-            (String::new(), String::new())
-        } else {
-            (
-                sha256_file(&tmp.join(format!("{basename}.hnsw.data")))?,
-                sha256_file(&tmp.join(format!("{basename}.hnsw.graph")))?,
-            )
-        };
+        let graph_path = tmp.join(GRAPH_FILE);
+        {
+            let file =
+                fs_err::File::create(&graph_path).map_err(|e| MemoryError::io(&graph_path, e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+            self.graph
+                .write_to(&mut w)
+                .and_then(|()| std::io::Write::flush(&mut w))
+                .map_err(|e| MemoryError::io(&graph_path, e))?;
+        }
         let meta = DumpMeta {
             format: FORMAT,
             generation,
             fingerprint: fingerprint.to_owned(),
             dim: self.dim,
-            points: graph_points,
-            basename,
-            data_sha256,
-            graph_sha256,
+            points: self.graph_slot.len(),
+            graph_sha256: sha256_file(&graph_path)?,
         };
         let meta_path = tmp.join(META_FILE);
         let json =
@@ -344,7 +257,13 @@ impl Index {
         let raw = fs_err::read(&meta_path).map_err(|e| e.to_string())?;
         let meta: DumpMeta =
             serde_json::from_slice(&raw).map_err(|e| format!("{}: {e}", meta_path.display()))?;
-        if meta.format != FORMAT || meta.fingerprint != fingerprint || meta.dim != dim {
+        if meta.format != FORMAT {
+            return Err(format!(
+                "dump format {}, this build reads {FORMAT}",
+                meta.format
+            ));
+        }
+        if meta.fingerprint != fingerprint || meta.dim != dim {
             return Err(format!(
                 "built for {} (d={}), store uses {fingerprint} (d={dim})",
                 meta.fingerprint, meta.dim
@@ -356,43 +275,23 @@ impl Index {
                 meta.generation
             ));
         }
-        if meta.points == 0 {
-            return if live.is_empty() {
-                Ok(Self::new(dim, 0, params))
-            } else {
-                Err("empty index for a non-empty store".to_owned())
-            };
-        }
-        let data = dir.join(format!("{}.hnsw.data", meta.basename));
-        let graph = dir.join(format!("{}.hnsw.graph", meta.basename));
-        if sha256_file(&data).map_err(|e| e.to_string())? != meta.data_sha256
-            || sha256_file(&graph).map_err(|e| e.to_string())? != meta.graph_sha256
-        {
+        let path = dir.join(GRAPH_FILE);
+        if sha256_file(&path).map_err(|e| e.to_string())? != meta.graph_sha256 {
             return Err("checksum mismatch".to_owned());
         }
-        // hnsw_rs ties the loaded graph's lifetime to its loader; the loader is
-        // a few hundred bytes without mmap, so one is leaked per load.
-        let io = Box::new(HnswIo::new(dir, &meta.basename));
-        let loaded = catch_unwind(AssertUnwindSafe(move || {
-            let io: &'static mut HnswIo = Box::leak(io);
-            io.load_hnsw::<f32, CosineDistance>()
-        }));
-        let hnsw = match loaded {
-            Ok(Ok(h)) => h,
-            Ok(Err(e)) => return Err(format!("load failed: {e}")),
-            Err(_) => return Err("load panicked".to_owned()),
-        };
+        let file = fs_err::File::open(&path).map_err(|e| e.to_string())?;
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        let mut r = std::io::BufReader::with_capacity(1 << 20, file);
+        let graph =
+            Graph::read_from(&mut r, len, dim).map_err(|e| format!("{}: {e}", path.display()))?;
+        if graph.len() != meta.points {
+            return Err("point count differs from its metadata".to_owned());
+        }
         let mut graph_slot = HashMap::with_capacity(meta.points);
-        for p in hnsw.get_point_indexation() {
-            if graph_slot
-                .insert(digest(p.get_v()), p.get_origin_id() as u64)
-                .is_some()
-            {
+        for (slot, v) in graph.nodes() {
+            if graph_slot.insert(digest(v), slot).is_some() {
                 return Err("two graph points hold the same vector".to_owned());
             }
-        }
-        if graph_slot.len() != meta.points || hnsw.get_nb_point() != meta.points {
-            return Err("point count differs from its metadata".to_owned());
         }
         let graph_slots: HashSet<u64> = graph_slot.values().copied().collect();
         let mut unseen = graph_slots.clone();
@@ -415,17 +314,14 @@ impl Index {
         // Graph points whose records were deleted stay as tombstones; their
         // duplicates, if any are still stored, are found through them.
         let points = live.len() + unseen.len();
-        let frozen = Frozen::new(&hnsw, dim);
         Ok(Self {
-            hnsw,
+            graph,
             dim,
             params,
             tombstones: unseen,
             points,
             graph_slot,
             duplicates,
-            frozen,
-            pending: Pending::default(),
         })
     }
 }
@@ -547,11 +443,6 @@ fn digest(v: &[f32]) -> VectorDigest {
     out
 }
 
-fn slot_id(slot: u64) -> usize {
-    // Slots count records ever stored; they fit a usize on every supported target.
-    usize::try_from(slot).unwrap_or(usize::MAX)
-}
-
 fn index_err(path: &Path, reason: String) -> MemoryError {
     MemoryError::Index {
         path: PathBuf::from(path),
@@ -577,7 +468,7 @@ fn sha256_file(path: &Path) -> Result<String, MemoryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::embed::l2_normalize;
+    use crate::embed::{dot, l2_normalize};
 
     const PARAMS: HnswParams = HnswParams {
         max_connections: 16,
@@ -648,7 +539,7 @@ mod tests {
         let other = Index::load(&path, 5, "other", 16, PARAMS, &live).unwrap_err();
         assert!(other.contains("built for"), "{other}");
 
-        let graph = path.join("hnsw.hnsw.graph");
+        let graph = path.join(GRAPH_FILE);
         let mut bytes = fs_err::read(&graph).unwrap();
         let mid = bytes.len() / 2;
         bytes[mid] ^= 0xff;
@@ -725,30 +616,27 @@ mod tests {
     }
 
     #[test]
-    fn points_inserted_after_the_build_are_found_before_and_after_the_next_copy() {
+    fn points_inserted_after_the_build_are_found() {
         let items = vectors(1400, 24);
         let mut index = Index::build(24, &items[..200], PARAMS);
         for (slot, v) in &items[200..] {
             index.insert(*slot, v);
-            // Found whether it is still pending or already in the copied graph.
             assert_eq!(index.search(v, 1)[0].0, *slot);
         }
-        // 1,200 inserts with a copy every 512: some pending, most copied.
-        assert!(index.frozen.as_ref().is_some_and(|f| f.len() > 1024));
-        assert!(index.pending.slots.len() < 512);
+        assert_eq!(index.graph.len(), 1400);
         for (slot, v) in items.iter().step_by(7) {
             assert_eq!(index.search(v, 1)[0].0, *slot);
         }
     }
 
     #[test]
-    fn an_index_grown_from_empty_searches_exactly_until_its_first_copy() {
+    fn an_index_grown_from_empty_finds_the_exact_top_ten() {
         let items = vectors(100, 16);
         let mut index = Index::new(16, 0, PARAMS);
+        assert!(index.search(&items[0].1, 3).is_empty());
         for (slot, v) in &items {
             index.insert(*slot, v);
         }
-        assert!(index.frozen.is_none());
         let q = &items[5].1;
         let mut exact: Vec<(u64, f32)> = items.iter().map(|(s, v)| (*s, dot(q, v))).collect();
         exact.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -758,7 +646,7 @@ mod tests {
     }
 
     #[test]
-    fn the_copied_graph_finds_most_true_neighbours() {
+    fn the_graph_finds_most_true_neighbours() {
         let items = vectors(3000, 32);
         let index = Index::build(32, &items, PARAMS);
         let mut found = 0;
@@ -771,7 +659,7 @@ mod tests {
                 .filter(|(s, _)| exact[..10].iter().any(|(e, _)| e == s))
                 .count();
         }
-        // 50 queries x 10: uniform 32-d data is hard; hnsw_rs's own search scores the same.
+        // 50 queries x 10 on uniform 32-d data, which is hard for any graph.
         assert!(found >= 450, "recall@10 {}", found as f64 / 500.0);
     }
 

@@ -212,7 +212,7 @@ fn knn(
             })
             .collect();
         for (len, h) in handles {
-            // A search thread cannot panic short of a bug in hnsw_rs; its
+            // A search thread cannot panic short of a bug in the graph; its
             // records then simply get no neighbours.
             out.extend(h.join().unwrap_or_else(|_| vec![Vec::new(); len]));
         }

@@ -264,7 +264,7 @@ fn a_corrupt_or_missing_index_is_rebuilt_from_the_store() {
         let mut m = open(dir.path());
         m.ingest(incidents()).unwrap();
     }
-    let graph = dir.path().join("index/hnsw.hnsw.graph");
+    let graph = dir.path().join("index/graph.bin");
     let mut bytes = fs_err::read(&graph).unwrap();
     bytes.truncate(bytes.len() / 2);
     fs_err::write(&graph, bytes).unwrap();
