@@ -32,7 +32,7 @@ use warden_memory::{MemoryOptions, VectorIndex};
 use warden_sandbox::{Sandbox, SandboxConfig};
 
 const K: usize = 10;
-const EF_SWEEP: [usize; 4] = [16, 32, 64, 128];
+const EF_SWEEP: [usize; 9] = [16, 24, 32, 48, 64, 96, 128, 192, 256];
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -23,7 +23,7 @@ CENTERS = 1_000
 K = 10
 M = 16
 EF_CONSTRUCTION = 100
-EF_SWEEP = [16, 32, 64, 128]
+EF_SWEEP = [16, 24, 32, 48, 64, 96, 128, 192, 256]
 
 
 def mixture(rng, centers, n):

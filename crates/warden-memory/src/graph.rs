@@ -190,10 +190,8 @@ impl Graph {
         id
     }
 
-    /// Adds one vector under `slot` and links it.
-    ///
-    /// # Panics
-    /// Never by design; ids stay below 2^32 because the index caps its size.
+    /// Adds one vector under `slot` and links it. Node ids are `u32`: four
+    /// billion 384-d nodes would take 6 TB, far past any memory this runs in.
     pub(crate) fn insert(&mut self, slot: u64, v: &[f32]) {
         let id = self.push(slot, v);
         self.link(id, Rows::Quiet);
@@ -529,8 +527,14 @@ impl Graph {
     pub(crate) fn nodes(&self) -> impl Iterator<Item = (u64, &[f32])> {
         self.slots
             .iter()
-            .copied()
-            .zip(self.vectors.chunks_exact(self.dim.max(1)))
+            .zip(0u32..)
+            .map(|(&slot, id)| (slot, self.vector(id)))
+    }
+
+    /// Links per node on layers above 0 and the construction beam, as
+    /// [`new`](Self::new) normalised them.
+    pub(crate) fn shape(&self) -> (usize, usize) {
+        (self.m, self.ef_construction)
     }
 
     /// Writes the graph: a header, then each node's slot, level, vector and

@@ -287,6 +287,16 @@ impl Index {
         if graph.len() != meta.points {
             return Err("point count differs from its metadata".to_owned());
         }
+        let want = Graph::new(dim, params.max_connections, params.ef_construction, 0).shape();
+        if graph.shape() != want {
+            return Err(format!(
+                "built with M {} / ef_construction {}, expected {} / {}",
+                graph.shape().0,
+                graph.shape().1,
+                want.0,
+                want.1
+            ));
+        }
         let mut graph_slot = HashMap::with_capacity(meta.points);
         for (slot, v) in graph.nodes() {
             if graph_slot.insert(digest(v), slot).is_some() {
@@ -538,6 +548,12 @@ mod tests {
         assert!(stale.contains("stale"), "{stale}");
         let other = Index::load(&path, 5, "other", 16, PARAMS, &live).unwrap_err();
         assert!(other.contains("built for"), "{other}");
+        let wider = HnswParams {
+            max_connections: 24,
+            ..PARAMS
+        };
+        let shape = Index::load(&path, 5, "fp", 16, wider, &live).unwrap_err();
+        assert!(shape.contains("built with M 16"), "{shape}");
 
         let graph = path.join(GRAPH_FILE);
         let mut bytes = fs_err::read(&graph).unwrap();
