@@ -554,6 +554,13 @@ mod tests {
         };
         let shape = Index::load(&path, 5, "fp", 16, wider, &live).unwrap_err();
         assert!(shape.contains("built with M 16"), "{shape}");
+        // An hnsw_rs dump from before format 3 is rebuilt, not misread.
+        let meta_path = path.join(META_FILE);
+        let meta = fs_err::read_to_string(&meta_path).unwrap();
+        fs_err::write(&meta_path, meta.replace("\"format\": 3", "\"format\": 2")).unwrap();
+        let old = Index::load(&path, 5, "fp", 16, PARAMS, &live).unwrap_err();
+        assert!(old.contains("dump format 2"), "{old}");
+        fs_err::write(&meta_path, meta).unwrap();
 
         let graph = path.join(GRAPH_FILE);
         let mut bytes = fs_err::read(&graph).unwrap();
