@@ -171,10 +171,9 @@ impl Graph {
         2 * self.m
     }
 
-    /// Appends a node without linking it; returns its id.
-    fn push(&mut self, slot: u64, v: &[f32]) -> u32 {
+    /// Appends a node on layers `0..=level` without linking it; returns its id.
+    fn push(&mut self, slot: u64, v: &[f32], level: u8) -> u32 {
         let id = self.slots.len() as u32;
-        let level = level_of(slot, self.m);
         self.vectors.extend(v.iter().take(self.dim));
         self.vectors.resize((self.slots.len() + 1) * self.dim, 0.0);
         self.slots.push(slot);
@@ -193,7 +192,7 @@ impl Graph {
     /// Adds one vector under `slot` and links it. Node ids are `u32`: four
     /// billion 384-d nodes would take 6 TB, far past any memory this runs in.
     pub(crate) fn insert(&mut self, slot: u64, v: &[f32]) {
-        let id = self.push(slot, v);
+        let id = self.push(slot, v, level_of(slot, self.m));
         self.link(id, Rows::Quiet);
     }
 
@@ -201,7 +200,7 @@ impl Graph {
     pub(crate) fn extend(&mut self, items: &[(u64, &[f32])], threads: usize) {
         let first = self.slots.len();
         for (slot, v) in items {
-            self.push(*slot, v);
+            self.push(*slot, v, level_of(*slot, self.m));
         }
         let last = self.slots.len();
         // Below a few thousand points threads cost more than they save.
@@ -605,7 +604,7 @@ impl Graph {
             for x in v.iter_mut() {
                 *x = f32::from_le_bytes(read_array(r)?);
             }
-            let id = g.push_level(slot, &v, level);
+            let id = g.push(slot, &v, level);
             for layer in 0..=level {
                 let count = read_u32(r)? as usize;
                 let cap = if layer == 0 { 2 * m } else { m };
@@ -625,9 +624,9 @@ impl Graph {
         }
         // Links into layers their target is not on would be walked as empty
         // rows; reject them so a search never depends on that.
+        let mut row = Vec::new();
         for id in 0..n as u32 {
             let level = g.levels[id as usize];
-            let mut row = Vec::new();
             for layer in 1..=level {
                 g.links_into(id, layer, Rows::Quiet, &mut row);
                 if row.iter().any(|&l| g.levels[l as usize] < layer) {
@@ -648,17 +647,6 @@ impl Graph {
         }
         g.entry.store(entry, Relaxed);
         Ok(g)
-    }
-
-    /// [`push`](Self::push) with a known level.
-    fn push_level(&mut self, slot: u64, v: &[f32], level: u8) -> u32 {
-        let id = self.push(slot, v);
-        let i = id as usize;
-        self.levels[i] = level;
-        self.upper[i] = (0..usize::from(level) * (self.m + 1))
-            .map(|_| AtomicU32::new(0))
-            .collect();
-        id
     }
 }
 
